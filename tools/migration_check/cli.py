@@ -1,0 +1,207 @@
+"""The command line: flags, output streams, exit codes. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import click
+
+from migration_check import __version__
+from migration_check.config import FormatType, Settings, load_settings
+from migration_check.errors import CheckError, Interrupted
+from migration_check.urls import mask_passwords
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "main"]
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.command(context_settings=_CONTEXT)
+@click.option(
+    "-c", "--config", metavar="FILE",
+    help="Alembic config file.  [default: alembic.ini]",
+)
+@click.option(
+    "-n", "--name", metavar="SECTION",
+    help="Section of the config file to use.  [default: alembic]",
+)
+@click.option(
+    "-x", "x_args", multiple=True, metavar="KEY=VALUE",
+    help="Passed to env.py as context.get_x_argument(); repeatable.",
+)
+@click.option(
+    "--database-url", metavar="URL",
+    help="Use this existing server: a scratch database is created there and dropped after; "
+    "the database named in the URL is never migrated.",
+)
+@click.option(
+    "--postgres-bin", metavar="DIR",
+    help="bin directory of a local PostgreSQL (to match production's major version) "
+    "instead of the bundled one.",
+)
+@click.option(
+    "--server-user", metavar="USER",
+    help="When run as root: the existing unprivileged user the server runs as.  "
+    "[default: nobody]",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice([f.value for f in FormatType]),
+    help="Output format.  [default: text]",
+)
+@click.option(
+    "--no-cache", is_flag=True, default=None,
+    help="Do not reuse the cached initialised cluster.",
+)
+@click.option(
+    "--timeout", type=float, metavar="SECONDS",
+    help="Give up on the migrations after this long.  [default: 600]",
+)
+@click.option(
+    "--lock-timeout", type=float, metavar="SECONDS",
+    help="A statement waiting longer than this for a lock fails.  [default: 60]",
+)
+@click.option("-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks.")
+@click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
+def _command(**kwargs: Any) -> int:
+    """Fail when SQLAlchemy models changed without a matching Alembic revision.
+
+    Upgrades an empty throwaway PostgreSQL database to head and compares it with the models
+    through the project's env.py, as `alembic revision --autogenerate` would.
+
+    Exit codes: 0 models and migrations agree, 1 a revision is missing (findings), 2 the check
+    could not be made.
+    """
+    flags = {
+        "config": kwargs["config"],
+        "name": kwargs["name"],
+        "x_args": tuple(kwargs["x_args"]) or None,
+        "database_url": kwargs["database_url"],
+        "postgres_bin": kwargs["postgres_bin"],
+        "server_user": kwargs["server_user"],
+        "format": FormatType(kwargs["fmt"]) if kwargs["fmt"] else None,
+        "use_cache": False if kwargs["no_cache"] else None,
+        "timeout": kwargs["timeout"],
+        "lock_timeout": kwargs["lock_timeout"],
+        "verbose": kwargs["verbose"],
+    }
+    settings = load_settings(flags)
+    return _run(settings)
+
+
+def _progress(settings: Settings) -> Any:
+    start = time.monotonic()
+    quiet = os.environ.get("CHECK_MIGRATIONS_QUIET") == "1"
+
+    def emit(message: str) -> None:
+        if not quiet:
+            print(f"check-migrations: {message} ({time.monotonic() - start:.1f}s)", file=sys.stderr)
+
+    return emit
+
+
+def _use_color(stream: Any) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _run(settings: Settings) -> int:
+    from migration_check import report
+    from migration_check.runner import run_check
+
+    result = run_check(settings, _progress(settings))
+    if settings.format is FormatType.json:
+        sys.stdout.write(report.render_json(result))
+    elif settings.format is FormatType.github:
+        sys.stdout.write(report.render_github(result))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(report.step_summary(result))
+    else:
+        sys.stdout.write(report.render_text(result, color=_use_color(sys.stdout)))
+    sys.stdout.flush()
+    return EXIT_OK if result.in_sync else EXIT_FINDINGS
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _wants(argv: Sequence[str], *flags: str) -> bool:
+    return any(a in flags for a in argv)
+
+
+def _format_from_argv(argv: Sequence[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--format" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--format="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("CHECK_MIGRATIONS_FORMAT", "text")
+
+
+def _report_error(argv: Sequence[str], kind: str, message: str, detail: str = "") -> None:
+    message = mask_passwords(message)
+    if _wants(argv, "-v", "--verbose") and detail:
+        print(mask_passwords(detail.rstrip()), file=sys.stderr)
+    print(f"check-migrations: error: {message}", file=sys.stderr)
+    if _format_from_argv(argv) == "json":
+        from migration_check.report import render_json_error
+
+        sys.stdout.write(render_json_error(kind, message, exit_code=EXIT_ERROR))
+    elif _format_from_argv(argv) == "github":
+        print(f"::error title=check-migrations could not check::{message}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rc = _command.main(args=args, prog_name="check-migrations", standalone_mode=False)
+        return rc if isinstance(rc, int) else EXIT_OK
+    except click.exceptions.Exit as exc:  # --help, --version
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        _report_error(args, "usage", exc.format_message())
+        return EXIT_ERROR
+    except click.exceptions.Abort:
+        return EXIT_SIGINT
+    except CheckError as exc:
+        kind = type(exc).__name__.removesuffix("Error").lower()
+        _report_error(args, kind, exc.message, exc.detail)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
+        return EXIT_SIGINT
+    except Interrupted as exc:
+        print("check-migrations: terminated; server stopped and files removed", file=sys.stderr)
+        return 128 + exc.signum
+    except Exception as exc:  # a bug in the checker: still one line and exit 2
+        import traceback
+
+        detail = "".join(traceback.format_exception(exc))
+        _report_error(args, "internal", f"internal error: {type(exc).__name__}: {exc}", detail)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Settings: ``[tool.check-migrations]`` in pyproject.toml, then ``CHECK_MIGRATIONS_*``, then flags.
+
+The later source wins, so a team sets defaults in pyproject.toml and CI or a developer
+overrides one value without editing files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from migration_check.errors import ConfigError
+
+__all__ = ["FormatType", "Settings", "load_settings"]
+
+
+class FormatType(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: str = "alembic.ini"
+    name: str = "alembic"
+    x_args: tuple[str, ...] = ()
+    database_url: str | None = None
+    postgres_bin: str | None = None
+    server_user: str | None = None
+    format: FormatType = FormatType.text
+    verbose: bool = False
+    use_cache: bool = True
+    timeout: float = 600.0
+    lock_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    source: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+_TYPES: dict[str, type] = {
+    "config": str,
+    "name": str,
+    "database_url": str,
+    "postgres_bin": str,
+    "server_user": str,
+    "format": FormatType,
+    "verbose": bool,
+    "use_cache": bool,
+    "timeout": float,
+    "lock_timeout": float,
+    "connect_timeout": float,
+}
+# Keys as a user writes them in pyproject.toml (dashes) and in the environment.
+_ALIASES = {"no_cache": "use_cache"}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    kind = _TYPES[key]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind is float:
+            number = float(value)
+            if number <= 0:
+                raise ValueError(value)
+            return number
+        if kind is FormatType:
+            return FormatType(str(value))
+        return str(value)
+    except ValueError:
+        raise ConfigError(
+            f"{origin}: invalid value {value!r} for {key.replace('_', '-')}"
+            + (f" (one of {', '.join(f.value for f in FormatType)})" if kind is FormatType else "")
+        ) from None
+
+
+def _normalise(raw: dict[str, Any], origin: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        k = key.replace("-", "_")
+        if k in _ALIASES:
+            k = _ALIASES[k]
+            value = not _coerce(k, value, origin)
+        if k not in _TYPES:
+            raise ConfigError(
+                f"{origin}: unknown setting {key!r}; known: "
+                + ", ".join(sorted(n.replace("_", "-") for n in _TYPES))
+            )
+        out[k] = _coerce(k, value, origin)
+    return out
+
+
+def _from_pyproject(start: Path) -> tuple[dict[str, Any], str]:
+    path = start / "pyproject.toml"
+    if not path.is_file():
+        return {}, ""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    section = data.get("tool", {}).get("check-migrations", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.check-migrations] must be a table")
+    origin = f"{path} [tool.check-migrations]"
+    return _normalise(section, origin), origin
+
+
+def _from_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for key in [*_TYPES, *_ALIASES]:
+        name = "CHECK_MIGRATIONS_" + key.upper()
+        if name in environ:
+            raw[key] = environ[name]
+    return _normalise(raw, "environment (CHECK_MIGRATIONS_*)") if raw else {}
+
+
+def load_settings(
+    flags: dict[str, Any], *, cwd: Path | None = None, environ: Any = None
+) -> Settings:
+    """Merge the three sources; ``flags`` holds only what was given on the command line."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    py, origin = _from_pyproject(cwd or Path.cwd())
+    for k, v in py.items():
+        values[k], source[k] = v, origin
+    for k, v in _from_env(environ).items():
+        values[k], source[k] = v, "environment"
+    for k, v in flags.items():
+        if v is None:
+            continue
+        values[k], source[k] = v, "command line"
+    known = {f.name for f in dataclasses.fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known}, source=source)

@@ -1,0 +1,205 @@
+"""Renderers: a check's result (or error) as text, JSON or GitHub annotations. No printing here."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from itertools import groupby
+from typing import Any
+
+from migration_check import __version__
+from migration_check.findings import CheckResult, Finding
+
+__all__ = [
+    "JSON_SCHEMA_VERSION",
+    "render_github",
+    "render_json",
+    "render_json_error",
+    "render_text",
+    "step_summary",
+]
+
+JSON_SCHEMA_VERSION = 1
+_SUMMARY_HEAD = "models changed without a matching revision"
+
+
+def _location(f: Finding, fallback: str) -> tuple[str, int]:
+    if f.location is not None:
+        return f.location.file, f.location.line
+    return fallback, 1
+
+
+class _Style:
+    def __init__(self, *, color: bool) -> None:
+        self.color = color
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = True) -> str:
+    """Human report: findings grouped by table, location first, one summary line last."""
+    style = _Style(color=color)
+    if result.in_sync:
+        head = result.heads[0] if result.heads else "base (no revisions)"
+        return style.green(
+            f"check-migrations: models and migrations agree ({result.revisions_applied} "
+            f"revision(s) applied, head {head}, {result.config_file})."
+        ) + "\n"
+    lines: list[str] = []
+    by_table: dict[str, list[Finding]] = defaultdict(list)
+    for f in result.findings:
+        by_table[f.table or ""].append(f)
+    for table in sorted(by_table):
+        lines.append(style.bold(table or "revision history"))
+        for f in by_table[table]:
+            file, line = _location(f, result.config_file)
+            lines.append(f"  {file}:{line}: {style.red(f.subject)}: {f.message} [{f.kind}]")
+            if show_ops and f.op:
+                lines.extend(style.dim("      " + ln) for ln in f.op.splitlines())
+            if f.hint:
+                lines.append(f"      fix: {f.hint}")
+        lines.append("")
+    if any(f.op for f in result.findings):
+        lines.append("Generate the missing revision, review it, and commit it with the models:")
+        lines.append(f"  {result.revision_command}")
+        lines.append("")
+    tables = len([t for t in by_table if t])
+    n = len(result.findings)
+    lines.append(
+        style.red(
+            f"check-migrations: {n} problem{'s' if n != 1 else ''}"
+            + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
+            + f": {_SUMMARY_HEAD}."
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _finding_json(f: Finding, fallback: str) -> dict[str, Any]:
+    file, line = _location(f, fallback)
+    return {
+        "kind": f.kind,
+        "table": f.table,
+        "column": f.column,
+        "object": f.name,
+        "subject": f.subject,
+        "message": f.message,
+        "op": f.op or None,
+        "hint": f.hint or None,
+        "file": file,
+        "line": line,
+        "located": f.location is not None,
+    }
+
+
+def _envelope(verdict: str, exit_code: int) -> dict[str, Any]:
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "tool": {"name": "check-migrations", "version": __version__},
+        "verdict": verdict,
+        "exit_code": exit_code,
+    }
+
+
+def render_json(result: CheckResult) -> str:
+    data = _envelope("in_sync" if result.in_sync else "drift", 0 if result.in_sync else 1)
+    data.update(
+        {
+            "config": result.config_file,
+            "heads": result.heads,
+            "revisions_applied": result.revisions_applied,
+            "revision_command": result.revision_command,
+            "findings": [_finding_json(f, result.config_file) for f in result.findings],
+            "errors": [],
+        }
+    )
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render_json_error(kind: str, message: str, *, exit_code: int) -> str:
+    data = _envelope("error", exit_code)
+    data.update(
+        {
+            "config": None,
+            "heads": [],
+            "revisions_applied": 0,
+            "revision_command": None,
+            "findings": [],
+            "errors": [{"kind": kind, "message": message}],
+        }
+    )
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(result: CheckResult) -> str:
+    """``::error`` workflow commands at each model line, grouped per file."""
+    if result.in_sync:
+        return render_text(result)
+    rows = sorted(
+        ((*_location(f, result.config_file), f) for f in result.findings),
+        key=lambda r: (r[0], r[1], r[2].sort_key()),
+    )
+    out: list[str] = []
+    for file, group in groupby(rows, key=lambda r: r[0]):
+        for _, line, f in group:
+            title = f"Missing migration: {f.subject}"
+            message = f"{f.message} [{f.kind}]"
+            if f.op:
+                message += "\nA revision needs:\n" + f.op
+            if f.hint:
+                message += f"\nFix: {f.hint}"
+            elif f.op:
+                message += f"\nGenerate it: {result.revision_command}"
+            out.append(
+                f"::error file={_escape_property(file)},line={line},"
+                f"title={_escape_property(title)}::{_escape_data(message)}"
+            )
+    n = len(result.findings)
+    out.append(f"check-migrations: {n} problem{'s' if n != 1 else ''}: {_SUMMARY_HEAD}.")
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def step_summary(result: CheckResult) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    if result.in_sync:
+        return (
+            "### check-migrations: models and migrations agree\n\n"
+            f"{result.revisions_applied} revision(s) applied from `{result.config_file}`.\n"
+        )
+    lines = [
+        f"### check-migrations: {len(result.findings)} problem(s): {_SUMMARY_HEAD}",
+        "",
+        "| Where | What | Kind | Message |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in result.findings:
+        file, line = _location(f, result.config_file)
+        lines.append(f"| `{file}:{line}` | `{_md(f.subject)}` | {f.kind} | {_md(f.message)} |")
+    lines += ["", "Generate the missing revision, review it, and commit it with the models:", ""]
+    lines += ["```sh", result.revision_command, "```", ""]
+    return "\n".join(lines)

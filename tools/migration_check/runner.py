@@ -1,0 +1,364 @@
+"""The check's pipeline in the CLI process: load, provision, run the worker, tear down.
+
+This process imports no SQLAlchemy or Alembic (the worker does): it owns the server, the
+signals and the clock, so it can always clean up, whatever env.py does.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import migration_check
+from migration_check.config import Settings
+from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
+from migration_check.findings import CheckResult, Finding
+from migration_check.server import (
+    PORT,
+    SUPERUSER,
+    ThrowawayServer,
+    _parent_death,
+    find_binaries,
+    resolve_server_user,
+)
+from migration_check.urls import DbUrl, mask_passwords, parse_url
+
+__all__ = ["run_check"]
+
+Progress = Callable[[str], None]
+_DEFAULT_DRIVER = "postgresql+psycopg"
+_SYNC_FALLBACK = {"asyncpg": "psycopg", "psycopg_async": "psycopg", "pg8000": "pg8000"}
+
+
+def run_check(settings: Settings, progress: Progress = lambda _m: None) -> CheckResult:
+    """Answer "would autogenerate produce a non-empty revision?" for one Alembic config.
+
+    Raises a ``CheckError`` subclass when the question cannot be answered.
+    """
+    ini = _preflight(settings)
+    project_dir = ini.parent
+    drivername = _project_drivername(settings, ini)
+    database = f"check_migrations_{secrets.token_hex(6)}"
+    with _provision(settings, database, progress) as (target, admin, label, secrets_):
+        url = target.with_database(database, drivername=drivername)
+        sync_url = url.with_database(database, drivername=_sync_driver(drivername))
+        request = {
+            "config": str(ini),
+            "name": settings.name,
+            "x_args": list(settings.x_args),
+            "url": url.render(hide_password=False),
+            "sync_url": sync_url.render(hide_password=False),
+            "database": database,
+            "create_database": True,
+            "admin_conninfo": admin,
+            "connect_timeout": int(settings.connect_timeout),
+            "server_label": label,
+            "allowed": {
+                "host": target.socket_dir or target.host or "localhost",
+                "port": target.port or PORT,
+                "database": database,
+            },
+        }
+        env = _worker_env(url, sync_url, settings)
+        event = _run_worker(request, env, project_dir, settings, progress, secrets_)
+    result = CheckResult(
+        findings=sorted(
+            (Finding.from_dict(f) for f in event["findings"]), key=Finding.sort_key
+        ),
+        revisions_applied=int(event.get("revisions_applied", 0)),
+        heads=list(event.get("heads", [])),
+        config_file=_display_path(ini),
+        revision_command=revision_command(settings, ini),
+    )
+    return result
+
+
+def _display_path(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def revision_command(settings: Settings, ini: Path) -> str:
+    """The command that generates the missing revision, as the user would type it."""
+    parts = []
+    if any((d / "uv.lock").is_file() for d in [ini.parent, *ini.parent.parents][:3]):
+        parts.append("uv run")
+    parts.append("alembic")
+    if _display_path(ini) != "alembic.ini":
+        parts.append(f"-c {_display_path(ini)}")
+    if settings.name != "alembic":
+        parts.append(f"-n {settings.name}")
+    parts.append('revision --autogenerate -m "describe the change"')
+    return " ".join(parts)
+
+
+def _preflight(settings: Settings) -> Path:
+    """Fail on bad configuration before paying for a server."""
+    ini = Path(settings.config)
+    if not ini.is_file():
+        raise ConfigError(
+            f"{settings.config}: no such file; run from the project root or pass --config "
+            "path/to/alembic.ini"
+        )
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
+    if not parser.has_section(settings.name):
+        sections = ", ".join(s for s in parser.sections() if not s.startswith(("logger", "handler", "formatter", "post_write"))) or "none"
+        raise ConfigError(
+            f"{settings.config}: no [{settings.name}] section (sections: {sections}); "
+            "pass the right one with --name"
+        )
+    return ini.resolve()
+
+
+def _project_drivername(settings: Settings, ini: Path) -> str:
+    """The dialect+driver the project uses, so env.py gets a URL its engine accepts."""
+    candidates: list[str] = []
+    if os.environ.get("DATABASE_URL"):
+        candidates.append(os.environ["DATABASE_URL"])
+    env_file = ini.parent / ".env"
+    if env_file.is_file():
+        with contextlib.suppress(Exception):
+            from dotenv import dotenv_values
+
+            value = dotenv_values(env_file).get("DATABASE_URL")
+            if value:
+                candidates.append(value)
+    parser = configparser.RawConfigParser()
+    with contextlib.suppress(configparser.Error, OSError):
+        parser.read(ini, encoding="utf-8")
+        if parser.has_option(settings.name, "sqlalchemy.url"):
+            candidates.append(parser.get(settings.name, "sqlalchemy.url"))
+    for raw in candidates:
+        scheme = raw.split("://", 1)[0].strip() if "://" in raw else ""
+        if scheme in ("postgresql", "postgres"):
+            return "postgresql"
+        if scheme.startswith("postgresql+"):
+            return scheme
+    return _DEFAULT_DRIVER
+
+
+def _sync_driver(drivername: str) -> str:
+    driver = drivername.split("+", 1)[1] if "+" in drivername else "psycopg2"
+    if driver in _SYNC_FALLBACK:
+        return f"postgresql+{_SYNC_FALLBACK[driver]}"
+    return drivername
+
+
+@contextlib.contextmanager
+def _provision(
+    settings: Settings, database: str, progress: Progress
+) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
+    """Yield (server URL, admin conninfo, label, secrets); drop or delete it all afterwards."""
+    if settings.database_url:
+        try:
+            target = parse_url(settings.database_url)
+        except ValueError as exc:
+            raise ConfigError(f"--database-url: {exc}") from exc
+        label = target.label()
+        admin = target.conninfo()
+        admin.setdefault("dbname", "postgres")
+        hidden = (target.password,) if target.password else ()
+        try:
+            yield target, admin, label, hidden
+        finally:
+            with _signals_blocked():
+                _drop_database(admin, database, settings, hidden)
+        return
+    binaries = find_binaries(settings.postgres_bin)
+    user = resolve_server_user(settings.server_user)
+    progress("starting a throwaway PostgreSQL")
+    server = ThrowawayServer(
+        binaries, user, use_cache=settings.use_cache, on_progress=progress
+    )
+    try:
+        server.start()
+        target = DbUrl(
+            _DEFAULT_DRIVER, SUPERUSER, None, None, PORT, "postgres",
+            (("host", server.socket_dir),),
+        )  # fmt: skip
+        yield target, dict(server.admin_conninfo()), "the throwaway server", ()
+    finally:
+        with _signals_blocked():
+            server.stop()
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Teardown must finish even if a second Ctrl-C arrives; the signal waits until after."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _drop_database(
+    admin: dict[str, Any], database: str, settings: Settings, hidden: tuple[str, ...]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(
+            **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
+        ) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(database)
+                )
+            )
+    except psycopg.Error as exc:
+        msg = mask_passwords(str(exc).strip().splitlines()[0] if str(exc) else "", hidden)
+        print(
+            f"check-migrations: warning: could not drop scratch database {database}: {msg}",
+            file=sys.stderr,
+        )
+
+
+def _worker_env(url: DbUrl, sync_url: DbUrl, settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = url.render(hide_password=False)
+    # Libraries that read libpq's variables land on the scratch database too.
+    env["PGHOST"] = url.socket_dir or url.host or "localhost"
+    env["PGPORT"] = str(url.port or PORT)
+    env["PGDATABASE"] = url.database or ""
+    if url.username:
+        env["PGUSER"] = url.username
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    else:
+        env.pop("PGPASSWORD", None)
+    env.pop("PGSERVICE", None)
+    options = env.get("PGOPTIONS", "")
+    env["PGOPTIONS"] = f"{options} -c lock_timeout={int(settings.lock_timeout * 1000)}".strip()
+    package_root = str(Path(migration_check.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def _run_worker(
+    request: dict[str, Any],
+    env: dict[str, str],
+    cwd: Path,
+    settings: Settings,
+    progress: Progress,
+    hidden: tuple[str, ...],
+) -> dict[str, Any]:
+    """Run the worker, relay its progress, and return its result event (or raise)."""
+    read_fd, write_fd = os.pipe()
+    env["CHECK_MIGRATIONS_EVENT_FD"] = str(write_fd)
+    with tempfile.TemporaryFile() as log:
+        out: Any = sys.stderr if settings.verbose else log
+        try:
+            proc = subprocess.Popen(
+                # -P: the worker's sys.path is the project's, as under the `alembic` command.
+                [sys.executable, "-P", "-m", "migration_check.worker"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT if out is log else sys.stderr,
+                pass_fds=(write_fd,),
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_parent_death(signal.SIGKILL),  # noqa: PLW1509
+            )
+        finally:
+            os.close(write_fd)
+        try:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(json.dumps(request).encode())
+                proc.stdin.close()
+            events = _read_events(read_fd, settings.timeout, progress)
+            proc.wait(timeout=10)
+        except BaseException:
+            with _signals_blocked():
+                _kill(proc)
+            raise
+        finally:
+            os.close(read_fd)
+        final = next((e for e in reversed(events) if e["type"] in ("result", "error")), None)
+        if final is None:
+            log.seek(0)
+            tail = mask_passwords(log.read().decode(errors="replace")[-4000:], hidden)
+            last = [ln for ln in tail.splitlines() if ln.strip()]
+            raise WorkerError(
+                f"the Alembic worker died (exit {proc.returncode}) before answering: "
+                f"{last[-1] if last else 'no output'}",
+                detail=tail,
+            )
+    if final["type"] == "error":
+        raise _error_from_event(final, hidden)
+    return final
+
+
+def _error_from_event(event: dict[str, Any], hidden: tuple[str, ...]) -> Exception:
+    message = mask_passwords(event["message"], hidden)
+    detail = mask_passwords(event.get("detail", ""), hidden)
+    kind = event.get("kind")
+    if kind == "migration":
+        return MigrationError(message, detail=detail)
+    if kind == "server":
+        return ServerError(message, detail=detail)
+    if kind == "internal":
+        return WorkerError(f"internal error: {message}", detail=detail)
+    return ConfigError(message, detail=detail)
+
+
+def _read_events(fd: int, timeout: float, progress: Progress) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerError(
+                    f"the migrations did not finish within {timeout:.0f} s (a revision waiting "
+                    "on a lock or looping?); raise --timeout or fix the revision"
+                )
+            if not sel.select(remaining):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return events
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["type"] == "progress":
+                    progress(event["message"])
+                events.append(event)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

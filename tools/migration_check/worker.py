@@ -1,0 +1,458 @@
+"""The Alembic half of a check, run in a child process of the CLI.
+
+Why a separate process: env.py and the models are the project's code. They may call
+``fileConfig()`` (silencing loggers), cache modules under names another project reuses, start
+event loops, or hang on a lock. A fresh interpreter per check keeps each run's imports apart,
+and the parent can always kill it and still tear the server down.
+
+Protocol: the request arrives as JSON on stdin; events leave as JSON lines on the file
+descriptor named by ``CHECK_MIGRATIONS_EVENT_FD``: ``progress``, then exactly one of
+``result`` or ``error``. stdout and stderr belong to env.py and Alembic's logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+from migration_check.findings import CheckResult, Finding
+from migration_check.urls import describe_target
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+__all__ = ["main"]
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class _Failure(Exception):
+    """A failure to report as ``{"type": "error", "kind": ..., "message": ...}``."""
+
+    def __init__(self, kind: str, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.detail = detail
+
+
+class _ForeignConnection(Exception):  # noqa: N818 - raised into env.py's code, named for its reader
+    pass
+
+
+_refused: list[str] = []
+
+
+def _install_guard(allowed: dict[str, Any]) -> None:
+    """Refuse, before any SQL runs, every connection that is not to the scratch database.
+
+    env.py files build their own URLs from settings or .env; without this guard a check could
+    migrate a developer's real database.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    want_host = str(allowed["host"])
+    want_port = int(allowed["port"])
+    want_db = str(allowed["database"])
+
+    def guard(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        host = cparams.get("host") or cparams.get("unix_sock") or ""
+        port = int(cparams.get("port") or 5432)
+        database = cparams.get("dbname") or cparams.get("database") or ""
+        if isinstance(host, str) and host.endswith("/.s.PGSQL.%d" % port):
+            host = host.rsplit("/", 1)[0]
+        ok = (
+            dialect.name == "postgresql"
+            and os.path.normpath(str(host)) == os.path.normpath(want_host)
+            and port == want_port
+            and database == want_db
+        )
+        if not ok:
+            target = describe_target(dialect.name, str(host), port, str(database), cargs)
+            _refused.append(target)
+            raise _ForeignConnection(
+                f"refused a connection to {target}: env.py must connect to the database the "
+                "checker hands it (config.attributes['connection'], sqlalchemy.url or "
+                "DATABASE_URL), never to one it builds itself"
+            )
+
+    event.listen(Engine, "do_connect", guard)
+
+
+def _config(req: dict[str, Any], url: str) -> Config:
+    from alembic.config import Config
+
+    cmd_opts = argparse.Namespace(
+        x=list(req.get("x_args") or []) or None,
+        autogenerate=True,
+        config=req["config"],
+        name=req["name"],
+        raiseerr=True,
+    )
+    cfg = Config(req["config"], ini_section=req["name"], cmd_opts=cmd_opts)
+    if not cfg.file_config.has_section(req["name"]):
+        raise _Failure(
+            "config",
+            f"{req['config']}: no [{req['name']}] section; pass the section holding "
+            "script_location with --name",
+        )
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+@contextmanager
+def _handed_connection(cfg: Config, url: str) -> Iterator[Connection]:
+    """A connection for env.py's ``config.attributes["connection"]``, committed on success."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            try:
+                yield conn
+            finally:
+                cfg.attributes.pop("connection", None)
+    finally:
+        engine.dispose()
+
+
+def _script_error(exc: BaseException) -> _Failure:
+    return _Failure("config", f"revision graph: {exc}; fix the down_revision it names")
+
+
+def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tuple[int, list[str]]:
+    """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.util import CommandError
+
+    state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
+
+    def upgrade_fn(rev: Any, context: MigrationContext) -> Any:
+        state["called"] = True
+        try:
+            heads = list(script.get_heads())
+        except CommandError as exc:
+            raise _script_error(exc) from exc
+        state["heads"] = heads
+        if len(heads) > 1:
+            return []
+        steps = script._upgrade_revs("head", rev)
+        emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
+        for step in steps:
+            step.migration_fn = _tracked(step, step.migration_fn, state)
+        return steps
+
+    try:
+        with (
+            _handed_connection(cfg, url),
+            EnvironmentContext(
+                cfg,
+                script,
+                fn=upgrade_fn,
+                as_sql=False,
+                starting_rev=None,
+                destination_rev="head",
+                tag=None,
+            ),
+        ):
+            script.run_env()
+    except _Failure:
+        raise
+    except BaseException as exc:
+        raise _classify(exc, state, script, phase="upgrade") from exc
+    if not state["called"]:
+        raise _Failure(
+            "config",
+            f"{_env_py(script)}: env.py never called context.run_migrations(); "
+            "call it in online mode (see Alembic's env.py template)",
+        )
+    return int(state["applied"]), list(state["heads"])
+
+
+def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callable[..., Any]:
+    def run(**kw: Any) -> Any:
+        state["current"] = step.revision
+        result = fn(**kw)
+        state["applied"] += 1
+        state["current"] = None
+        return result
+
+    return run
+
+
+def _env_py(script: ScriptDirectory) -> str:
+    return os.path.relpath(os.path.join(script.dir, "env.py"))
+
+
+def _classify(
+    exc: BaseException, state: dict[str, Any], script: ScriptDirectory, *, phase: str
+) -> _Failure:
+    """Turn whatever env.py or a revision raised into one line naming the culprit."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    detail = "".join(traceback.format_exception(exc))
+    if _refused:
+        return _Failure("unsafe", _refused_message(), detail=detail)
+    current = state.get("current")
+    if current is not None:
+        path = os.path.relpath(current.path)
+        if isinstance(exc, DBAPIError):
+            error = _pg_error(exc)
+            return _Failure(
+                "migration",
+                f"revision {current.revision} ({path}) failed on an empty database: {error}; "
+                "fix the revision (a history must build a database from empty)",
+                detail=detail,
+            )
+        return _Failure(
+            "migration",
+            f"revision {current.revision} ({path}) raised {type(exc).__name__}: "
+            f"{_one_line(exc)}",
+            detail=detail,
+        )
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{os.path.relpath(exc.filename)}:{exc.lineno}"
+        return _Failure("config", f"{where}: SyntaxError: {exc.msg}", detail=detail)
+    if isinstance(exc, ImportError):
+        origin = _origin_in_project(exc)
+        name = f"module {exc.name!r}" if exc.name else "a module"
+        return _Failure(
+            "config",
+            f"{origin}: cannot import {name} ({_one_line(exc)}); check the model imports "
+            "and that the project's dependencies are installed",
+            detail=detail,
+        )
+    if isinstance(exc, RevisionError):
+        return _script_error(exc)
+    if isinstance(exc, CommandError):
+        msg = _one_line(exc)
+        if "does not provide a MetaData" in msg:
+            msg = f"{_env_py(script)}: target_metadata is None; set it to the models' MetaData"
+        return _Failure("config", msg, detail=detail)
+    if isinstance(exc, SystemExit):
+        text = exc.code if isinstance(exc.code, str) else f"exit status {exc.code}"
+        return _Failure("config", f"{_env_py(script)} stopped: {text}", detail=detail)
+    if isinstance(exc, DBAPIError):
+        return _Failure("database", f"{phase}: {_pg_error(exc)}", detail=detail)
+    if isinstance(exc, SQLAlchemyError):
+        return _Failure("config", f"{_origin_in_project(exc)}: {_one_line(exc)}", detail=detail)
+    return _Failure(
+        "config",
+        f"{_origin_in_project(exc)}: {type(exc).__name__}: {_one_line(exc)}",
+        detail=detail,
+    )
+
+
+def _refused_message() -> str:
+    return (
+        f"env.py tried to connect to {_refused[0]}, not the checker's scratch database; "
+        "nothing was executed there. Make env.py use config.attributes['connection'], "
+        "sqlalchemy.url or DATABASE_URL"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _pg_error(exc: Any) -> str:
+    orig = getattr(exc, "orig", None)
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if primary:
+        return f"{primary} (SQLSTATE {sqlstate})" if sqlstate else str(primary)
+    return _one_line(orig if orig is not None else exc)
+
+
+def _origin_in_project(exc: BaseException) -> str:
+    """The deepest traceback frame in the project's own files: where the user should look."""
+    cwd = os.getcwd() + os.sep
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        if fname.startswith(cwd) and "site-packages" not in fname:
+            where = f"{os.path.relpath(fname)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where or "env.py"
+
+
+def _compare(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
+    """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+    from alembic import autogenerate as autogen
+    from alembic.runtime.environment import EnvironmentContext
+
+    command_args = {
+        "message": None,
+        "autogenerate": True,
+        "sql": False,
+        "head": "head",
+        "splice": False,
+        "branch_label": None,
+        "version_path": None,
+        "rev_id": None,
+        "depends_on": None,
+    }
+    revision_context = autogen.RevisionContext(cfg, script, command_args)
+    found: list[Finding] = []
+    state: dict[str, Any] = {"called": False}
+
+    def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
+        state["called"] = True
+        revision_context.run_autogenerate(rev, context)
+        # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
+        if revision_context.generated_revisions:
+            from migration_check.ops import findings_from_ops
+
+            script_ = revision_context.generated_revisions[-1]
+            for upgrade_ops in script_.upgrade_ops_list:
+                found.extend(findings_from_ops(upgrade_ops, context))
+        return []
+
+    try:
+        with (
+            _handed_connection(cfg, url),
+            EnvironmentContext(
+                cfg,
+                script,
+                fn=retrieve,
+                as_sql=False,
+                template_args=revision_context.template_args,
+                revision_context=revision_context,
+            ),
+        ):
+            script.run_env()
+    except _Failure:
+        raise
+    except BaseException as exc:
+        raise _classify(exc, {}, script, phase="compare") from exc
+    if not state["called"]:
+        raise _Failure(
+            "config",
+            f"{_env_py(script)}: env.py never called context.run_migrations(); "
+            "call it in online mode (see Alembic's env.py template)",
+        )
+    return found
+
+
+def _create_scratch(req: dict[str, Any]) -> None:
+    """Create the scratch database over a maintenance connection (before the guard exists)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(
+            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+        ) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(req["database"])))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _Failure(
+            "server",
+            f"{req['server_label']}: the role may not create databases ({_one_line(exc)}); "
+            "grant it CREATEDB or use a role that has it",
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise _Failure(
+            "server", f"cannot connect to {req['server_label']}: {_one_line(exc)}"
+        ) from exc
+
+
+def run(req: dict[str, Any], emit: Emit) -> CheckResult:
+    """Upgrade a fresh scratch database to head, then compare it with the models."""
+    if req.get("create_database"):
+        _create_scratch(req)
+    url = req["url"]
+    _install_guard(req["allowed"])
+
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    cfg = _config(req, url)
+    try:
+        script = ScriptDirectory.from_config(cfg)
+    except CommandError as exc:
+        raise _Failure(
+            "config",
+            f"{req['config']}: {_one_line(exc)}; set script_location to the directory "
+            "holding env.py",
+        ) from exc
+    applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
+    result = CheckResult(revisions_applied=applied, heads=heads)
+    if len(heads) > 1:
+        result.findings.append(
+            Finding(
+                kind="multiple_heads",
+                table=None,
+                name=", ".join(sorted(heads)),
+                message=f"the history has {len(heads)} heads: {', '.join(sorted(heads))}",
+                hint='alembic merge heads -m "merge heads"',
+            )
+        )
+        return result
+    emit({"type": "progress", "message": "comparing the database with the models"})
+    result.findings.extend(_compare(cfg, script, req["sync_url"]))
+    return result
+
+
+def main() -> int:
+    fd = int(os.environ["CHECK_MIGRATIONS_EVENT_FD"])
+    with os.fdopen(fd, "w", buffering=1, encoding="utf-8") as events:
+        return _serve(events)
+
+
+def _serve(events: TextIO) -> int:
+    def emit(event: dict[str, Any]) -> None:
+        events.write(json.dumps(event) + "\n")
+
+    req = json.load(sys.stdin)
+    try:
+        result = run(req, emit)
+    except _Failure as exc:
+        emit({"type": "error", "kind": exc.kind, "message": exc.message, "detail": exc.detail})
+        return 0
+    except BaseException as exc:  # the parent must hear about every way this process ends
+        if _refused:
+            emit({"type": "error", "kind": "unsafe", "message": _refused_message()})
+            return 0
+        emit(
+            {
+                "type": "error",
+                "kind": "internal",
+                "message": f"{type(exc).__name__}: {_one_line(exc)}",
+                "detail": "".join(traceback.format_exception(exc)),
+            }
+        )
+        return 0
+    if _refused:
+        # env.py swallowed the guard's exception; the verdict cannot be trusted.
+        emit({"type": "error", "kind": "unsafe", "message": _refused_message()})
+        return 0
+    emit(
+        {
+            "type": "result",
+            "findings": [f.to_dict() for f in result.findings],
+            "revisions_applied": result.revisions_applied,
+            "heads": result.heads,
+        }
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
