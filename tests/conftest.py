@@ -1,0 +1,92 @@
+"""Shared fixtures: the checker's own throwaway PostgreSQL, and scenario projects.
+
+Nothing is mocked: tests run a real server (started here, as CI has none running), real
+Alembic, and the real CLI entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from migration_check.server import (
+    PORT,
+    SUPERUSER,
+    ThrowawayServer,
+    find_binaries,
+    resolve_server_user,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests assert on output; a developer's own settings must not leak into them.
+    for name in list(os.environ):
+        if name.startswith("CHECK_MIGRATIONS_") and name not in (
+            "CHECK_MIGRATIONS_CACHE_DIR",
+            "CHECK_MIGRATIONS_RUN_DIR",
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ThrowawayServer]:
+    """One throwaway server for the session, from the binaries the checker itself uses."""
+    server = ThrowawayServer(find_binaries(None), resolve_server_user(None))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def admin_conninfo(pg_server: ThrowawayServer) -> dict[str, object]:
+    return dict(pg_server.admin_conninfo())
+
+
+@pytest.fixture
+def scratch_url(admin_conninfo: dict[str, object]) -> Iterator[str]:
+    """A ``postgresql+psycopg://`` URL of a fresh, empty database, dropped afterwards."""
+    name = f"test_{secrets.token_hex(5)}"
+    with psycopg.connect(**admin_conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield (
+            f"postgresql+psycopg://{SUPERUSER}@/{name}"
+            f"?host={admin_conninfo['host']}&port={PORT}"
+        )
+    finally:
+        with psycopg.connect(**admin_conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScenarioFactory]:
+    """Copy a scenario project to tmp_path and chdir there, as a user runs the checker."""
+    factory = ScenarioFactory(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    yield factory
+
+
+class ScenarioFactory:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+
+    def __call__(self, name: str, dest: str = "project") -> Path:
+        target = self.tmp_path / dest
+        shutil.copytree(SCENARIOS / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+        os.chdir(target)
+        return target
