@@ -77,6 +77,8 @@ class CheckResult:
     heads: list[str] = field(default_factory=list)
     config_file: str = ""
     revision_command: str = ""
+    # Where Alembic found revisions once env.py ran: the git check looks there for untracked files.
+    version_dirs: list[str] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:

@@ -25,6 +25,7 @@ import migration_check
 from migration_check.config import Settings
 from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
 from migration_check.findings import CheckResult, Finding
+from migration_check.gitcheck import untracked_revision_findings
 from migration_check.server import (
     PORT,
     SUPERUSER,
@@ -73,12 +74,18 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         }
         env = _worker_env(url, sync_url, settings)
         event = _run_worker(request, env, project_dir, settings, progress, secrets_)
+    version_dirs = list(event.get("version_dirs", []))
     result = CheckResult(
         findings=sorted(
-            (Finding.from_dict(f) for f in event["findings"]), key=Finding.sort_key
+            [
+                *(Finding.from_dict(f) for f in event["findings"]),
+                *untracked_revision_findings(version_dirs),
+            ],
+            key=Finding.sort_key,
         ),
         revisions_applied=int(event.get("revisions_applied", 0)),
         heads=list(event.get("heads", [])),
+        version_dirs=version_dirs,
         config_file=_display_path(ini),
         revision_command=revision_command(settings, ini),
     )

@@ -373,6 +373,16 @@ def _create_scratch(req: dict[str, Any]) -> None:
         ) from exc
 
 
+def _version_dirs(script: ScriptDirectory) -> list[str]:
+    """Revision directories as resolved after env.py ran (it may set version_locations)."""
+    dirs = {str(p) for p in script._version_locations}
+    for rev in script.revision_map._revision_map.values():
+        path = getattr(rev, "path", None)
+        if path:
+            dirs.add(os.path.dirname(os.path.abspath(path)))
+    return sorted(dirs)
+
+
 def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     """Upgrade a fresh scratch database to head, then compare it with the models."""
     if req.get("create_database"):
@@ -393,7 +403,9 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
             "holding env.py",
         ) from exc
     applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
-    result = CheckResult(revisions_applied=applied, heads=heads)
+    result = CheckResult(
+        revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script)
+    )
     if len(heads) > 1:
         result.findings.append(
             Finding(
@@ -449,6 +461,7 @@ def _serve(events: TextIO) -> int:
             "findings": [f.to_dict() for f in result.findings],
             "revisions_applied": result.revisions_applied,
             "heads": result.heads,
+            "version_dirs": result.version_dirs,
         }
     )
     return 0
