@@ -20,7 +20,25 @@ __all__ = [
 ]
 
 JSON_SCHEMA_VERSION = 1
-_SUMMARY_HEAD = "models changed without a matching revision"
+_DRIFT = "models changed without a matching revision"
+# Kinds that are not model drift: the headline must not blame the models for them.
+_NOT_DRIFT = {
+    "multiple_heads": "the revision history has more than one head",
+    "untracked_revision": "revision files are not tracked by git",
+}
+_TITLES = {"multiple_heads": "Multiple heads", "untracked_revision": "Untracked revision"}
+
+
+def _headline(findings: list[Finding]) -> str:
+    """What is wrong, in words that fit every finding present."""
+    kinds = {f.kind for f in findings}
+    parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() else []
+    parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
+    return "; ".join(parts)
+
+
+def _problems(n: int) -> str:
+    return f"{n} problem{'s' if n != 1 else ''}"
 
 
 def _location(f: Finding, fallback: str) -> tuple[str, int]:
@@ -54,10 +72,13 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     style = _Style(color=color)
     if result.in_sync:
         head = result.heads[0] if result.heads else "base (no revisions)"
-        return style.green(
-            f"check-migrations: models and migrations agree ({result.revisions_applied} "
-            f"revision(s) applied, head {head}, {result.config_file})."
-        ) + "\n"
+        return (
+            style.green(
+                f"check-migrations: models and migrations agree ({result.revisions_applied} "
+                f"revision(s) applied, head {head}, {result.config_file})."
+            )
+            + "\n"
+        )
     lines: list[str] = []
     by_table: dict[str, list[Finding]] = defaultdict(list)
     for f in result.findings:
@@ -66,7 +87,9 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         lines.append(style.bold(table or "revision history"))
         for f in by_table[table]:
             file, line = _location(f, result.config_file)
-            lines.append(f"  {file}:{line}: {style.red(f.subject)}: {f.message} [{f.kind}]")
+            # An untracked revision's subject is its file: saying it twice helps nobody.
+            subject = "" if f.subject == file else f"{style.red(f.subject)}: "
+            lines.append(f"  {file}:{line}: {subject}{f.message} [{f.kind}]")
             if show_ops and f.op:
                 lines.extend(style.dim("      " + ln) for ln in f.op.splitlines())
             if f.hint:
@@ -77,12 +100,11 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         lines.append(f"  {result.revision_command}")
         lines.append("")
     tables = len([t for t in by_table if t])
-    n = len(result.findings)
     lines.append(
         style.red(
-            f"check-migrations: {n} problem{'s' if n != 1 else ''}"
+            f"check-migrations: {_problems(len(result.findings))}"
             + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
-            + f": {_SUMMARY_HEAD}."
+            + f": {_headline(result.findings)}."
         )
     )
     return "\n".join(lines) + "\n"
@@ -152,8 +174,16 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _title(f: Finding) -> str:
+    return f"{_TITLES.get(f.kind, 'Missing migration')}: {f.subject}"
+
+
 def render_github(result: CheckResult) -> str:
-    """``::error`` workflow commands at each model line, grouped per file."""
+    """``::error`` workflow commands at each model line, one collapsible group per file.
+
+    The annotations land on the pull request's diff at the model's line; the groups keep the
+    log readable when one file holds many findings.
+    """
     if result.in_sync:
         return render_text(result)
     rows = sorted(
@@ -162,8 +192,8 @@ def render_github(result: CheckResult) -> str:
     )
     out: list[str] = []
     for file, group in groupby(rows, key=lambda r: r[0]):
+        out.append(f"::group::{_escape_data(file)}")
         for _, line, f in group:
-            title = f"Missing migration: {f.subject}"
             message = f"{f.message} [{f.kind}]"
             if f.op:
                 message += "\nA revision needs:\n" + f.op
@@ -173,10 +203,12 @@ def render_github(result: CheckResult) -> str:
                 message += f"\nGenerate it: {result.revision_command}"
             out.append(
                 f"::error file={_escape_property(file)},line={line},"
-                f"title={_escape_property(title)}::{_escape_data(message)}"
+                f"title={_escape_property(_title(f))}::{_escape_data(message)}"
             )
-    n = len(result.findings)
-    out.append(f"check-migrations: {n} problem{'s' if n != 1 else ''}: {_SUMMARY_HEAD}.")
+        out.append("::endgroup::")
+    out.append(
+        f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}."
+    )
     return "\n".join(out) + "\n"
 
 
@@ -185,21 +217,29 @@ def _md(text: str) -> str:
 
 
 def step_summary(result: CheckResult) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: a table of findings and what to run to fix them."""
     if result.in_sync:
         return (
             "### check-migrations: models and migrations agree\n\n"
             f"{result.revisions_applied} revision(s) applied from `{result.config_file}`.\n"
         )
     lines = [
-        f"### check-migrations: {len(result.findings)} problem(s): {_SUMMARY_HEAD}",
+        f"### check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}",
         "",
         "| Where | What | Kind | Message |",
         "| --- | --- | --- | --- |",
     ]
-    for f in result.findings:
-        file, line = _location(f, result.config_file)
+    rows = sorted(
+        ((*_location(f, result.config_file), f) for f in result.findings),
+        key=lambda r: (r[0], r[1], r[2].sort_key()),
+    )
+    for file, line, f in rows:
         lines.append(f"| `{file}:{line}` | `{_md(f.subject)}` | {f.kind} | {_md(f.message)} |")
-    lines += ["", "Generate the missing revision, review it, and commit it with the models:", ""]
-    lines += ["```sh", result.revision_command, "```", ""]
+    lines.append("")
+    if any(f.op for f in result.findings):
+        lines += ["Generate the missing revision, review it, and commit it with the models:", ""]
+        lines += ["```sh", result.revision_command, "```", ""]
+    hints = sorted({f.hint for f in result.findings if f.hint})
+    if hints:
+        lines += ["Then:" if lines[-2] == "```" else "Fix:", "", "```sh", *hints, "```", ""]
     return "\n".join(lines)
