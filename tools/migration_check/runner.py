@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -62,7 +63,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             "url": url.render(hide_password=False),
             "sync_url": sync_url.render(hide_password=False),
             "database": database,
-            "create_database": True,
+            # In --database-url mode the CLI creates it, so it knows whether to drop it.
+            "create_database": not settings.database_url,
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
@@ -144,12 +146,9 @@ def _project_drivername(settings: Settings, ini: Path) -> str:
         candidates.append(os.environ["DATABASE_URL"])
     env_file = ini.parent / ".env"
     if env_file.is_file():
-        with contextlib.suppress(Exception):
-            from dotenv import dotenv_values
-
-            value = dotenv_values(env_file).get("DATABASE_URL")
-            if value:
-                candidates.append(value)
+        value = _dotenv_database_url(env_file)
+        if value:
+            candidates.append(value)
     parser = configparser.RawConfigParser()
     with contextlib.suppress(configparser.Error, OSError):
         parser.read(ini, encoding="utf-8")
@@ -162,6 +161,31 @@ def _project_drivername(settings: Settings, ini: Path) -> str:
         if scheme.startswith("postgresql+"):
             return scheme
     return _DEFAULT_DRIVER
+
+
+def _dotenv_database_url(env_file: Path) -> str | None:
+    """DATABASE_URL from .env; a line python-dotenv cannot parse is an error, not a guess.
+
+    python-dotenv only logs a warning and skips the line, so env.py would run with a setting
+    silently missing. The line's text is not shown: it may hold a password.
+    """
+    from dotenv.parser import parse_stream
+
+    try:
+        text = env_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{_display_path(env_file)}: cannot read it ({exc})") from exc
+    value = None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{_display_path(env_file)}:{binding.original.line}: python-dotenv cannot parse "
+                "this line; write it as KEY=VALUE (quote values with spaces) or comment it out "
+                "with #"
+            )
+        if binding.key == "DATABASE_URL":
+            value = binding.value
+    return value
 
 
 def _sync_driver(drivername: str) -> str:
@@ -185,11 +209,16 @@ def _provision(
         admin = target.conninfo()
         admin.setdefault("dbname", "postgres")
         hidden = (target.password,) if target.password else ()
+        reached: list[bool] = []
         try:
+            _create_database(admin, database, settings, label, reached)
             yield target, admin, label, hidden
         finally:
-            with _signals_blocked():
-                _drop_database(admin, database, settings, hidden)
+            # Only a server we reached can hold the scratch database: never wait a second
+            # connect timeout on an unreachable one just to drop nothing.
+            if reached:
+                with _signals_blocked():
+                    _drop_database(admin, database, settings, hidden)
         return
     binaries = find_binaries(settings.postgres_bin)
     user = resolve_server_user(settings.server_user)
@@ -218,6 +247,44 @@ def _signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _create_database(
+    admin: dict[str, Any], database: str, settings: Settings, label: str, reached: list[bool]
+) -> None:
+    """Create the scratch database; ``reached`` gets an entry once the server answered.
+
+    The entry is added before CREATE DATABASE is sent, so an interrupt between the statement
+    and its reply still leads to the drop.
+    """
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(
+            **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
+        ) as conn:
+            reached.append(True)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerError(
+            f"{label}: the role may not create databases ({_first_line(exc)}); grant it "
+            "CREATEDB (ALTER ROLE ... CREATEDB) or pass a role that has it"
+        ) from exc
+    except psycopg.Error as exc:
+        if not reached:
+            raise ServerError(
+                f"cannot connect to {label} within {settings.connect_timeout:.0f} s: "
+                f"{_first_line(exc)}; check the host, port, user and password of --database-url"
+            ) from exc
+        raise ServerError(
+            f"{label}: cannot create the scratch database {database}: {_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _drop_database(

@@ -232,24 +232,71 @@ def _handed_connection(cfg: Config, url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def _script_error(exc: BaseException) -> _Failure:
-    return _Failure("config", f"revision graph: {exc}; fix the down_revision it names")
+def _script_error(exc: BaseException, script: ScriptDirectory | None = None) -> _Failure:
+    """Name the revision file behind a broken graph; Alembic names only revision ids."""
+    from alembic.script.revision import CycleDetected
+
+    detail = "".join(traceback.format_exception(exc))
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{os.path.relpath(exc.filename)}:{exc.lineno}"
+        return _Failure("config", f"{where}: SyntaxError: {exc.msg}", detail=detail)
+    files = _revision_files(script) if script is not None else {}
+    for rev, (path, downs) in sorted(files.items()):
+        missing = [d for d in downs if d not in files]
+        if missing:
+            return _Failure(
+                "config",
+                f"{path}: revision {rev} has down_revision {missing[0]!r}, which no revision "
+                "file defines; fix down_revision (or restore the missing revision file)",
+                detail=detail,
+            )
+    if isinstance(exc, CycleDetected):
+        named = ", ".join(
+            f"{rev} ({files[rev][0]})" if rev in files else rev for rev in exc.revisions
+        )
+        return _Failure(
+            "config",
+            f"revision graph: the down_revisions of {named} form a cycle; fix the "
+            "down_revision that points back to a later revision",
+            detail=detail,
+        )
+    return _Failure(
+        "config", f"revision graph: {_one_line(exc)}; fix the down_revision it names", detail=detail
+    )
+
+
+def _revision_files(script: ScriptDirectory) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """revision id -> (file, down revisions), read without building Alembic's revision map.
+
+    Alembic builds its map in one go and fails with a bare KeyError on a missing
+    down_revision, so the culprit has to be found from the files themselves.
+    """
+    from alembic.util import to_tuple
+
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    try:
+        for rev in script._load_revisions():
+            found[rev.revision] = (os.path.relpath(rev.path), to_tuple(rev.down_revision, ()))
+    except Exception:  # the caller's error stands on its own; this only adds a file name
+        return {}
+    return found
 
 
 def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
     from alembic.runtime.environment import EnvironmentContext
-    from alembic.util import CommandError
 
     state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
 
     def upgrade_fn(rev: Any, context: MigrationContext) -> Any:
         state["called"] = True
+        # The map is read here, after env.py ran: it may set version_locations itself.
         try:
             heads = list(script.get_heads())
-        except CommandError as exc:
-            raise _script_error(exc) from exc
+        except Exception as exc:  # Alembic raises KeyError for a missing down_revision
+            raise _script_error(exc, script) from exc
         state["heads"] = heads
+        state["version_table"] = (context.version_table, context.version_table_schema)
         if len(heads) > 1:
             return []
         steps = script._upgrade_revs("head", rev)
@@ -282,7 +329,42 @@ def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tupl
             f"{_env_py(script)}: env.py never called context.run_migrations(); "
             "call it in online mode (see Alembic's env.py template)",
         )
+    _verify_reached_head(url, state, script)
     return int(state["applied"]), list(state["heads"])
+
+
+def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirectory) -> None:
+    """The scratch database's version table must now hold head, or env.py migrated elsewhere.
+
+    The guard stops connections to other servers; this catches the rest: an env.py that
+    never commits, runs offline, or migrates nothing while still calling run_migrations().
+    """
+    from sqlalchemy import column, create_engine, select, table
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    heads = list(state["heads"])
+    if len(heads) != 1 or "version_table" not in state:
+        return
+    name, schema = state["version_table"]
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            versions = table(name, column("version_num"), schema=schema)
+            found = sorted(str(v) for v in conn.execute(select(versions.c.version_num)).scalars())
+    except DBAPIError:
+        found = []
+    finally:
+        engine.dispose()
+    if found != heads:
+        where = f"{schema}.{name}" if schema else name
+        raise _Failure(
+            "config",
+            f"{_env_py(script)}: after the upgrade the scratch database's {where} holds "
+            f"{', '.join(found) or 'nothing'}, not head {heads[0]}: env.py did not migrate the "
+            "database the checker handed it; make it use config.attributes['connection'], "
+            "sqlalchemy.url or DATABASE_URL and commit",
+        )
 
 
 def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callable[..., Any]:
@@ -318,14 +400,14 @@ def _classify(
             error = _pg_error(exc)
             return _Failure(
                 "migration",
-                f"revision {current.revision} ({path}) failed on an empty database: {error}; "
-                "fix the revision (a history must build a database from empty)",
+                f"revision {current.revision} ({path}) failed: {error}; the history does not "
+                "build a database from empty: fix the revision so that `alembic upgrade head` "
+                "works on an empty database",
                 detail=detail,
             )
         return _Failure(
             "migration",
-            f"revision {current.revision} ({path}) raised {type(exc).__name__}: "
-            f"{_one_line(exc)}",
+            f"revision {current.revision} ({path}) raised {type(exc).__name__}: {_one_line(exc)}",
             detail=detail,
         )
     if isinstance(exc, SyntaxError) and exc.filename:
@@ -341,7 +423,7 @@ def _classify(
             detail=detail,
         )
     if isinstance(exc, RevisionError):
-        return _script_error(exc)
+        return _script_error(exc, script)
     if isinstance(exc, CommandError):
         msg = _one_line(exc)
         if "does not provide a MetaData" in msg:
@@ -399,8 +481,9 @@ def _origin_in_project(exc: BaseException) -> str:
 
 def _compare(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
     """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
-    from alembic import autogenerate as autogen
     from alembic.runtime.environment import EnvironmentContext
+
+    from alembic import autogenerate as autogen
 
     command_args = {
         "message": None,

@@ -1,0 +1,344 @@
+"""Helpers for the safety, fault and bad-input suites.
+
+A second, password-protected PostgreSQL that plays "the developer's real database", the checker
+run as a real subprocess (signals and SIGKILL need a process of its own), and /proc readers that
+find stray servers and TCP listeners without trusting the checker's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from migration_check.server import (
+    ThrowawayServer,
+    find_binaries,
+    resolve_server_user,
+)
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SHIM = REPO / "tools" / "check_migrations.py"
+
+OWNER = "app_owner"
+OWNER_PASSWORD = "Pw-owner-7f3c9e1a"  # distinctive, so a leak is found by a plain search
+NOCREATE = "app_reader"
+NOCREATE_PASSWORD = "Pw-reader-b64d2e08"
+REAL_DB = "production"
+PASSWORDS = (OWNER_PASSWORD, NOCREATE_PASSWORD)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SecondServer:
+    """A real server on 127.0.0.1 with password auth, holding a database with data."""
+
+    bindir: Path
+    base: Path
+    port: int
+
+    @property
+    def log(self) -> Path:
+        return self.base / "server.log"
+
+    def url(
+        self,
+        database: str = REAL_DB,
+        *,
+        user: str = OWNER,
+        password: str = OWNER_PASSWORD,
+        driver: str = "postgresql+psycopg",
+    ) -> str:
+        return f"{driver}://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def conninfo(self, database: str = REAL_DB) -> dict[str, object]:
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": OWNER,
+            "password": OWNER_PASSWORD,
+            "dbname": database,
+        }
+
+    def databases(self) -> set[str]:
+        with psycopg.connect(**self.conninfo("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
+            rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+        return {r[0] for r in rows}
+
+    def dump(self, database: str = REAL_DB) -> bytes:
+        """A schema-and-data dump: equal dumps mean nothing in the database changed."""
+        env = {**os.environ, "PGPASSWORD": OWNER_PASSWORD}
+        proc = subprocess.run(
+            [
+                str(self.bindir / "pg_dump"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                OWNER,
+                "--no-password",
+                "--serialize-deferrable",
+                database,
+            ],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
+        return proc.stdout
+
+    def authorized_connections(self, database: str = REAL_DB) -> list[str]:
+        """log_connections lines for ``database``: who got in, and as which application."""
+        text = self.log.read_text(errors="replace")
+        return [
+            ln
+            for ln in text.splitlines()
+            if "connection authorized" in ln and f"database={database}" in ln
+        ]
+
+
+@contextlib.contextmanager
+def second_server() -> Iterator[SecondServer]:
+    """initdb with scram-sha-256 and TCP on a free local port; stopped and removed after."""
+    probe = ThrowawayServer(find_binaries(None), resolve_server_user(None))
+    # The same copy the checker makes when the server user cannot reach the venv.
+    bindir = probe._reachable_bindir()
+    user = probe.user
+    base = Path(tempfile.mkdtemp(prefix="second-pg-", dir=_shared_tmp()))
+    os.chmod(base, 0o700)
+    as_user: dict[str, object] = {}
+    if not user.is_self:
+        os.chown(base, user.uid, user.gid)
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
+    pwfile = base / "pw"
+    pwfile.write_text(OWNER_PASSWORD + "\n")
+    if not user.is_self:
+        os.chown(pwfile, user.uid, user.gid)
+    data = base / "data"
+    subprocess.run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            OWNER,
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-N",
+        ],
+        capture_output=True,
+        check=True,
+        cwd=base,
+        **as_user,  # type: ignore[call-overload]
+    )
+    pwfile.unlink()
+    port = free_port()
+    log = open(base / "server.log", "wb")  # noqa: SIM115 - handed to the child
+    if not user.is_self:
+        os.chown(base / "server.log", user.uid, user.gid)
+    proc = subprocess.Popen(
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={port}",
+            "-c",
+            f"unix_socket_directories={base}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "log_connections=on",
+            "-c",
+            "max_connections=60",
+            "-c",
+            "log_line_prefix=%m [%p] ",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **as_user,  # type: ignore[call-overload]
+    )
+    log.close()
+    server = SecondServer(bindir, base, port)
+    try:
+        _wait_ready(proc, data)
+        with psycopg.connect(**server.conninfo("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(REAL_DB)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(
+                    sql.Identifier(NOCREATE), sql.Literal(NOCREATE_PASSWORD)
+                )
+            )
+        with psycopg.connect(**server.conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(
+                "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, "
+                "balance numeric(12, 2) NOT NULL)"
+            )
+            conn.execute(
+                "INSERT INTO customers (name, balance) "
+                "SELECT 'customer ' || g, g * 1.5 FROM generate_series(1, 500) g"
+            )
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _shared_tmp() -> str:
+    # The server user must traverse the parent: pytest's tmp_path sits under a 0700 directory.
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], data: Path) -> None:
+    # Polls postmaster.pid as the checker does: the server offers no event to wait on.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"second server exited {proc.returncode}")
+        with contextlib.suppress(OSError):
+            lines = (data / "postmaster.pid").read_text().splitlines()
+            if len(lines) >= 8 and lines[7].strip() == "ready":
+                return
+        time.sleep(0.02)
+    raise RuntimeError("second server did not start")
+
+
+def checker_env(
+    run_dir: Path, cache_dir: Path | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a checker subprocess, confined to this test's run directory."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CHECK_MIGRATIONS_") and k not in ("DATABASE_URL", "PGPASSWORD")
+    }
+    env["CHECK_MIGRATIONS_RUN_DIR"] = str(run_dir)
+    if cache_dir is not None:
+        env["CHECK_MIGRATIONS_CACHE_DIR"] = str(cache_dir)
+    elif "CHECK_MIGRATIONS_CACHE_DIR" in os.environ:
+        env["CHECK_MIGRATIONS_CACHE_DIR"] = os.environ["CHECK_MIGRATIONS_CACHE_DIR"]
+    env["NO_COLOR"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def start_checker(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """The checker as users run it: ``python tools/check_migrations.py``, in its own process."""
+    return subprocess.Popen(
+        [sys.executable, str(SHIM), *args],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_checker(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 120
+) -> Finished:
+    start = time.monotonic()
+    proc = start_checker(args, cwd, env)
+    out, err = proc.communicate(timeout=timeout)
+    return Finished(proc.returncode, out, err, time.monotonic() - start)
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, seen: list[str]) -> bool:
+    """Read stderr until a line contains ``needle`` (True) or the stream ends (False)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if needle in line:
+            return True
+    return False
+
+
+def postgres_pids(marker: Path) -> list[int]:
+    """Live ``postgres`` processes whose command line names a path under ``marker``."""
+    found = []
+    needle = str(marker).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if needle in cmdline and b"postgres" in cmdline and ") Z " not in stat:
+            found.append(int(entry.name))
+    return found
+
+
+def tcp_listen_inodes() -> set[str]:
+    """Socket inodes of every listening TCP socket (IPv4 and IPv6) on the machine."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            next(fh)
+            for line in fh:
+                fields = line.split()
+                if fields[3] == "0A":  # TCP_LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def leftovers(run_root: Path) -> list[Path]:
+    """Run directories left under a CHECK_MIGRATIONS_RUN_DIR."""
+    return sorted(run_root.glob("check-migrations-*/run-*"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
