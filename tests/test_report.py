@@ -80,8 +80,7 @@ def test_json_findings_in_two_files(
     assert document["revisions_applied"] == 2
     assert document["revision_command"] == REVISION_COMMAND
     where = {
-        f["subject"]: (f["kind"], f["file"], f["line"], f["located"])
-        for f in document["findings"]
+        f["subject"]: (f["kind"], f["file"], f["line"], f["located"]) for f in document["findings"]
     }
     assert where == {
         "legacy_imports": ("remove_table", "alembic.ini", 1, False),
