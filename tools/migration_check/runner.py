@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import migration_check
+from migration_check.cache import CachePlan, choose_entry, scope_key
 from migration_check.config import Settings
 from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
 from migration_check.findings import CheckResult, Finding
@@ -32,6 +33,7 @@ from migration_check.server import (
     SUPERUSER,
     ThrowawayServer,
     _parent_death,
+    cache_base_dir,
     find_binaries,
     resolve_server_user,
 )
@@ -53,7 +55,10 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
     project_dir = ini.parent
     drivername = _project_drivername(settings, ini)
     database = f"check_migrations_{secrets.token_hex(6)}"
-    with _provision(settings, database, progress) as (target, admin, label, secrets_):
+    plan = _cache_plan(settings, ini)
+    with _provision(settings, database, progress, plan) as (target, admin, label, secrets_):
+        if plan is not None and plan.entry is not None:
+            database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)
         sync_url = url.with_database(database, drivername=_sync_driver(drivername))
         request = {
@@ -64,7 +69,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             "sync_url": sync_url.render(hide_password=False),
             "database": database,
             # In --database-url mode the CLI creates it, so it knows whether to drop it.
-            "create_database": not settings.database_url,
+            "create_database": not settings.database_url and (plan is None or plan.entry is None),
+            "cache": plan.request() if plan is not None else None,
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
@@ -76,6 +82,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         }
         env = _worker_env(url, sync_url, settings)
         event = _run_worker(request, env, project_dir, settings, progress, secrets_)
+        if plan is not None:
+            plan.store = event.get("cache_store")
     version_dirs = list(event.get("version_dirs", []))
     result = CheckResult(
         findings=sorted(
@@ -92,6 +100,17 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         revision_command=revision_command(settings, ini),
     )
     return result
+
+
+def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
+    """The migrated-database cache (cache.py) serves the throwaway server only."""
+    if settings.database_url or not settings.use_cache:
+        return None
+    binaries = find_binaries(settings.postgres_bin)
+    user = resolve_server_user(settings.server_user)
+    fingerprint = binaries.fingerprint()
+    scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
+    return CachePlan(scope, fingerprint, choose_entry(scope, ini))
 
 
 def _display_path(path: Path) -> str:
@@ -131,7 +150,14 @@ def _preflight(settings: Settings) -> Path:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
     if not parser.has_section(settings.name):
-        sections = ", ".join(s for s in parser.sections() if not s.startswith(("logger", "handler", "formatter", "post_write"))) or "none"
+        sections = (
+            ", ".join(
+                s
+                for s in parser.sections()
+                if not s.startswith(("logger", "handler", "formatter", "post_write"))
+            )
+            or "none"
+        )
         raise ConfigError(
             f"{settings.config}: no [{settings.name}] section (sections: {sections}); "
             "pass the right one with --name"
@@ -197,7 +223,7 @@ def _sync_driver(drivername: str) -> str:
 
 @contextlib.contextmanager
 def _provision(
-    settings: Settings, database: str, progress: Progress
+    settings: Settings, database: str, progress: Progress, plan: CachePlan | None = None
 ) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
     """Yield (server URL, admin conninfo, label, secrets); drop or delete it all afterwards."""
     if settings.database_url:
@@ -224,10 +250,13 @@ def _provision(
     user = resolve_server_user(settings.server_user)
     progress("starting a throwaway PostgreSQL")
     server = ThrowawayServer(
-        binaries, user, use_cache=settings.use_cache, on_progress=progress
-    )
+        binaries, user, use_cache=settings.use_cache, on_progress=progress,
+        template=plan.entry.data if plan is not None and plan.entry is not None else None,
+    )  # fmt: skip
     try:
         server.start()
+        if plan is not None and not server.template_used:
+            plan.entry = None
         target = DbUrl(
             _DEFAULT_DRIVER, SUPERUSER, None, None, PORT, "postgres",
             (("host", server.socket_dir),),
@@ -235,6 +264,8 @@ def _provision(
         yield target, dict(server.admin_conninfo()), "the throwaway server", ()
     finally:
         with _signals_blocked():
+            if plan is not None:
+                plan.save(server, progress)
             server.stop()
 
 
@@ -298,9 +329,7 @@ def _drop_database(
             **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
         ) as conn:
             conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(database)
-                )
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
     except psycopg.Error as exc:
         msg = mask_passwords(str(exc).strip().splitlines()[0] if str(exc) else "", hidden)
@@ -330,6 +359,16 @@ def _worker_env(url: DbUrl, sync_url: DbUrl, settings: Settings) -> dict[str, st
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p
     )
+    if (
+        settings.use_cache
+        and env.get("PYTHONDONTWRITEBYTECODE")
+        and not env.get("PYTHONPYCACHEPREFIX")
+    ):
+        # Without bytecode the worker recompiles SQLAlchemy and Alembic on every check (about
+        # 1.4 s of a 2 s run here); kept in the checker's cache, it leaves the project's tree
+        # as untouched as PYTHONDONTWRITEBYTECODE asks.
+        env.pop("PYTHONDONTWRITEBYTECODE")
+        env["PYTHONPYCACHEPREFIX"] = str(cache_base_dir() / "pycache")
     return env
 
 
@@ -386,7 +425,8 @@ def _run_worker(
             )
     if final["type"] == "error":
         raise _error_from_event(final, hidden)
-    return final
+    stored = [e["meta"] for e in events if e["type"] == "cache_store" and e.get("meta")]
+    return {**final, "cache_store": stored[0]} if stored else final
 
 
 def _error_from_event(event: dict[str, Any], hidden: tuple[str, ...]) -> Exception:

@@ -290,10 +290,14 @@ class ThrowawayServer:
         use_cache: bool = True,
         start_timeout: float = 30.0,
         on_progress: Callable[[str], None] = lambda _msg: None,
+        template: Path | None = None,
     ) -> None:
         self.binaries = binaries
         self.user = user
         self.use_cache = use_cache
+        # A stopped data directory to start from (a cached migrated cluster, see cache.py).
+        self.template = template
+        self.template_used = False
         self.start_timeout = start_timeout
         self._progress = on_progress
         self.run_dir: Path | None = None
@@ -412,7 +416,14 @@ class ThrowawayServer:
             except OSError:
                 shutil.rmtree(staging, ignore_errors=True)
             return
-        _copy_tree(cache, data)
+        if self.template is not None:
+            try:
+                _copy_tree(self.template, data)
+                self.template_used = True
+            except ServerError:  # pruned by a concurrent run mid-copy: start from the cluster
+                shutil.rmtree(data, ignore_errors=True)
+        if not self.template_used:
+            _copy_tree(cache, data)
         if not self.user.is_self:
             os.chown(self.run_dir, self.user.uid, self.user.gid)
         os.chmod(data, 0o700)
@@ -494,6 +505,22 @@ class ThrowawayServer:
 
     def admin_conninfo(self) -> dict[str, object]:
         return {"host": self.socket_dir, "port": PORT, "user": SUPERUSER, "dbname": "postgres"}
+
+    def shutdown(self) -> None:
+        """Fast shutdown (a checkpoint) that keeps the data directory, so it can be copied whole.
+
+        ``stop()`` still removes the directory afterwards.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise ServerError("the server is not running")
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise ServerError("the server did not shut down within 30 s") from None
+        if proc.returncode != 0:
+            raise ServerError(f"the server's shutdown failed (exit {proc.returncode})")
 
     def stop(self) -> None:
         """Immediate shutdown and directory removal; safe to call twice or after a failure."""

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
+    from migration_check.cache import WorkerCache
+
 __all__ = ["main"]
 
 Emit = Callable[[dict[str, Any]], None]
@@ -570,10 +572,23 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
     return sorted(dirs)
 
 
+def _open_cache(req: dict[str, Any], emit: Emit) -> WorkerCache | None:
+    """The migrated-database cache's side of this run (cache.py), opened before the guard."""
+    from migration_check.cache import open_worker_cache
+
+    try:
+        return open_worker_cache(req, emit)
+    except Exception as exc:
+        raise _Failure(
+            "server", f"cannot connect to {req['server_label']}: {_one_line(exc)}"
+        ) from exc
+
+
 def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     """Upgrade a fresh scratch database to head, then compare it with the models."""
     if req.get("create_database"):
         _create_scratch(req)
+    cache = _open_cache(req, emit)
     url = req["url"]
     _install_guard(req["allowed"])
 
@@ -589,10 +604,16 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
             f"{req['config']}: {_one_line(exc)}; set script_location to the directory "
             "holding env.py",
         ) from exc
+    if cache is not None:
+        cache.prepare(req, cfg, script, url.split("://", 1)[0])
     applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
-    result = CheckResult(
-        revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script)
-    )
+    if cache is not None:
+        if not cache.after_upgrade(script, heads):
+            cache.recreate_empty()
+            applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
+        cache.take_snapshot(script, heads, applied)
+        applied += cache.cached_revisions
+    result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
     if len(heads) > 1:
         result.findings.append(
             Finding(
@@ -606,6 +627,8 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     result.findings.extend(_compare(cfg, script, req["sync_url"]))
+    if cache is not None:
+        emit({"type": "cache_store", "meta": cache.finish()})
     return result
 
 

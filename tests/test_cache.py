@@ -1,0 +1,260 @@
+"""The migrated-database cache: served when nothing it depends on moved, never stale.
+
+Real runs through ``main([...])`` (and the CLI as subprocesses for concurrency) against the
+bundled PostgreSQL, each test with its own cache directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from migration_check.cache import prune
+from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+
+from .conftest import REPO, ScenarioFactory
+
+USING = "using cached migrated database"
+STORED = "cached the migrated database for later runs"
+
+NEW_REVISION = '''"""phone
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("users", sa.Column("phone", sa.String(30), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("users", "phone")
+'''
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("CHECK_MIGRATIONS_CACHE_DIR", str(path))
+    return path
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.glob("migrated-*"))
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_unchanged_history_is_served_from_the_cache(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario("base")
+    rc, out1, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert STORED in err
+    assert USING not in err
+    assert len(_entries(cache_dir)) == 1
+
+    rc, out2, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert f"{USING} (2 revision(s), head 0002)" in err
+    assert "upgrading 0 revision(s)" in err
+    assert STORED not in err  # nothing new to keep
+    assert out2 == out1  # same verdict, same revision count
+
+
+def test_edited_old_revision_is_replayed_not_served_stale(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    # The oldest revision now builds a wider column than the models declare.
+    _edit(project / "versions" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_FINDINGS, err
+    assert USING not in err
+    assert "upgrading 2 revision(s)" in err
+    assert "users.name: type is VARCHAR(100) in the models, VARCHAR(120) in the database" in out
+
+
+@pytest.mark.parametrize(
+    ("filename", "old", "new"),
+    [
+        ("env.py", "target_metadata = metadata\n", "target_metadata = metadata  # edited\n"),
+        ("alembic.ini", "[alembic]\n", "[alembic]\n# edited\n"),
+    ],
+)
+def test_edited_env_or_ini_misses_the_cache(
+    filename: str,
+    old: str,
+    new: str,
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    _edit(project / filename, old, new)
+    rc, _out, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert USING not in err
+    assert "upgrading 2 revision(s)" in err
+    assert STORED in err  # the new state gets its own entry
+
+
+def test_worker_rejects_an_entry_from_other_library_versions(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI picks entries by file content only; the worker checks the rest of the key."""
+    scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    (entry,) = _entries(cache_dir)
+    meta_path = entry / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["env"]["libraries"]["alembic"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta))
+    rc, _out, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert "cached migrated database is stale (PostgreSQL, Python, library version" in err
+    assert "upgrading 2 revision(s)" in err
+    assert USING not in err
+
+
+def test_new_head_revision_starts_from_the_cached_ancestor(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    _edit(
+        project / "models.py",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n"
+        "    phone: Mapped[str | None] = mapped_column(String(30))\n",
+    )
+    (project / "versions" / "0003_phone.py").write_text(NEW_REVISION)
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK, out + err
+    assert f"{USING} (2 revision(s), head 0002)" in err
+    assert "upgrading 1 revision(s)" in err
+    assert "3 revision(s) applied, head 0003" in out
+    assert STORED in err
+
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert f"{USING} (3 revision(s), head 0003)" in err
+    assert "upgrading 0 revision(s)" in err
+
+
+def test_new_revision_that_drifts_is_still_reported(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A revision applied on top of the cached database is compared like any other."""
+    project = scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    (project / "versions" / "0003_phone.py").write_text(NEW_REVISION)
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_FINDINGS
+    assert USING in err
+    assert "users.phone: column phone in the database, gone from the models" in out
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_no_cache_bypasses_it(
+    how: str,
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    before = sorted(p.name for p in cache_dir.iterdir())
+    args: list[str] = []
+    if how == "flag":
+        args = ["--no-cache"]
+    else:
+        monkeypatch.setenv("CHECK_MIGRATIONS_NO_CACHE", "1")
+    rc, _out, err = _check(capsys, *args)
+    assert rc == EXIT_OK
+    assert USING not in err
+    assert STORED not in err
+    assert "upgrading 2 revision(s)" in err
+    assert sorted(p.name for p in cache_dir.iterdir()) == before
+
+
+def test_pruning_keeps_the_most_recently_used_entries(
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHECK_MIGRATIONS_CACHE_ENTRIES", "2")
+    projects = [scenario("base", dest=f"p{i}") for i in range(3)]
+    stored: list[set[Path]] = []
+    for project in projects:
+        os.chdir(project)
+        assert _check(capsys)[0] == EXIT_OK
+        stored.append(set(_entries(cache_dir)))
+    assert len(_entries(cache_dir)) == 2
+    oldest = next(iter(stored[0]))
+    assert oldest not in _entries(cache_dir)
+    assert not list(cache_dir.glob(".tmp-*"))
+    assert not list(cache_dir.glob(".trash-*"))
+    # The first project lost its entry: it replays, and stays correct.
+    os.chdir(projects[0])
+    rc, _out, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert USING not in err
+
+
+def test_prune_removes_least_recently_used(tmp_path: Path) -> None:
+    for i in range(4):
+        entry = tmp_path / f"migrated-scope-{i}"
+        (entry / "data").mkdir(parents=True)
+        (entry / "meta.json").write_text(json.dumps({"format": 1}))
+        os.utime(entry / "meta.json", (1000 + i, 1000 + i))
+    removed = prune(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["migrated-scope-0", "migrated-scope-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["migrated-scope-2", "migrated-scope-3"]
+
+
+def test_concurrent_runs_share_one_whole_entry(scenario: ScenarioFactory, cache_dir: Path) -> None:
+    project = scenario("base")
+    env = {**os.environ, "CHECK_MIGRATIONS_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, str(REPO / "tools" / "check_migrations.py")]
+    procs = [
+        subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for proc, (_out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == EXIT_OK, err.decode()
+    (entry,) = _entries(cache_dir)
+    assert json.loads((entry / "meta.json").read_text())["heads"] == ["0002"]
+    assert not list(cache_dir.glob(".tmp-*"))
+    # Whoever won the race left a whole, usable entry.
+    again = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == EXIT_OK, again.stderr
+    assert USING in again.stderr
