@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from migration_check.gitcheck import untracked_revisions
 
 from .conftest import REPO, SCENARIOS
 
@@ -265,3 +266,26 @@ def test_every_hook_id_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text()):
         assert f"id: {hook['id']}" in readme, hook["id"]
+
+
+def test_untracked_revisions_respects_gitignore_and_pycache(
+    tmp_path: Path, git_env: dict[str, str]
+) -> None:
+    """Only .py files git neither tracks nor ignores count; outside a repository, none do."""
+    versions = tmp_path / "alembic" / "versions"
+    (versions / "__pycache__").mkdir(parents=True)
+    (versions / "sub").mkdir()
+    for name in ("0001_tracked.py", "0002_new.py", "0003_ignored.py", "notes.txt",
+                 "__pycache__/0002_new.cpython-311.py", "sub/0004_nested.py"):  # fmt: skip
+        (versions / name).write_text("")
+    assert untracked_revisions([str(versions)]) == []  # not a git work tree (yet)
+
+    _init_repo(tmp_path, git_env)
+    (tmp_path / ".gitignore").write_text("0003_ignored.py\n")
+    _ok(["git", "add", ".gitignore", "alembic/versions/0001_tracked.py"], tmp_path, git_env)
+    assert untracked_revisions([str(versions), str(tmp_path / "missing")]) == [
+        versions / "0002_new.py",
+        versions / "sub" / "0004_nested.py",
+    ]
+    _ok(["git", "add", "alembic"], tmp_path, git_env)
+    assert untracked_revisions([str(versions)]) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,37 @@ def test_json_on_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     _validate(document)
     assert document["errors"][0]["kind"] == "usage"
     assert "--no-such-flag" in document["errors"][0]["message"]
+
+
+def test_json_untracked_revision(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a git work tree, a revision file never added is a finding with its git add."""
+    project = scenario("base")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run(
+        [*git, "add", "alembic.ini", "env.py", "models.py", "versions/0001_initial.py"],
+        cwd=project, check=True,
+    )  # fmt: skip
+    assert main(["--format", "json"]) == EXIT_FINDINGS
+    document = json.loads(capsys.readouterr().out)
+    _validate(document)
+    assert document["findings"] == [
+        {
+            "kind": "untracked_revision",
+            "table": None,
+            "column": None,
+            "object": "versions/0002_notes.py",
+            "subject": "versions/0002_notes.py",
+            "message": "revision file not tracked by git: the commit would not include it",
+            "op": None,
+            "hint": "git add versions/0002_notes.py",
+            "file": "versions/0002_notes.py",
+            "line": 1,
+            "located": True,
+        }
+    ]
 
 
 def test_github_annotations_and_step_summary_in_two_files(
