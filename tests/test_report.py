@@ -236,6 +236,27 @@ def test_github_annotations_and_step_summary_in_two_files(
     ]
 
 
+def test_github_on_a_failing_revision(
+    scenario: ScenarioFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    scenario("bad_sql")
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["--format", "github"]) == EXIT_ERROR
+    out = capsys.readouterr()
+    message = out.err.strip().splitlines()[-1].removeprefix("check-migrations: error: ")
+    assert message.startswith("revision 0002 (versions/0002_broken.py) failed")
+    assert out.out.splitlines() == [f"::error title=check-migrations could not check::{message}"]
+    assert summary.read_text().splitlines() == [
+        "### check-migrations could not check",
+        "",
+        message,
+    ]
+
+
 def test_text_groups_by_table_with_summary_last(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

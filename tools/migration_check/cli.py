@@ -166,7 +166,13 @@ def _report_error(argv: Sequence[str], kind: str, message: str, detail: str = ""
 
         sys.stdout.write(render_json_error(kind, message, exit_code=EXIT_ERROR))
     elif _format_from_argv(argv) == "github":
-        print(f"::error title=check-migrations could not check::{message}")
+        from migration_check.report import render_github_error, step_summary_error
+
+        sys.stdout.write(render_github_error(message))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(step_summary_error(message))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,10 +13,12 @@ from migration_check.findings import CheckResult, Finding
 __all__ = [
     "JSON_SCHEMA_VERSION",
     "render_github",
+    "render_github_error",
     "render_json",
     "render_json_error",
     "render_text",
     "step_summary",
+    "step_summary_error",
 ]
 
 JSON_SCHEMA_VERSION = 1
@@ -210,6 +212,15 @@ def render_github(result: CheckResult) -> str:
         f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}."
     )
     return "\n".join(out) + "\n"
+
+
+def render_github_error(message: str) -> str:
+    """The one-line error as a workflow command, so the run's page shows why nothing was checked."""
+    return f"::error title=check-migrations could not check::{_escape_data(message)}\n"
+
+
+def step_summary_error(message: str) -> str:
+    return f"### check-migrations could not check\n\n{_md(message)}\n"
 
 
 def _md(text: str) -> str:
