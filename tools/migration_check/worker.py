@@ -563,12 +563,19 @@ def _create_scratch(req: dict[str, Any]) -> None:
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
-    """Revision directories as resolved after env.py ran (it may set version_locations)."""
-    dirs = {str(p) for p in script._version_locations}
-    for rev in script.revision_map._revision_map.values():
-        path = getattr(rev, "path", None)
-        if path:
-            dirs.add(os.path.dirname(os.path.abspath(path)))
+    """Revision directories as resolved after env.py ran (it may set version_locations).
+
+    Feeds only the untracked-file check: if Alembic's internals move, that check is skipped
+    rather than the whole run failing.
+    """
+    dirs: set[str] = set()
+    try:
+        for rev in script.walk_revisions("base", "heads"):
+            dirs.add(os.path.dirname(os.path.abspath(rev.path)))
+        # Private, but the only place the configured (possibly still empty) locations live.
+        dirs.update(str(p) for p in script._version_locations)
+    except Exception:
+        pass
     return sorted(dirs)
 
 
