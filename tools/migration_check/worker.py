@@ -645,11 +645,32 @@ def main() -> int:
         return _serve(events)
 
 
+def _preload() -> None:
+    """Import what every check needs while the CLI is still starting the server.
+
+    The worker is started before the server is ready and blocks on its request afterwards, so
+    these imports (the floor of a check's cost) overlap the server's start-up. Only libraries:
+    the project's code (env.py, models) runs after the request, with the guard in place.
+    """
+    for name in ("sqlalchemy", "psycopg", "alembic.script", "alembic.runtime.environment",
+                 "alembic.autogenerate"):  # fmt: skip
+        try:
+            __import__(name)
+        except Exception:  # the real import reports it, with the project's context
+            continue
+
+
 def _serve(events: TextIO) -> int:
     def emit(event: dict[str, Any]) -> None:
         events.write(json.dumps(event) + "\n")
 
+    _preload()
     req = json.load(sys.stdin)
+    for key, value in (req.get("environ") or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         result = run(req, emit)
     except _Failure as exc:
