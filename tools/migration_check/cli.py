@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         _report_error(args, "usage", exc.format_message())
         return EXIT_ERROR
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt it caught
+        print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
         return EXIT_SIGINT
     except CheckError as exc:
         kind = type(exc).__name__.removesuffix("Error").lower()

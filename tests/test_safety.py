@@ -1,0 +1,319 @@
+"""Never touch a database the checker did not create; never show a password; never listen on TCP.
+
+The "real" database is a second PostgreSQL started here (fault_helpers.second_server): TCP on
+127.0.0.1, password auth, a ``production`` database with 500 rows, and ``log_connections`` on,
+so a test can prove both that nothing changed (pg_dump before and after) and that the checker
+never even logged in there (the server's own connection log).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+
+from .conftest import ScenarioFactory
+from .fault_helpers import (
+    OWNER_PASSWORD,
+    PASSWORDS,
+    REAL_DB,
+    SCENARIOS,
+    SecondServer,
+    checker_env,
+    free_port,
+    postgres_pids,
+    run_checker,
+    second_server,
+    shared_dir,
+    socket_inodes,
+    start_checker,
+    tcp_listen_inodes,
+    wait_for_line,
+)
+
+SCRATCH = re.compile(r"^check_migrations_[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def real_server() -> Iterator[SecondServer]:
+    with second_server() as server:
+        yield server
+
+
+@pytest.fixture
+def run_root() -> Iterator[Path]:
+    """CHECK_MIGRATIONS_RUN_DIR of this test's runs only, so its assertions are about them."""
+    with shared_dir("cm-safety-") as path:
+        yield path
+
+
+def _only_this_suite_logged_in(server: SecondServer) -> None:
+    logins = server.authorized_connections()
+    intruders = [ln for ln in logins if not re.search(r"application_name=(pg_dump|fixture)$", ln)]
+    assert intruders == [], intruders
+
+
+def _scratch_databases(server: SecondServer) -> set[str]:
+    return {d for d in server.databases() if d.startswith("check_migrations_")}
+
+
+FOREIGN_MODES = [
+    "engine",
+    "async_engine",
+    "psycopg",
+    "psycopg_kwargs",
+    "psycopg2",
+    "asyncpg",
+    "swallowed",
+]
+
+
+@pytest.mark.parametrize("mode", FOREIGN_MODES)
+def test_env_py_connecting_elsewhere_is_refused(
+    mode: str,
+    real_server: SecondServer,
+    scenario: ScenarioFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("bad_foreign_db")
+    monkeypatch.setenv("FOREIGN_MODE", mode)
+    monkeypatch.setenv("FOREIGN_URL", real_server.url())
+    monkeypatch.setenv("CHECK_MIGRATIONS_QUIET", "1")
+    before = real_server.dump()
+
+    assert main([]) == EXIT_ERROR
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(
+        "check-migrations: error: env.py tried to connect to postgresql server "
+        f"127.0.0.1:{real_server.port} database '{REAL_DB}', not the checker's scratch database"
+    ), lines[0]
+    assert OWNER_PASSWORD not in out + err
+    assert real_server.dump() == before
+    assert b"hijacked" not in before
+    _only_this_suite_logged_in(real_server)
+
+
+def test_env_py_opening_a_sqlite_file_in_home_is_refused(
+    scenario: ScenarioFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("bad_foreign_db")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("FOREIGN_MODE", "sqlite")
+    monkeypatch.setenv("FOREIGN_URL", "unused://")
+    monkeypatch.setenv("CHECK_MIGRATIONS_QUIET", "1")
+
+    assert main([]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"check-migrations: error: env\.py tried to connect to a sqlite database "
+        r"'.*/home/app\.sqlite3', not the checker's scratch database.*\n",
+        err,
+    ), err
+    assert not (home / "app.sqlite3").exists()
+
+
+def test_database_url_names_a_database_that_is_never_migrated(
+    real_server: SecondServer, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario("base")
+    before = real_server.dump()
+    databases = real_server.databases()
+
+    assert main(["--database-url", real_server.url()]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "models and migrations agree" in out
+    assert OWNER_PASSWORD not in out + err
+    assert real_server.dump() == before
+    assert real_server.databases() == databases
+
+
+def test_database_url_scratch_database_dropped_after_failure(
+    real_server: SecondServer, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario("bad_sql")
+    before = real_server.databases()
+    assert main(["--database-url", real_server.url("postgres")]) == EXIT_ERROR
+    assert "revision 0002" in capsys.readouterr().err
+    assert real_server.databases() == before
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("phase", ["upgrading", "comparing"])
+def test_database_url_scratch_database_dropped_when_interrupted(
+    sig: signal.Signals,
+    code: int,
+    phase: str,
+    real_server: SecondServer,
+    tmp_path: Path,
+    run_root: Path,
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    before = real_server.databases()
+    proc = start_checker(
+        ["--database-url", real_server.url("postgres")], project, checker_env(run_root)
+    )
+    seen: list[str] = []
+    assert wait_for_line(proc, phase, seen), "".join(seen)
+    # The scratch database exists now, under a fresh unique name.
+    created = _scratch_databases(real_server) - before
+    assert len(created) == 1
+    assert SCRATCH.match(created.pop())
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, "".join(seen) + err
+    assert real_server.databases() == before
+    assert OWNER_PASSWORD not in out + err + "".join(seen)
+
+
+def test_database_url_concurrent_runs_use_distinct_scratch_names(
+    real_server: SecondServer,
+    tmp_path: Path,
+    run_root: Path,
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    before = real_server.databases()
+    env = checker_env(run_root)
+    procs = [
+        start_checker(["--database-url", real_server.url("postgres")], project, env)
+        for _ in range(3)
+    ]
+    seen: list[list[str]] = [[] for _ in procs]
+    for proc, lines in zip(procs, seen, strict=True):
+        assert wait_for_line(proc, "comparing", lines), "".join(lines)
+    during = _scratch_databases(real_server) - before
+    for proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_OK
+    assert len(during) == 3
+    assert real_server.databases() == before
+
+
+def test_unreachable_host_fails_within_the_connect_timeout(tmp_path: Path, run_root: Path) -> None:
+    """A TCP port that accepts (the kernel's backlog) but never answers: a silent firewall."""
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(16)
+        port = sink.getsockname()[1]
+        result = run_checker(
+            ["--database-url", f"postgresql://app:{OWNER_PASSWORD}@127.0.0.1:{port}/app"],
+            project,
+            checker_env(run_root, extra={"CHECK_MIGRATIONS_QUIET": "1"}),
+        )
+    assert result.returncode == EXIT_ERROR
+    assert result.stderr.startswith(
+        f"check-migrations: error: cannot connect to 127.0.0.1:{port}/app"
+    )
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert OWNER_PASSWORD not in result.stderr + result.stdout
+    # connect_timeout is 10 s; the rest is interpreter start-up. No second wait for the drop.
+    assert result.seconds < 12, result.seconds
+
+
+def test_closed_port_fails_at_once(tmp_path: Path, run_root: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    result = run_checker(
+        ["--database-url", f"postgresql://app:{OWNER_PASSWORD}@127.0.0.1:{free_port()}/app"],
+        project,
+        checker_env(run_root),
+    )
+    assert result.returncode == EXIT_ERROR
+    assert "Connection refused" in result.stderr
+    assert "could not drop" not in result.stderr
+    assert result.seconds < 8, result.seconds
+
+
+# Every way the password could reach the user: the verdict, an env.py error quoting the URL,
+# a revision error, the traceback under -v, and each output format.
+LEAKS = {
+    "in_sync": ("base", None, EXIT_OK),
+    "drift": ("base", ("mapped_column(String(500))", "mapped_column(String(501))"), EXIT_FINDINGS),
+    "env_py_quotes_url": (
+        "base",
+        (
+            "target_metadata = metadata\n",
+            "target_metadata = metadata\n"
+            "raise RuntimeError('cannot use ' + os.environ['DATABASE_URL'] + ' password='"
+            " + os.environ.get('PGPASSWORD', ''))\n",
+        ),
+        EXIT_ERROR,
+    ),
+    "failing_revision": ("bad_sql", None, EXIT_ERROR),
+    "wrong_password": ("base", None, EXIT_ERROR),
+}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github"])
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+@pytest.mark.parametrize("case", sorted(LEAKS))
+def test_password_never_shown(
+    case: str,
+    fmt: str,
+    verbose: bool,
+    real_server: SecondServer,
+    tmp_path: Path,
+    run_root: Path,
+) -> None:
+    name, edit, expected = LEAKS[case]
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / name, project)
+    if edit is not None:
+        target = project / ("env.py" if "metadata\n" in edit[0] else "models.py")
+        text = target.read_text()
+        assert edit[0] in text
+        target.write_text(text.replace(edit[0], edit[1], 1))
+    url = real_server.url("postgres")
+    if case == "wrong_password":
+        url = url.replace(OWNER_PASSWORD, "Pw-wrong-" + OWNER_PASSWORD[::-1])
+    summary = tmp_path / "summary.md"
+    args = ["--database-url", url, "--format", fmt, *(["-v"] if verbose else [])]
+    result = run_checker(
+        args, project, checker_env(run_root, extra={"GITHUB_STEP_SUMMARY": str(summary)})
+    )
+    assert result.returncode == expected, result.stderr
+    shown = result.stdout + result.stderr + (summary.read_text() if summary.exists() else "")
+    for secret in (*PASSWORDS, OWNER_PASSWORD[::-1]):
+        assert secret not in shown
+    if verbose and expected == EXIT_ERROR and case != "wrong_password":
+        assert "Traceback" in result.stderr  # the detail was shown, and masked
+
+
+def test_throwaway_server_never_listens_on_tcp(tmp_path: Path, run_root: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    listening_before = tcp_listen_inodes()
+    proc = start_checker([], project, checker_env(run_root))
+    seen: list[str] = []
+    # While the worker compares, the server is up and serving: look at its sockets now.
+    assert wait_for_line(proc, "comparing", seen), "".join(seen)
+    pids = postgres_pids(run_root)
+    assert pids, "no server found under the run directory"
+    ours = set().union(*(socket_inodes(pid) for pid in pids))
+    assert ours, "the server holds no sockets at all?"
+    listening_during = tcp_listen_inodes()
+    assert ours.isdisjoint(listening_during)
+    assert ours.isdisjoint(listening_during - listening_before)
+    # And what it listens on instead: the Unix socket in its private directory.
+    sockets = list(run_root.glob("check-migrations-*/run-*/.s.PGSQL.[0-9]*[0-9]"))
+    assert len(sockets) == 1
+    proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_OK
+    assert postgres_pids(run_root) == []
