@@ -393,7 +393,7 @@ class ThrowawayServer:
             tail = _tail(proc.stdout + proc.stderr)
             raise ServerError(
                 f"initdb failed in {target.parent} (exit {proc.returncode}): "
-                f"{tail.splitlines()[-1] if tail else 'no output'}; check free space and "
+                f"{_cause(tail)}; check free space and "
                 "permissions there, or set CHECK_MIGRATIONS_RUN_DIR",
                 detail=tail,
             )
@@ -446,6 +446,9 @@ class ThrowawayServer:
             "autovacuum": "off",
             "jit": "off",
             "max_connections": "20",
+            # The lock table is sized by max_connections: with 20, one revision creating about
+            # 80 tables failed with "out of shared memory" (bench/, 800 tables in 10 revisions).
+            "max_locks_per_transaction": "1024",
             "shared_buffers": "32MB",
             "logging_collector": "off",
         }
@@ -551,6 +554,15 @@ def _copy_tree(src: Path, dst: Path) -> None:
             "check free space there"
         )
     shutil.copytree(src, dst, symlinks=True)
+
+
+def _cause(tail: str) -> str:
+    """The line that says why: initdb ends with "removing data directory", not the cause."""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line or "FATAL" in line:
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def _tail(text: str) -> str:
