@@ -29,6 +29,7 @@ from .fault_helpers import (
     SecondServer,
     free_port,
     second_server,
+    shared_dir,
 )
 
 Setup = Callable[[Path, "Ctx"], list[str]]
@@ -39,6 +40,7 @@ class Ctx:
     """What a case may need beyond its project: the second server, a scratch directory."""
 
     tmp: Path
+    shared: Path  # traversable by the server user, unlike tmp_path
     server: SecondServer | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -211,7 +213,7 @@ def no_binaries(project: Path, ctx: Ctx) -> list[str]:
 
 
 def server_will_not_start(project: Path, ctx: Ctx) -> list[str]:
-    fake = ctx.tmp / "fakepg" / "bin"
+    fake = ctx.shared / "fakepg" / "bin"
     fake.mkdir(parents=True)
     for name, script in {
         "initdb": '#!/bin/sh\nfor a; do case "$a" in -D) ;; esac; done\n'
@@ -243,7 +245,7 @@ def bad_pyproject_setting(project: Path, ctx: Ctx) -> list[str]:
 
 
 def read_only_run_dir(project: Path, ctx: Ctx) -> list[str]:
-    target = ctx.tmp / "ro"
+    target = ctx.shared / "ro"
     target.mkdir()
     _mount(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(target)])
     ctx.env["CHECK_MIGRATIONS_RUN_DIR"] = str(target)
@@ -251,7 +253,7 @@ def read_only_run_dir(project: Path, ctx: Ctx) -> list[str]:
 
 
 def full_run_dir(project: Path, ctx: Ctx) -> list[str]:
-    target = ctx.tmp / "full"
+    target = ctx.shared / "full"
     target.mkdir()
     # Room for the run directory, not for a cluster (initdb writes about 40 MB).
     _mount(["-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(target)])
@@ -275,7 +277,11 @@ CASES: dict[str, Case] = {
     "no_alembic_ini": Case(no_alembic_ini, expect=(r"alembic\.ini: no such file", r"--config")),
     "ini_not_ini": Case(ini_not_ini, expect=(r"alembic\.ini: not a valid ini file",)),
     "wrong_script_location": Case(
-        wrong_script_location, expect=(r"alembic\.ini", r"migrations", r"set script_location")
+        wrong_script_location,
+        expect=(
+            r"error: alembic\.ini: script_location 'migrations': Path doesn't exist: migrations;",
+            r"set script_location to the directory holding env\.py",
+        ),
     ),
     "missing_section": Case(
         missing_section, expect=(r"alembic\.ini: no \[tenants\] section", r"--name")
@@ -356,14 +362,18 @@ CASES: dict[str, Case] = {
     "unknown_server_user": Case(
         unknown_server_user, expect=(r"server user 'no_such_user_x' does not exist",)
     ),
-    "bad_timeout": Case(bad_timeout, expect=(r"timeout", r"-5")),
+    "bad_timeout": Case(
+        bad_timeout, expect=(r"Invalid value for '--timeout': -5\.0 is not in the range x>0",)
+    ),
     "bad_pyproject_setting": Case(
         bad_pyproject_setting, expect=(r"pyproject\.toml .*unknown setting 'timeuot'",)
     ),
     "read_only_run_dir": Case(
         read_only_run_dir, expect=(r"cannot create .*/ro/check-migrations-\d+", r"Read-only")
     ),
-    "full_run_dir": Case(full_run_dir, expect=(r"full/check-migrations-\d+", r"space")),
+    "full_run_dir": Case(
+        full_run_dir, expect=(r"full/check-migrations-\d+", r"No space left on device")
+    ),
 }
 
 
@@ -374,13 +384,15 @@ def real_server() -> Iterator[SecondServer]:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ctx]:
-    context = Ctx(tmp=tmp_path / "ctx")
-    context.tmp.mkdir()
-    context.tmp.chmod(0o755)
-    yield context
-    while _MOUNTED:
-        subprocess.run(["umount", "-l", str(_MOUNTED.pop())], check=False)
+def ctx(tmp_path: Path) -> Iterator[Ctx]:
+    with shared_dir("cm-bad-input-") as shared:
+        context = Ctx(tmp=tmp_path / "ctx", shared=shared)
+        context.tmp.mkdir()
+        try:
+            yield context
+        finally:
+            while _MOUNTED:
+                subprocess.run(["umount", "-l", str(_MOUNTED.pop())], check=False)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -423,7 +435,7 @@ def test_traceback_only_with_verbose(
 ) -> None:
     # capfd: with -v the worker writes to the real stderr, which capsys cannot stand in for.
     project = scenario("base")
-    env_raises(project, Ctx(tmp=project))
+    env_raises(project, Ctx(tmp=project, shared=project))
     assert main([]) == EXIT_ERROR
     assert "Traceback" not in capfd.readouterr().err
     assert main(["-v"]) == EXIT_ERROR

@@ -65,11 +65,11 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Do not reuse the cached initialised cluster.",
 )
 @click.option(
-    "--timeout", type=float, metavar="SECONDS",
+    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
     help="Give up on the migrations after this long.  [default: 600]",
 )
 @click.option(
-    "--lock-timeout", type=float, metavar="SECONDS",
+    "--lock-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
     help="A statement waiting longer than this for a lock fails.  [default: 60]",
 )
 @click.option("-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks.")

@@ -311,8 +311,13 @@ def _create_database(
     except psycopg.Error as exc:
         if not reached:
             raise ServerError(
-                f"cannot connect to {label} within {settings.connect_timeout:.0f} s: "
-                f"{_first_line(exc)}; check the host, port, user and password of --database-url"
+                f"cannot connect to {label}: {_first_line(exc)}"
+                + (
+                    f" (gave up after {settings.connect_timeout:.0f} s)"
+                    if "timeout" in str(exc)
+                    else ""
+                )
+                + "; check the host, port, user and password of --database-url"
             ) from exc
         raise ServerError(
             f"{label}: cannot create the scratch database {database}: {_first_line(exc)}"

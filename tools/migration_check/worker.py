@@ -608,8 +608,11 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     except CommandError as exc:
         raise _Failure(
             "config",
-            f"{req['config']}: {_one_line(exc)}; set script_location to the directory "
-            "holding env.py",
+            f"{os.path.relpath(req['config'])}: script_location "
+            # Alembic adds "Please use the 'init' command": wrong advice for a typo'd path.
+            f"{cfg.get_main_option('script_location')!r}: "
+            f"{_one_line(exc).split('  ')[0].rstrip('.')}; set script_location to the "
+            "directory holding env.py",
         ) from exc
     if cache is not None:
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
