@@ -256,13 +256,27 @@ LEAKS = {
         ),
         EXIT_ERROR,
     ),
+    "env_py_prints_url": (
+        "base",
+        (
+            "target_metadata = metadata\n",
+            "target_metadata = metadata\n"
+            "print('connecting to', os.environ['DATABASE_URL'])\n"
+            "import sys\n"
+            "print('PGPASSWORD is', os.environ.get('PGPASSWORD'), file=sys.stderr)\n",
+        ),
+        EXIT_OK,
+    ),
     "failing_revision": ("bad_sql", None, EXIT_ERROR),
     "wrong_password": ("base", None, EXIT_ERROR),
 }
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "github"])
-@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+@pytest.mark.parametrize(
+    ("fmt", "verbose"),
+    [("text", False), ("text", True), ("json", True), ("github", True)],
+    ids=["text", "text-v", "json-v", "github-v"],
+)
 @pytest.mark.parametrize("case", sorted(LEAKS))
 def test_password_never_shown(
     case: str,
@@ -294,6 +308,10 @@ def test_password_never_shown(
         assert secret not in shown
     if verbose and expected == EXIT_ERROR and case != "wrong_password":
         assert "Traceback" in result.stderr  # the detail was shown, and masked
+    if verbose and case == "env_py_prints_url":
+        # env.py's own output is shown under -v, masked.
+        assert "connecting to postgresql+psycopg://app_owner:***@127.0.0.1" in result.stderr
+        assert "PGPASSWORD is ***" in result.stderr
 
 
 def test_throwaway_server_never_listens_on_tcp(tmp_path: Path, run_root: Path) -> None:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -407,14 +408,16 @@ def _spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterato
     read_fd, write_fd = os.pipe()
     env["CHECK_MIGRATIONS_EVENT_FD"] = str(write_fd)
     with tempfile.TemporaryFile() as log:
-        out: Any = sys.stderr if settings.verbose else log
+        # -v shows env.py's own output, which may print the URL it was handed: relay it
+        # through the password mask rather than hand the worker our stderr.
+        out: Any = subprocess.PIPE if settings.verbose else log
         try:
             proc = subprocess.Popen(
                 # -P: the worker's sys.path is the project's, as under the `alembic` command.
                 [sys.executable, "-P", "-m", "migration_check.worker"],
                 stdin=subprocess.PIPE,
                 stdout=out,
-                stderr=subprocess.STDOUT if out is log else sys.stderr,
+                stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 env=env,
                 cwd=cwd,
@@ -426,15 +429,38 @@ def _spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterato
             raise
         finally:
             os.close(write_fd)
+        relay = _relay_masked(proc.stdout, settings) if proc.stdout is not None else None
         try:
             yield _Worker(proc, read_fd, log)
         finally:
             with _signals_blocked():
                 _kill(proc)
+                if relay is not None:
+                    relay.join(timeout=5)
             if proc.stdin is not None:  # never written when the server failed to start
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             os.close(read_fd)
+
+
+def _relay_masked(stream: IO[bytes], settings: Settings) -> threading.Thread:
+    """Copy the worker's output to stderr line by line, passwords masked (-v only)."""
+    secret = ""
+    if settings.database_url:
+        with contextlib.suppress(ValueError):
+            secret = parse_url(settings.database_url).password or ""
+
+    def pump() -> None:
+        with stream:
+            for raw in stream:
+                line = mask_passwords(raw.decode(errors="replace"), (secret,))
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    thread = threading.Thread(target=pump, name="worker-output", daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_worker(
