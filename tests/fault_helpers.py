@@ -184,6 +184,8 @@ def second_server() -> Iterator[SecondServer]:
             "max_connections=60",
             "-c",
             "log_line_prefix=%m [%p] ",
+            "-c",
+            "dynamic_shared_memory_type=mmap",
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,

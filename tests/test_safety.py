@@ -8,6 +8,7 @@ never even logged in there (the server's own connection log).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -314,7 +315,9 @@ def test_password_never_shown(
         assert "PGPASSWORD is ***" in result.stderr
 
 
-def test_throwaway_server_never_listens_on_tcp(tmp_path: Path, run_root: Path) -> None:
+def test_throwaway_server_never_listens_on_tcp_nor_leaves_its_directory(
+    tmp_path: Path, run_root: Path
+) -> None:
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / "base", project)
     listening_before = tcp_listen_inodes()
@@ -327,6 +330,11 @@ def test_throwaway_server_never_listens_on_tcp(tmp_path: Path, run_root: Path) -
     ours = set().union(*(socket_inodes(pid) for pid in pids))
     assert ours, "the server holds no sockets at all?"
     listening_during = tcp_listen_inodes()
+    # Nor does it leave shared memory outside its directory (/dev/shm/PostgreSQL.<n>).
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "/dev/shm/PostgreSQL." not in maps
     assert ours.isdisjoint(listening_during)
     assert ours.isdisjoint(listening_during - listening_before)
     # And what it listens on instead: the Unix socket in its private directory.

@@ -451,6 +451,10 @@ class ThrowawayServer:
             "max_locks_per_transaction": "1024",
             "shared_buffers": "32MB",
             "logging_collector": "off",
+            # posix segments live in /dev/shm as PostgreSQL.<n> and outlive a server stopped
+            # by SIGQUIT or a SIGKILLed checker; mmap keeps them in the data directory,
+            # which teardown and the orphan sweep remove.
+            "dynamic_shared_memory_type": "mmap",
         }
         cmd = [str(bindir / "postgres"), "-D", str(self.data_dir)]
         for key, value in settings.items():
