@@ -198,7 +198,8 @@ def test_lock_wait_is_cut_by_lock_timeout(project: Path, run_root: Path) -> None
     line = result.stderr.strip()
     assert re.match(
         r"check-migrations: error: revision 0003 \(versions/0003_hang\.py\) failed: "
-        r"canceling statement due to lock timeout",
+        r"canceling statement due to lock timeout \(SQLSTATE 55P03\); it waited longer than "
+        r"--lock-timeout for a lock",
         line,
     ), line
     assert len(line.splitlines()) == 1

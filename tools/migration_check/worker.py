@@ -402,9 +402,8 @@ def _classify(
             error = _pg_error(exc)
             return _Failure(
                 "migration",
-                f"revision {current.revision} ({path}) failed: {error}; the history does not "
-                "build a database from empty: fix the revision so that `alembic upgrade head` "
-                "works on an empty database",
+                f"revision {current.revision} ({path}) failed: {error}; "
+                + _revision_advice(_sqlstate(exc)),
                 detail=detail,
             )
         return _Failure(
@@ -456,6 +455,33 @@ def _refused_message() -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# Errors that mean a revision expects an object no earlier revision created: the history
+# only works on databases made some other way (create_all() + stamp, a restored dump).
+_MISSING_OBJECT = {"42P01", "42703", "42704", "42883", "3F000", "42P02"}
+
+
+def _sqlstate(exc: Any) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+
+
+def _revision_advice(sqlstate: str) -> str:
+    if sqlstate in _MISSING_OBJECT:
+        return (
+            "the history does not build a database from empty: fix the revision so that "
+            "`alembic upgrade head` works on an empty database"
+        )
+    if sqlstate == "55P03":
+        return (
+            "it waited longer than --lock-timeout for a lock (a revision that opens its own "
+            "connection waits on the migration's transaction): run that SQL through op, or "
+            "raise --lock-timeout"
+        )
+    if sqlstate.startswith("53"):
+        return "the server ran out of resources, not a fault of the history; report it"
+    return "fix the revision"
 
 
 def _pg_error(exc: Any) -> str:
