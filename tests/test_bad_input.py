@@ -112,6 +112,22 @@ def env_never_runs_migrations(project: Path, ctx: Ctx) -> list[str]:
     return []
 
 
+def env_never_commits(project: Path, ctx: Ctx) -> list[str]:
+    # Its own engine on DATABASE_URL (allowed: the scratch database), an explicit begin(),
+    # and no commit: the upgrade "succeeds" and is rolled back when the connection closes.
+    _edit(
+        project / "env.py",
+        "    with engine.connect() as connection:\n",
+        "    with engine.connect() as connection:\n        connection.begin()\n",
+    )
+    _edit(
+        project / "env.py",
+        '    connectable = config.attributes.get("connection")',
+        "    connectable = None",
+    )
+    return []
+
+
 def target_metadata_none(project: Path, ctx: Ctx) -> list[str]:
     _edit(project / "env.py", "target_metadata = metadata", "target_metadata = None")
     return []
@@ -292,6 +308,13 @@ CASES: dict[str, Case] = {
     "env_exits": Case(env_exits, expect=(r"env\.py stopped: configure APP_ENV first",)),
     "env_never_runs_migrations": Case(
         env_never_runs_migrations, expect=(r"env\.py: env\.py never called .*run_migrations",)
+    ),
+    "env_never_commits": Case(
+        env_never_commits,
+        expect=(
+            r"env\.py: after the upgrade the scratch database's alembic_version holds nothing, "
+            r"not head 0002: env\.py did not migrate the database the checker handed it",
+        ),
     ),
     "target_metadata_none": Case(
         target_metadata_none, expect=(r"env\.py: target_metadata is None; set it",)

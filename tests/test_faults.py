@@ -259,8 +259,9 @@ def test_server_that_does_not_start_shows_its_log(
     quiet = run_checker(args, project, env)
     assert quiet.returncode == 2
     assert quiet.stderr.splitlines() == [
-        "check-migrations: error: PostgreSQL exited during start-up (exit 1): DETAIL:  Failed "
-        "system call was shmget(key=5432001, size=56, 03600).; see the log above with -v"
+        "check-migrations: error: PostgreSQL exited during start-up (exit 1): FATAL:  could not "
+        "create shared memory segment: No space left on device; run with -v to see the "
+        "server's log"
     ]
     verbose = run_checker([*args, "-v"], project, env)
     assert verbose.returncode == 2

@@ -482,7 +482,7 @@ class ThrowawayServer:
             if self._proc.poll() is not None:
                 raise ServerError(
                     f"PostgreSQL exited during start-up (exit {self._proc.returncode}): "
-                    f"{self._log_last_line()}; see the log above with -v",
+                    f"{_cause(self.log_tail())}; run with -v to see the server's log",
                     detail=self.log_tail(),
                 )
             with contextlib.suppress(OSError):
