@@ -146,9 +146,21 @@ class Entry:
 
 
 def _base() -> Path:
-    from migration_check.server import cache_base_dir
+    """Where entries live: CHECK_MIGRATIONS_CACHE_DIR when set, else beside the run directories.
 
-    return cache_base_dir()
+    Run directories are on tmpfs when there is one, and an entry is then stored by renaming
+    the stopped data directory (no copy) and copied back at tmpfs speed. Copying a 40 MB entry to
+    the disk cache took 0.08 s idle and 0.77 s while tests ran; the price is that entries live
+    in memory (at most ``max_entries()`` of them) and do not survive a reboot.
+    """
+    from migration_check.server import _default_base, _private_dir, cache_base_dir
+
+    if os.environ.get("CHECK_MIGRATIONS_CACHE_DIR"):
+        return cache_base_dir()
+    root = Path(os.environ.get("CHECK_MIGRATIONS_RUN_DIR") or _default_base())
+    base = root / f"check-migrations-cache-{os.geteuid()}"
+    _private_dir(base, 0o700)  # refuses a link or someone else's directory in a shared /dev/shm
+    return base
 
 
 def _entries(base: Path, scope: str | None = None) -> list[Entry]:
@@ -206,7 +218,10 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
     staging = base / f".tmp-{name}-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
     try:
-        _copy_tree(data_dir, staging / "data")
+        try:
+            data_dir.rename(staging / "data")  # same file system: free (stop() is next anyway)
+        except OSError:
+            _copy_tree(data_dir, staging / "data")
         for leftover in ("postmaster.pid", "postmaster.opts"):
             with contextlib.suppress(FileNotFoundError):
                 (staging / "data" / leftover).unlink()
