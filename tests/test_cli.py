@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -162,11 +166,48 @@ def test_this_repository_is_in_sync(
     assert main([]) == EXIT_OK, capsys.readouterr()
 
 
-def test_nothing_left_behind(scenario: ScenarioFactory) -> None:
+@pytest.fixture
+def private_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A run directory of this test's own, reachable by the server user when we are root."""
+    runs = Path(tempfile.mkdtemp(prefix="check-migrations-test-"))
+    runs.chmod(0o755)
+    monkeypatch.setenv("CHECK_MIGRATIONS_RUN_DIR", str(runs))
+    yield runs
+    shutil.rmtree(runs, ignore_errors=True)
+
+
+def test_nothing_left_behind(scenario: ScenarioFactory, private_runs: Path) -> None:
+    # A private run directory: other checks running on the machine must not blur the verdict.
     scenario("base")
-    before = set(run_base_dir().iterdir())
     assert main([]) == EXIT_OK
-    assert set(run_base_dir().iterdir()) <= before
+    assert list(run_base_dir().iterdir()) == []
+    assert str(private_runs) not in _postgres_cmdlines()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_run_dir_the_server_user_cannot_enter(
+    scenario: ScenarioFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("CHECK_MIGRATIONS_RUN_DIR", str(private))
+    scenario("base")
+    assert main([]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cannot enter it" in err
+    assert "CHECK_MIGRATIONS_RUN_DIR" in err
+
+
+def _postgres_cmdlines() -> str:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return "\n".join(line for line in out if "postgres" in line)
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -326,6 +326,11 @@ class ThrowawayServer:
 
     def start(self) -> None:
         base = run_base_dir()
+        if not self.user.is_self and not _can_traverse(base, self.user):
+            raise ServerError(
+                f"{base}: the server user {self.user.name!r} cannot enter it (a parent "
+                "directory is private); set CHECK_MIGRATIONS_RUN_DIR to a directory it can reach"
+            )
         sweep_orphans(base)
         run = base / f"run-{os.getpid()}-{secrets.token_hex(4)}"
         run.mkdir(mode=0o700)
