@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import importlib.util
 import os
@@ -386,6 +387,10 @@ class ThrowawayServer:
             "-N",
             "--wal-segsize=1",
         ]  # fmt: skip
+        if _initdb_has_set(bindir):
+            # initdb's own backends otherwise put shared memory in /dev/shm, where it stays
+            # when an interrupted check removes the directory under them (PostgreSQL 16+).
+            cmd += ["-c", "dynamic_shared_memory_type=mmap"]
         proc = subprocess.run(
             cmd,
             capture_output=True,
@@ -563,6 +568,18 @@ def _copy_tree(src: Path, dst: Path) -> None:
             "check free space there"
         )
     shutil.copytree(src, dst, symlinks=True)
+
+
+@functools.cache
+def _initdb_has_set(bindir: Path) -> bool:
+    """Whether this initdb takes ``-c NAME=VALUE`` (PostgreSQL 16 and later)."""
+    try:
+        proc = subprocess.run(
+            [str(bindir / "initdb"), "--help"], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return False
+    return "--set" in proc.stdout
 
 
 def _cause(tail: str) -> str:
