@@ -258,3 +258,45 @@ def test_concurrent_runs_share_one_whole_entry(scenario: ScenarioFactory, cache_
     again = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=False)
     assert again.returncode == EXIT_OK, again.stderr
     assert USING in again.stderr
+
+
+def test_relative_script_location_from_another_directory_hits(
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded paths are absolute: the CLI re-hashes them from its own working directory."""
+    project = scenario("base")
+    _edit(project / "alembic.ini", "script_location = %(here)s", "script_location = .")
+    _edit(project / "alembic.ini", "version_locations = %(here)s/versions", "")
+    monkeypatch.chdir(project.parent)
+    assert _check(capsys, "--config", "project/alembic.ini")[0] == EXIT_OK
+    rc, _out, err = _check(capsys, "--config", "project/alembic.ini")
+    assert rc == EXIT_OK
+    assert f"{USING} (2 revision(s), head 0002)" in err
+
+
+def test_env_py_setting_version_locations_is_never_served_stale(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Revisions env.py adds at run time are outside what was hashed: no entry is kept."""
+    project = scenario("base")
+    (project / "versions").rename(project / "history")
+    (project / "versions").mkdir()
+    _edit(
+        project / "env.py",
+        "target_metadata = metadata\n",
+        "target_metadata = metadata\n"
+        "context.script.version_locations = [str(__import__('pathlib').Path("
+        "config.config_file_name).resolve().parent / 'history')]\n",
+    )
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK, out + err
+    assert "2 revision(s) applied" in out
+    assert STORED not in err
+    _edit(project / "history" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_FINDINGS
+    assert USING not in err
+    assert "users.name: type is VARCHAR(100) in the models, VARCHAR(120) in the database" in out

@@ -85,7 +85,8 @@ def file_digests(paths: Iterable[Path], *, recurse: Iterable[Path] = ()) -> dict
         if digest is not None:
             out[str(path)] = digest
     for top in recurse:
-        for root, dirs, files in os.walk(top):
+        # Absolute: the CLI re-hashes these paths from its own working directory.
+        for root, dirs, files in os.walk(Path(top).resolve()):
             dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
             for name in files:
                 if name.endswith((".pyc", ".pyo")):
@@ -337,6 +338,19 @@ def _module_version(top: str) -> str:
     return "?"
 
 
+def _version_locations(script: Any) -> list[Path]:
+    """The version locations as configured, computed without Alembic's memoised property.
+
+    ``ScriptDirectory._version_locations`` is memoised on first use: reading it before env.py
+    runs would freeze the locations env.py may still set (a real project shape, DESIGN.md).
+    """
+    from alembic.util import coerce_resource_to_filename
+
+    if script.version_locations:
+        return [Path(coerce_resource_to_filename(p)).absolute() for p in script.version_locations]
+    return [Path(script.dir, "versions").absolute()]
+
+
 class WorkerCache:
     """The worker's side: validate the copied database, replay from empty if stale, snapshot.
 
@@ -384,7 +398,7 @@ class WorkerCache:
         # env.py's own imports are mostly the models, which change what is compared, not what
         # a replay builds; the modules a revision imports are hashed after the upgrade.
         env_py = Path(script.dir).resolve() / "env.py"
-        locations = [Path(p) for p in getattr(script, "_version_locations", [])]
+        locations = _version_locations(script)
         self.files = file_digests(
             [Path(cfg.config_file_name).resolve(), env_py],
             recurse=[p for p in locations if p.is_dir()],
@@ -420,7 +434,11 @@ class WorkerCache:
     def after_upgrade(self, script: Any, heads: list[str]) -> bool:
         """Check the history env.py ran against the one hashed; False: replay from empty."""
         revisions = {rev.revision: rev for rev in script.walk_revisions()}
-        unhashed = [r for r in revisions.values() if r.path and str(Path(r.path)) not in self.files]
+        unhashed = [
+            r
+            for r in revisions.values()
+            if r.path and str(Path(r.path).resolve()) not in self.files
+        ]
         if unhashed:
             # env.py pointed Alembic at revisions outside the locations hashed before it ran.
             self.env = {}
