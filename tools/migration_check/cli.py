@@ -62,7 +62,8 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
 @click.option(
     "--no-cache", is_flag=True, default=None,
-    help="Do not reuse the cached initialised cluster.",
+    help="Neither use nor write the caches (initialised cluster, migrated databases, "
+    "worker bytecode).",
 )
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
