@@ -68,7 +68,11 @@ def _workers(project: Path) -> list[int]:
 
 def _assert_clean(run_root: Path, project: Path) -> None:
     assert postgres_pids(run_root) == []
-    assert leftovers(run_root) == []
+    left = leftovers(run_root)
+    # What is inside says which step was interrupted (owner only, data, a server log, ...).
+    assert left == [], {
+        str(d): sorted(str(p.relative_to(d)) for p in d.rglob("*"))[:20] for d in left
+    }
     assert _workers(project) == []
 
 

@@ -334,8 +334,8 @@ class ThrowawayServer:
             )
         sweep_orphans(base)
         run = base / f"run-{os.getpid()}-{secrets.token_hex(4)}"
+        self.run_dir = run  # before mkdir: a signal in between must not orphan the directory
         run.mkdir(mode=0o700)
-        self.run_dir = run
         (run / "owner").write_text(f"{os.getpid()} {_proc_start_time(os.getpid())}\n")
         bindir = self._reachable_bindir()
         self._prepare_data(bindir)
@@ -391,16 +391,24 @@ class ThrowawayServer:
             # initdb's own backends otherwise put shared memory in /dev/shm, where it stays
             # when an interrupted check removes the directory under them (PostgreSQL 16+).
             cmd += ["-c", "dynamic_shared_memory_type=mmap"]
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             cmd,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            check=False,
             cwd=target.parent,
+            # Its own group: Ctrl-C reaches only the checker, which then stops initdb and the
+            # backend it runs as one, before removing the directory they write into.
+            start_new_session=True,
             **self._as_user_kwargs(),  # type: ignore[call-overload]
         )
+        try:
+            output, _ = proc.communicate()
+        except BaseException:
+            _kill_group(proc)
+            raise
         if proc.returncode != 0:
-            tail = _tail(proc.stdout + proc.stderr)
+            tail = _tail(output)
             raise ServerError(
                 f"initdb failed in {target.parent} (exit {proc.returncode}): "
                 f"{_cause(tail)}; check free space and "
@@ -568,6 +576,20 @@ def _copy_tree(src: Path, dst: Path) -> None:
             "check free space there"
         )
     shutil.copytree(src, dst, symlinks=True)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL a process group and wait until it is empty (children are not ours to wait on)."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except OSError:  # no process left in the group
+            return
+        time.sleep(0.01)
 
 
 @functools.cache
