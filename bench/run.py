@@ -1,7 +1,7 @@
 """Benchmark check-migrations against its targets (issue 5) and print the targets table.
 
-    uv run python bench/run.py            # about 4 minutes on 2 cores
-    uv run python bench/run.py --quick    # about 1.5 minutes: fewer repetitions
+    uv run python bench/run.py            # about 4 minutes on 2 cores (7 when they are busy)
+    uv run python bench/run.py --quick    # about 2 minutes: fewer repetitions
 
 What it measures, in one run, as medians over N repetitions (wall clock of whole commands):
 
@@ -253,7 +253,7 @@ def _table(rows: list[list[str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (~1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
     parser.add_argument("--reps", type=int, help="repetitions of each measurement")
     parser.add_argument("--no-scale", action="store_true", help="skip the synthetic projects")
     args = parser.parse_args(argv)
