@@ -63,8 +63,7 @@ def scratch_url(admin_conninfo: dict[str, object]) -> Iterator[str]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield (
-            f"postgresql+psycopg://{SUPERUSER}@/{name}"
-            f"?host={admin_conninfo['host']}&port={PORT}"
+            f"postgresql+psycopg://{SUPERUSER}@/{name}?host={admin_conninfo['host']}&port={PORT}"
         )
     finally:
         with psycopg.connect(**admin_conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
@@ -74,11 +73,10 @@ def scratch_url(admin_conninfo: dict[str, object]) -> Iterator[str]:
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScenarioFactory]:
+def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScenarioFactory:
     """Copy a scenario project to tmp_path and chdir there, as a user runs the checker."""
-    factory = ScenarioFactory(tmp_path)
     monkeypatch.chdir(tmp_path)
-    yield factory
+    return ScenarioFactory(tmp_path)
 
 
 class ScenarioFactory:

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+
 from migration_check.server import (
     ThrowawayServer,
     find_binaries,
     resolve_server_user,
 )
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, main
 
 from .conftest import ScenarioFactory

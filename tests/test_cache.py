@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from migration_check.cache import prune
 from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
 

@@ -35,28 +35,40 @@ def test_in_sync_exits_0(scenario: ScenarioFactory, capsys: pytest.CaptureFixtur
 # Each case: (edit to models.py, what the output must name)
 DRIFT = {
     "gains_column": (
-        ("    name: Mapped[str | None] = mapped_column(String(100))\n",
-         "    name: Mapped[str | None] = mapped_column(String(100))\n"
-         "    phone: Mapped[str | None] = mapped_column(String(30))\n"),
-        [r"models\.py:\d+: users\.phone: column phone VARCHAR\(30\) .*\[add_column\]",
-         r"op\.add_column\('users', sa\.Column\('phone'"],
+        (
+            "    name: Mapped[str | None] = mapped_column(String(100))\n",
+            "    name: Mapped[str | None] = mapped_column(String(100))\n"
+            "    phone: Mapped[str | None] = mapped_column(String(30))\n",
+        ),
+        [
+            r"models\.py:\d+: users\.phone: column phone VARCHAR\(30\) .*\[add_column\]",
+            r"op\.add_column\('users', sa\.Column\('phone'",
+        ],
     ),
     "gains_table": (
-        ("class Note(Base):",
-         "class Tag(Base):\n    __tablename__ = \"tags\"\n\n"
-         "    id: Mapped[int] = mapped_column(primary_key=True)\n\n\nclass Note(Base):"),
-        [r"models\.py:\d+: tags: table in the models, no revision creates it \[add_table\]",
-         r"op\.create_table\('tags'"],
+        (
+            "class Note(Base):",
+            'class Tag(Base):\n    __tablename__ = "tags"\n\n'
+            "    id: Mapped[int] = mapped_column(primary_key=True)\n\n\nclass Note(Base):",
+        ),
+        [
+            r"models\.py:\d+: tags: table in the models, no revision creates it \[add_table\]",
+            r"op\.create_table\('tags'",
+        ],
     ),
     "loses_column": (
         ("    name: Mapped[str | None] = mapped_column(String(100))\n", ""),
-        [r"users\.name: column name in the database, gone from the models \[remove_column\]",
-         r"op\.drop_column\('users', 'name'\)"],
+        [
+            r"users\.name: column name in the database, gone from the models \[remove_column\]",
+            r"op\.drop_column\('users', 'name'\)",
+        ],
     ),
     "string_length": (
         ("mapped_column(String(500))", "mapped_column(String(1000))"),
-        [r"notes\.body: type is VARCHAR\(1000\) in the models, VARCHAR\(500\) in the database"
-         r" \[modify_type\]"],
+        [
+            r"notes\.body: type is VARCHAR\(1000\) in the models, VARCHAR\(500\) in the database"
+            r" \[modify_type\]"
+        ],
     ),
     "nullable": (
         ("    body: Mapped[str] = ", "    body: Mapped[str | None] = "),
@@ -64,20 +76,26 @@ DRIFT = {
     ),
     "server_default": (
         ("server_default=text(\"'active'\")", "server_default=text(\"'pending'\")"),
-        [r"users\.status: server default is \"'pending'\" in the models, "
-         r"\"'active'::character varying\" in the database \[modify_default\]"],
+        [
+            r"users\.status: server default is \"'pending'\" in the models, "
+            r"\"'active'::character varying\" in the database \[modify_default\]"
+        ],
     ),
     "gains_index": (
         ("mapped_column(String(100))", "mapped_column(String(100), index=True)"),
         [r"models\.py:\d+: users \(ix_users_name\): index ix_users_name \(name\) .*\[add_index\]"],
     ),
     "gains_fk": (
-        ("    body: Mapped[str] = mapped_column(String(500))\n",
-         "    body: Mapped[str] = mapped_column(String(500))\n"
-         "    editor_id: Mapped[int | None] = mapped_column(ForeignKey(\"users.id\"))\n"),
-        [r"notes\.editor_id: column editor_id INTEGER",
-         r"notes\.editor_id: foreign key fk_notes_editor_id_users \(editor_id\) -> users .*"
-         r"\[add_fk\]"],
+        (
+            "    body: Mapped[str] = mapped_column(String(500))\n",
+            "    body: Mapped[str] = mapped_column(String(500))\n"
+            '    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))\n',
+        ),
+        [
+            r"notes\.editor_id: column editor_id INTEGER",
+            r"notes\.editor_id: foreign key fk_notes_editor_id_users \(editor_id\) -> users .*"
+            r"\[add_fk\]",
+        ],
     ),
 }
 
@@ -186,7 +204,9 @@ def test_nothing_left_behind(scenario: ScenarioFactory, private_runs: Path) -> N
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
 def test_run_dir_the_server_user_cannot_enter(
-    scenario: ScenarioFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    scenario: ScenarioFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     private = tmp_path / "private"

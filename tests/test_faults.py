@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from migration_check.server import find_binaries
 
 from .fault_helpers import (

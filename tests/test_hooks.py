@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from migration_check.gitcheck import untracked_revisions
 
 from .conftest import REPO, SCENARIOS

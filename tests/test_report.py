@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from migration_check import __version__, cli
 from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import CheckResult, Finding, Location

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
@@ -224,9 +225,9 @@ def test_unreachable_host_fails_within_the_connect_timeout(tmp_path: Path, run_r
     )
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert OWNER_PASSWORD not in result.stderr + result.stdout
-    # connect_timeout is 10 s, the rest interpreter start-up (slower on CI); a second wait
-    # to drop a database that was never created would double it.
-    assert 9 < result.seconds < 14, result.seconds
+    # The bound: within 10 s. connect_timeout is 5 s, the rest interpreter start-up; a
+    # second wait to drop a database that was never created would double it.
+    assert 4 < result.seconds < 10, result.seconds
 
 
 def test_closed_port_fails_at_once(tmp_path: Path, run_root: Path) -> None:

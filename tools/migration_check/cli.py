@@ -30,50 +30,69 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.command(context_settings=_CONTEXT)
 @click.option(
-    "-c", "--config", metavar="FILE",
+    "-c",
+    "--config",
+    metavar="FILE",
     help="Alembic config file.  [default: alembic.ini]",
 )
 @click.option(
-    "-n", "--name", metavar="SECTION",
+    "-n",
+    "--name",
+    metavar="SECTION",
     help="Section of the config file to use.  [default: alembic]",
 )
 @click.option(
-    "-x", "x_args", multiple=True, metavar="KEY=VALUE",
+    "-x",
+    "x_args",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Passed to env.py as context.get_x_argument(); repeatable.",
 )
 @click.option(
-    "--database-url", metavar="URL",
+    "--database-url",
+    metavar="URL",
     help="Use this existing server: a scratch database is created there and dropped after; "
     "the database named in the URL is never migrated.",
 )
 @click.option(
-    "--postgres-bin", metavar="DIR",
+    "--postgres-bin",
+    metavar="DIR",
     help="bin directory of a local PostgreSQL (to match production's major version) "
     "instead of the bundled one.",
 )
 @click.option(
-    "--server-user", metavar="USER",
-    help="When run as root: the existing unprivileged user the server runs as.  "
-    "[default: nobody]",
+    "--server-user",
+    metavar="USER",
+    help="When run as root: the existing unprivileged user the server runs as.  [default: nobody]",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice([f.value for f in FormatType]),
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in FormatType]),
     help="Output format.  [default: text]",
 )
 @click.option(
-    "--no-cache", is_flag=True, default=None,
+    "--no-cache",
+    is_flag=True,
+    default=None,
     help="Neither use nor write the caches (initialised cluster, migrated databases, "
     "worker bytecode).",
 )
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     help="Give up on the migrations after this long.  [default: 600]",
 )
 @click.option(
-    "--lock-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    "--lock-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     help="A statement waiting longer than this for a lock fails.  [default: 60]",
 )
-@click.option("-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks.")
+@click.option(
+    "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
+)
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.

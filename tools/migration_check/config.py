@@ -10,7 +10,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from migration_check.errors import ConfigError
 __all__ = ["FormatType", "Settings", "load_settings"]
 
 
-class FormatType(str, Enum):
+class FormatType(StrEnum):
     text = "text"
     json = "json"
     github = "github"
@@ -38,7 +38,8 @@ class Settings:
     use_cache: bool = True
     timeout: float = 600.0
     lock_timeout: float = 60.0
-    connect_timeout: float = 10.0
+    # 5 s: an unreachable --database-url must fail within 10 s, interpreter start-up included.
+    connect_timeout: float = 5.0
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -88,11 +89,12 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
 
 def _normalise(raw: dict[str, Any], origin: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, given in raw.items():
         k = key.replace("-", "_")
+        value = given
         if k in _ALIASES:
             k = _ALIASES[k]
-            value = not _coerce(k, value, origin)
+            value = not _coerce(k, given, origin)
         if k not in _TYPES:
             raise ConfigError(
                 f"{origin}: unknown setting {key!r}; known: "

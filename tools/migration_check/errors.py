@@ -40,7 +40,7 @@ class WorkerError(CheckError):
     """The process that runs Alembic died or timed out."""
 
 
-class Interrupted(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt, which it sits beside
+class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived; unwinding must still tear everything down."""
 
     def __init__(self, signum: int) -> None:

@@ -34,6 +34,11 @@ def findings_from_ops(upgrade_ops: UpgradeOps, context: MigrationContext) -> lis
     return found
 
 
+def _name(value: object) -> str | None:
+    """A constraint's name as text: SQLAlchemy's ``_NoneName`` sentinel means unnamed."""
+    return value if isinstance(value, str) else None
+
+
 def _first_column(op: Any) -> str | None:
     """The column whose line best locates an index or constraint."""
     cols = getattr(op, "columns", None) or getattr(op, "local_cols", None) or []
@@ -130,7 +135,7 @@ def _describe(op: Any) -> list[Finding]:
                 table,
                 f"foreign key {op.constraint_name or ''} ({cols}) -> {op.referent_table} "
                 "in the models, no revision creates it".replace("  ", " "),
-                name=op.constraint_name,
+                name=_name(op.constraint_name),
                 column=op.local_cols[0] if len(op.local_cols) == 1 else None,
             )
         ]
@@ -140,8 +145,9 @@ def _describe(op: Any) -> list[Finding]:
         )
         name = getattr(op, "constraint_name", None)
         return [
-            Finding(kind, table, f"constraint {name} in the models, no revision creates it",
-                    name=name)
+            Finding(
+                kind, table, f"constraint {name} in the models, no revision creates it", name=name
+            )
         ]
     if isinstance(op, o.DropConstraintOp):
         ctype = op.constraint_type or "constraint"
@@ -153,17 +159,26 @@ def _describe(op: Any) -> list[Finding]:
                 kind,
                 table,
                 f"{ctype} constraint {op.constraint_name} in the database, gone from the models",
-                name=op.constraint_name,
+                name=_name(op.constraint_name),
             )
         ]
     if isinstance(op, o.CreateTableCommentOp):
-        return [Finding("modify_table_comment", table,
-                        f"table comment is {op.comment!r} in the models, "
-                        f"{op.existing_comment!r} in the database")]
+        return [
+            Finding(
+                "modify_table_comment",
+                table,
+                f"table comment is {op.comment!r} in the models, "
+                f"{op.existing_comment!r} in the database",
+            )
+        ]
     if isinstance(op, o.DropTableCommentOp):
-        return [Finding("modify_table_comment", table,
-                        f"table comment {op.existing_comment!r} in the database, "
-                        "gone from the models")]
+        return [
+            Finding(
+                "modify_table_comment",
+                table,
+                f"table comment {op.existing_comment!r} in the database, gone from the models",
+            )
+        ]
     kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(op).__name__).lower().removesuffix("_op")
     return [Finding(kind, table, f"{type(op).__name__} pending: a revision is missing")]
 
@@ -171,22 +186,37 @@ def _describe(op: Any) -> list[Finding]:
 def _alter_findings(op: Any, table: str | None) -> Iterator[Finding]:
     col = op.column_name
     if op.modify_type is not None:
-        yield Finding("modify_type", table,
-                      f"type is {op.modify_type} in the models, {op.existing_type} "
-                      "in the database", column=col)
+        yield Finding(
+            "modify_type",
+            table,
+            f"type is {op.modify_type} in the models, {op.existing_type} in the database",
+            column=col,
+        )
     if op.modify_nullable is not None:
         models = "NULL" if op.modify_nullable else "NOT NULL"
         database = "NOT NULL" if op.modify_nullable else "NULL"
-        yield Finding("modify_nullable", table,
-                      f"{models} in the models, {database} in the database", column=col)
+        yield Finding(
+            "modify_nullable",
+            table,
+            f"{models} in the models, {database} in the database",
+            column=col,
+        )
     if op.modify_server_default is not False:
-        yield Finding("modify_default", table,
-                      f"server default is {_default(op.modify_server_default)} in the models, "
-                      f"{_default(op.existing_server_default)} in the database", column=col)
+        yield Finding(
+            "modify_default",
+            table,
+            f"server default is {_default(op.modify_server_default)} in the models, "
+            f"{_default(op.existing_server_default)} in the database",
+            column=col,
+        )
     if op.modify_comment is not False:
-        yield Finding("modify_comment", table,
-                      f"comment is {op.modify_comment!r} in the models, "
-                      f"{op.existing_comment!r} in the database", column=col)
+        yield Finding(
+            "modify_comment",
+            table,
+            f"comment is {op.modify_comment!r} in the models, "
+            f"{op.existing_comment!r} in the database",
+            column=col,
+        )
     if op.kw.get("modify_name"):
         yield Finding("modify_name", table, f"renamed to {op.kw['modify_name']}", column=col)
 

@@ -92,7 +92,7 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         if plan is not None:
             plan.store = event.get("cache_store")
     version_dirs = list(event.get("version_dirs", []))
-    result = CheckResult(
+    return CheckResult(
         findings=sorted(
             [
                 *(Finding.from_dict(f) for f in event["findings"]),
@@ -106,7 +106,6 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         config_file=_display_path(ini),
         revision_command=revision_command(settings, ini),
     )
-    return result
 
 
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
