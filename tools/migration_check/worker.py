@@ -286,7 +286,6 @@ def _revision_files(script: ScriptDirectory) -> dict[str, tuple[str, tuple[str, 
 
 def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
-    from alembic.runtime.environment import EnvironmentContext
 
     state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
 
@@ -307,32 +306,53 @@ def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tupl
             step.migration_fn = _tracked(step, step.migration_fn, state)
         return steps
 
+    _run_env(
+        cfg,
+        script,
+        url,
+        state,
+        phase="upgrade",
+        fn=upgrade_fn,
+        starting_rev=None,
+        destination_rev="head",
+        tag=None,
+    )
+    _verify_reached_head(url, state, script)
+    return int(state["applied"]), list(state["heads"])
+
+
+def _run_env(
+    cfg: Config,
+    script: ScriptDirectory,
+    url: str,
+    state: dict[str, Any],
+    *,
+    phase: str,
+    **context_kw: Any,
+) -> None:
+    """Run env.py once with ``context_kw`` (as an Alembic command would), naming any failure.
+
+    ``state["called"]`` is set by the phase's ``fn``: env.py that never reaches
+    ``run_migrations()`` would otherwise look like a successful no-op.
+    """
+    from alembic.runtime.environment import EnvironmentContext
+
     try:
         with (
             _handed_connection(cfg, url),
-            EnvironmentContext(
-                cfg,
-                script,
-                fn=upgrade_fn,
-                as_sql=False,
-                starting_rev=None,
-                destination_rev="head",
-                tag=None,
-            ),
+            EnvironmentContext(cfg, script, as_sql=False, **context_kw),
         ):
             script.run_env()
     except _Failure:
         raise
     except BaseException as exc:
-        raise _classify(exc, state, script, phase="upgrade") from exc
+        raise _classify(exc, state, script, phase=phase) from exc
     if not state["called"]:
         raise _Failure(
             "config",
             f"{_env_py(script)}: env.py never called context.run_migrations(); "
             "call it in online mode (see Alembic's env.py template)",
         )
-    _verify_reached_head(url, state, script)
-    return int(state["applied"]), list(state["heads"])
 
 
 def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirectory) -> None:
@@ -509,7 +529,6 @@ def _origin_in_project(exc: BaseException) -> str:
 
 def _compare(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
     """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
-    from alembic.runtime.environment import EnvironmentContext
 
     from alembic import autogenerate as autogen
 
@@ -540,29 +559,16 @@ def _compare(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
                 found.extend(findings_from_ops(upgrade_ops, context))
         return []
 
-    try:
-        with (
-            _handed_connection(cfg, url),
-            EnvironmentContext(
-                cfg,
-                script,
-                fn=retrieve,
-                as_sql=False,
-                template_args=revision_context.template_args,
-                revision_context=revision_context,
-            ),
-        ):
-            script.run_env()
-    except _Failure:
-        raise
-    except BaseException as exc:
-        raise _classify(exc, {}, script, phase="compare") from exc
-    if not state["called"]:
-        raise _Failure(
-            "config",
-            f"{_env_py(script)}: env.py never called context.run_migrations(); "
-            "call it in online mode (see Alembic's env.py template)",
-        )
+    _run_env(
+        cfg,
+        script,
+        url,
+        state,
+        phase="compare",
+        fn=retrieve,
+        template_args=revision_context.template_args,
+        revision_context=revision_context,
+    )
     return found
 
 
