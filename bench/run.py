@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from generate import generate  # type: ignore[import-not-found]  # noqa: E402
+
 from migration_check.server import (  # noqa: E402
     ThrowawayServer,
     find_binaries,
