@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -244,3 +245,18 @@ def test_usage_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "xml" in err[0]
+
+
+def test_errors_follow_the_format_and_verbosity_set_in_pyproject(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("bad_sql")
+    (project / "pyproject.toml").write_text(
+        '[tool.check-migrations]\nformat = "json"\nverbose = true\n'
+    )
+    assert main([]) == EXIT_ERROR
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert data["verdict"] == "error"
+    assert data["errors"][0]["message"].startswith("revision 0002 (versions/0002_broken.py)")
+    assert "Traceback" in out.err

@@ -117,6 +117,8 @@ def _command(**kwargs: Any) -> int:
         "verbose": kwargs["verbose"],
     }
     settings = load_settings(flags)
+    # main() reports errors in the format the merged settings chose (pyproject, env or flag).
+    click.get_current_context().obj["settings"] = settings
     return _run(settings)
 
 
@@ -176,16 +178,29 @@ def _format_from_argv(argv: Sequence[str]) -> str:
     return os.environ.get("CHECK_MIGRATIONS_FORMAT", "text")
 
 
-def _report_error(argv: Sequence[str], kind: str, message: str, detail: str = "") -> None:
+def _report_error(
+    argv: Sequence[str],
+    settings: Settings | None,
+    kind: str,
+    message: str,
+    detail: str = "",
+) -> None:
+    """One line on stderr; with json or github also the envelope or annotation on stdout.
+
+    ``settings`` is None when they could not be loaded (a bad flag or setting): the command
+    line and the environment are then the best guide to the format asked for.
+    """
     message = mask_passwords(message)
-    if _wants(argv, "-v", "--verbose") and detail:
+    verbose = settings.verbose if settings else _wants(argv, "-v", "--verbose")
+    fmt = settings.format.value if settings else _format_from_argv(argv)
+    if verbose and detail:
         print(mask_passwords(detail.rstrip()), file=sys.stderr)
     print(f"check-migrations: error: {message}", file=sys.stderr)
-    if _format_from_argv(argv) == "json":
+    if fmt == "json":
         from migration_check.report import render_json_error
 
         sys.stdout.write(render_json_error(kind, message, exit_code=EXIT_ERROR))
-    elif _format_from_argv(argv) == "github":
+    elif fmt == "github":
         from migration_check.report import render_github_error, step_summary_error
 
         sys.stdout.write(render_github_error(message))
@@ -199,20 +214,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
     args = list(sys.argv[1:] if argv is None else argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    loaded: dict[str, Settings] = {}
     try:
-        rc = _command.main(args=args, prog_name="check-migrations", standalone_mode=False)
+        rc = _command.main(
+            args=args, prog_name="check-migrations", standalone_mode=False, obj=loaded
+        )
         return rc if isinstance(rc, int) else EXIT_OK
     except click.exceptions.Exit as exc:  # --help, --version
         return int(exc.exit_code)
     except click.ClickException as exc:
-        _report_error(args, "usage", exc.format_message())
+        _report_error(args, loaded.get("settings"), "usage", exc.format_message())
         return EXIT_ERROR
     except click.exceptions.Abort:  # click's name for a KeyboardInterrupt it caught
         print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
         return EXIT_SIGINT
     except CheckError as exc:
         kind = type(exc).__name__.removesuffix("Error").lower()
-        _report_error(args, kind, exc.message, exc.detail)
+        _report_error(args, loaded.get("settings"), kind, exc.message, exc.detail)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
@@ -224,7 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         import traceback
 
         detail = "".join(traceback.format_exception(exc))
-        _report_error(args, "internal", f"internal error: {type(exc).__name__}: {exc}", detail)
+        _report_error(
+            args,
+            loaded.get("settings"),
+            "internal",
+            f"internal error: {type(exc).__name__}: {exc}",
+            detail,
+        )
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
