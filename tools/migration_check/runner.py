@@ -37,6 +37,7 @@ from migration_check.server import (
     _parent_death,
     cache_base_dir,
     find_binaries,
+    kill_group,
     resolve_server_user,
 )
 from migration_check.urls import DbUrl, mask_passwords, parse_url
@@ -433,7 +434,7 @@ def _spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterato
             yield _Worker(proc, read_fd, log)
         finally:
             with _signals_blocked():
-                _kill(proc)
+                kill_group(proc)
                 if relay is not None:
                     relay.join(timeout=5)
             if proc.stdin is not None:  # never written when the server failed to start
@@ -480,7 +481,7 @@ def _run_worker(
         proc.wait(timeout=10)
     except BaseException:
         with _signals_blocked():
-            _kill(proc)
+            kill_group(proc)
         raise
     final = next((e for e in reversed(events) if e["type"] in ("result", "error")), None)
     if final is None:
@@ -538,10 +539,3 @@ def _read_events(fd: int, timeout: float, progress: Progress) -> list[dict[str, 
                 if event["type"] == "progress":
                     progress(event["message"])
                 events.append(event)
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

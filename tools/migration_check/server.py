@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migration_check.errors import ServerError
 
@@ -40,6 +41,7 @@ __all__ = [
     "ServerUser",
     "ThrowawayServer",
     "find_binaries",
+    "kill_group",
     "resolve_server_user",
     "run_base_dir",
     "sweep_orphans",
@@ -405,7 +407,7 @@ class ThrowawayServer:
         try:
             output, _ = proc.communicate()
         except BaseException:
-            _kill_group(proc)
+            kill_group(proc)
             raise
         if proc.returncode != 0:
             tail = _tail(output)
@@ -578,7 +580,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL a process group and wait until it is empty (children are not ours to wait on)."""
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
