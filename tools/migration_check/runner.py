@@ -34,11 +34,12 @@ from migration_check.server import (
     PORT,
     SUPERUSER,
     ThrowawayServer,
-    _parent_death,
     cache_base_dir,
+    child_setup,
     find_binaries,
     kill_group,
     resolve_server_user,
+    signals_held,
 )
 from migration_check.urls import DbUrl, mask_passwords, parse_url
 
@@ -250,7 +251,7 @@ def _provision(
             # Only a server we reached can hold the scratch database: never wait a second
             # connect timeout on an unreachable one just to drop nothing.
             if reached:
-                with _signals_blocked():
+                with signals_held():
                     _drop_database(admin, database, settings, hidden)
         return
     binaries = find_binaries(settings.postgres_bin)
@@ -270,21 +271,10 @@ def _provision(
         )  # fmt: skip
         yield target, dict(server.admin_conninfo()), "the throwaway server", ()
     finally:
-        with _signals_blocked():
+        with signals_held():
             if plan is not None:
                 plan.save(server, progress)
             server.stop()
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Teardown must finish even if a second Ctrl-C arrives; the signal waits until after."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _create_database(
@@ -411,33 +401,37 @@ def _spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterato
         # -v shows env.py's own output, which may print the URL it was handed: relay it
         # through the password mask rather than hand the worker our stderr.
         out: Any = subprocess.PIPE if settings.verbose else log
+        proc: subprocess.Popen[bytes] | None = None
+        relay: threading.Thread | None = None
         try:
-            proc = subprocess.Popen(
-                # -P: the worker's sys.path is the project's, as under the `alembic` command.
-                [sys.executable, "-P", "-m", "migration_check.worker"],
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=_parent_death(signal.SIGKILL),  # noqa: PLW1509
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        relay = _relay_masked(proc.stdout, settings) if proc.stdout is not None else None
-        try:
+            # Held until proc is set: an interrupt inside Popen must not leave a worker
+            # that the teardown below does not know of.
+            with signals_held():
+                try:
+                    proc = subprocess.Popen(
+                        # -P: the worker's sys.path is the project's, as under `alembic`.
+                        [sys.executable, "-P", "-m", "migration_check.worker"],
+                        stdin=subprocess.PIPE,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        pass_fds=(write_fd,),
+                        env=env,
+                        cwd=cwd,
+                        start_new_session=True,
+                        preexec_fn=child_setup(signal.SIGKILL),  # noqa: PLW1509
+                    )
+                finally:
+                    os.close(write_fd)
+                if proc.stdout is not None:
+                    relay = _relay_masked(proc.stdout, settings)
             yield _Worker(proc, read_fd, log)
         finally:
-            with _signals_blocked():
-                kill_group(proc)
+            with signals_held():
+                if proc is not None:
+                    kill_group(proc)
                 if relay is not None:
                     relay.join(timeout=5)
-            if proc.stdin is not None:  # never written when the server failed to start
+            if proc is not None and proc.stdin is not None:  # unwritten if the server failed
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             os.close(read_fd)
@@ -480,7 +474,7 @@ def _run_worker(
         events = _read_events(worker.read_fd, settings.timeout, progress)
         proc.wait(timeout=10)
     except BaseException:
-        with _signals_blocked():
+        with signals_held():
             kill_group(proc)
         raise
     final = next((e for e in reversed(events) if e["type"] in ("result", "error")), None)

@@ -40,10 +40,12 @@ __all__ = [
     "PgBinaries",
     "ServerUser",
     "ThrowawayServer",
+    "child_setup",
     "find_binaries",
     "kill_group",
     "resolve_server_user",
     "run_base_dir",
+    "signals_held",
     "sweep_orphans",
 ]
 
@@ -220,6 +222,40 @@ def _parent_death(sig: int) -> Callable[[], None] | None:
     return arm
 
 
+_TEARDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends; they are delivered right after.
+
+    Around teardown: a second Ctrl-C must not cut it short. Around starting a child and
+    recording it: a signal landing inside Popen (after the fork, before it returns) would
+    leave a child teardown does not know of, writing into a directory being removed.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _TEARDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def child_setup(parent_death: int | None = None) -> Callable[[], None]:
+    """A preexec_fn for children started under ``signals_held``.
+
+    A child inherits the held mask; it gets the signals back, and optionally the Linux
+    parent-death signal.
+    """
+    arm = _parent_death(parent_death) if parent_death is not None else None
+
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TEARDOWN_SIGNALS)
+        if arm is not None:
+            arm()
+
+    return setup
+
+
 def _proc_start_time(pid: int) -> str:
     """The kernel's start time of ``pid``: a pid and its start time name one process forever."""
     try:
@@ -393,21 +429,26 @@ class ThrowawayServer:
             # initdb's own backends otherwise put shared memory in /dev/shm, where it stays
             # when an interrupted check removes the directory under them (PostgreSQL 16+).
             cmd += ["-c", "dynamic_shared_memory_type=mmap"]
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=target.parent,
-            # Its own group: Ctrl-C reaches only the checker, which then stops initdb and the
-            # backend it runs as one, before removing the directory they write into.
-            start_new_session=True,
-            **self._as_user_kwargs(),  # type: ignore[call-overload]
-        )
+        proc: subprocess.Popen[str] | None = None
         try:
+            with signals_held():
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    cwd=target.parent,
+                    # Its own group: Ctrl-C reaches only the checker, which then stops initdb
+                    # and the backend it runs as one, before removing the directory they
+                    # write into.
+                    start_new_session=True,
+                    preexec_fn=child_setup(),  # noqa: PLW1509 - undoes signals_held
+                    **self._as_user_kwargs(),  # type: ignore[call-overload]
+                )
             output, _ = proc.communicate()
         except BaseException:
-            kill_group(proc)
+            if proc is not None:
+                kill_group(proc)
             raise
         if proc.returncode != 0:
             tail = _tail(output)
@@ -480,15 +521,17 @@ class ThrowawayServer:
         for key, value in settings.items():
             cmd += ["-c", f"{key}={value}"]
         try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the checker, which stops the server
-                preexec_fn=_parent_death(signal.SIGQUIT),  # noqa: PLW1509 - prctl needs it
-                **self._as_user_kwargs(),  # type: ignore[call-overload]
-            )
+            # Held until self._proc is set, so stop() always knows the server it must stop.
+            with signals_held():
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches the checker, which stops the server
+                    preexec_fn=child_setup(signal.SIGQUIT),  # noqa: PLW1509 - prctl needs it
+                    **self._as_user_kwargs(),  # type: ignore[call-overload]
+                )
         finally:
             log.close()
         self._wait_ready()
