@@ -1,0 +1,1 @@
+"""The two opinions on whether the models match the migrated database."""

@@ -1,0 +1,60 @@
+"""First opinion: autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migration_check.envpy import run_env
+from migration_check.findings import Finding
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+__all__ = ["compare_autogenerate"]
+
+
+def compare_autogenerate(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
+    """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+
+    from alembic import autogenerate as autogen
+
+    command_args = {
+        "message": None,
+        "autogenerate": True,
+        "sql": False,
+        "head": "head",
+        "splice": False,
+        "branch_label": None,
+        "version_path": None,
+        "rev_id": None,
+        "depends_on": None,
+    }
+    revision_context = autogen.RevisionContext(cfg, script, command_args)
+    found: list[Finding] = []
+    state: dict[str, Any] = {"called": False}
+
+    def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
+        state["called"] = True
+        revision_context.run_autogenerate(rev, context)
+        # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
+        if revision_context.generated_revisions:
+            from migration_check.ops import findings_from_ops
+
+            script_ = revision_context.generated_revisions[-1]
+            for upgrade_ops in script_.upgrade_ops_list:
+                found.extend(findings_from_ops(upgrade_ops, context))
+        return []
+
+    run_env(
+        cfg,
+        script,
+        url,
+        state,
+        phase="compare",
+        fn=retrieve,
+        template_args=revision_context.template_args,
+        revision_context=revision_context,
+    )
+    return found
