@@ -28,71 +28,89 @@ EXIT_SIGTERM = 143
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Subcommands, imported only when named: "check-migrations NAME ..." runs SUBCOMMANDS[NAME]
+# ("module:attribute" of a click command); anything else is the check itself.
+SUBCOMMANDS: dict[str, str] = {}
+
+
+def check_options(f: Any) -> Any:
+    """The options every door shares (the check and its subcommands): one set, one meaning."""
+    for option in reversed(_CHECK_OPTIONS):
+        f = option(f)
+    return f
+
+
+_CHECK_OPTIONS = [
+    click.option(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="Alembic config file.  [default: alembic.ini]",
+    ),
+    click.option(
+        "-n",
+        "--name",
+        metavar="SECTION",
+        help="Section of the config file to use.  [default: alembic]",
+    ),
+    click.option(
+        "-x",
+        "x_args",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Passed to env.py as context.get_x_argument(); repeatable.",
+    ),
+    click.option(
+        "--database-url",
+        metavar="URL",
+        help="Use this existing server: a scratch database is created there and dropped after; "
+        "the database named in the URL is never migrated.",
+    ),
+    click.option(
+        "--postgres-bin",
+        metavar="DIR",
+        help="bin directory of a local PostgreSQL (to match production's major version) "
+        "instead of the bundled one.",
+    ),
+    click.option(
+        "--server-user",
+        metavar="USER",
+        help="When run as root: the existing unprivileged user the server runs as.  "
+        "[default: nobody]",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice([f.value for f in FormatType]),
+        help="Output format.  [default: text]",
+    ),
+    click.option(
+        "--no-cache",
+        is_flag=True,
+        default=None,
+        help="Neither use nor write the caches (initialised cluster, migrated databases, "
+        "worker bytecode).",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Give up on the migrations after this long.  [default: 600]",
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="A statement waiting longer than this for a lock fails.  [default: 60]",
+    ),
+    click.option(
+        "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
+    ),
+]
+
+
 @click.command(context_settings=_CONTEXT)
-@click.option(
-    "-c",
-    "--config",
-    metavar="FILE",
-    help="Alembic config file.  [default: alembic.ini]",
-)
-@click.option(
-    "-n",
-    "--name",
-    metavar="SECTION",
-    help="Section of the config file to use.  [default: alembic]",
-)
-@click.option(
-    "-x",
-    "x_args",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Passed to env.py as context.get_x_argument(); repeatable.",
-)
-@click.option(
-    "--database-url",
-    metavar="URL",
-    help="Use this existing server: a scratch database is created there and dropped after; "
-    "the database named in the URL is never migrated.",
-)
-@click.option(
-    "--postgres-bin",
-    metavar="DIR",
-    help="bin directory of a local PostgreSQL (to match production's major version) "
-    "instead of the bundled one.",
-)
-@click.option(
-    "--server-user",
-    metavar="USER",
-    help="When run as root: the existing unprivileged user the server runs as.  [default: nobody]",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice([f.value for f in FormatType]),
-    help="Output format.  [default: text]",
-)
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    default=None,
-    help="Neither use nor write the caches (initialised cluster, migrated databases, "
-    "worker bytecode).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Give up on the migrations after this long.  [default: 600]",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="A statement waiting longer than this for a lock fails.  [default: 60]",
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
-)
+@check_options
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.
@@ -103,7 +121,15 @@ def _command(**kwargs: Any) -> int:
     Exit codes: 0 models and migrations agree, 1 a revision is missing (findings), 2 the check
     could not be made.
     """
-    flags = {
+    settings = load_settings(settings_flags(kwargs))
+    # main() reports errors in the format the merged settings chose (pyproject, env or flag).
+    click.get_current_context().obj["settings"] = settings
+    return _run(settings)
+
+
+def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``check_options`` as ``load_settings`` takes them (None: not given)."""
+    return {
         "config": kwargs["config"],
         "name": kwargs["name"],
         "x_args": tuple(kwargs["x_args"]) or None,
@@ -116,10 +142,6 @@ def _command(**kwargs: Any) -> int:
         "lock_timeout": kwargs["lock_timeout"],
         "verbose": kwargs["verbose"],
     }
-    settings = load_settings(flags)
-    # main() reports errors in the format the merged settings chose (pyproject, env or flag).
-    click.get_current_context().obj["settings"] = settings
-    return _run(settings)
 
 
 def _progress(settings: Settings) -> Any:
@@ -216,9 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     loaded: dict[str, Settings] = {}
     try:
-        rc = _command.main(
-            args=args, prog_name="check-migrations", standalone_mode=False, obj=loaded
-        )
+        command, prog, rest = _command, "check-migrations", args
+        if args and args[0] in SUBCOMMANDS:
+            import importlib
+
+            module, _, attr = SUBCOMMANDS[args[0]].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            prog, rest = f"check-migrations {args[0]}", args[1:]
+        rc = command.main(args=rest, prog_name=prog, standalone_mode=False, obj=loaded)
         return rc if isinstance(rc, int) else EXIT_OK
     except click.exceptions.Exit as exc:  # --help, --version
         return int(exc.exit_code)

@@ -1,0 +1,140 @@
+"""The project as the CLI process sees it: its alembic.ini, its driver, its revision command."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from migration_check.config import Settings
+from migration_check.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_DRIVER",
+    "display_path",
+    "first_line",
+    "preflight",
+    "project_drivername",
+    "revision_command",
+    "sync_driver",
+]
+
+Progress = Callable[[str], None]
+DEFAULT_DRIVER = "postgresql+psycopg"
+_SYNC_FALLBACK = {"asyncpg": "psycopg", "psycopg_async": "psycopg", "pg8000": "pg8000"}
+
+
+def display_path(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def revision_command(settings: Settings, ini: Path) -> str:
+    """The command that generates the missing revision, as the user would type it."""
+    parts = []
+    if any((d / "uv.lock").is_file() for d in [ini.parent, *ini.parent.parents][:3]):
+        parts.append("uv run")
+    parts.append("alembic")
+    if display_path(ini) != "alembic.ini":
+        parts.append(f"-c {display_path(ini)}")
+    if settings.name != "alembic":
+        parts.append(f"-n {settings.name}")
+    parts.append('revision --autogenerate -m "describe the change"')
+    return " ".join(parts)
+
+
+def preflight(settings: Settings) -> Path:
+    """Fail on bad configuration before paying for a server."""
+    ini = Path(settings.config)
+    if not ini.is_file():
+        raise ConfigError(
+            f"{settings.config}: no such file; run from the project root or pass --config "
+            "path/to/alembic.ini"
+        )
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
+    if not parser.has_section(settings.name):
+        sections = (
+            ", ".join(
+                s
+                for s in parser.sections()
+                if not s.startswith(("logger", "handler", "formatter", "post_write"))
+            )
+            or "none"
+        )
+        raise ConfigError(
+            f"{settings.config}: no [{settings.name}] section (sections: {sections}); "
+            "pass the right one with --name"
+        )
+    return ini.resolve()
+
+
+def project_drivername(settings: Settings, ini: Path) -> str:
+    """The dialect+driver the project uses, so env.py gets a URL its engine accepts."""
+    candidates: list[str] = []
+    if os.environ.get("DATABASE_URL"):
+        candidates.append(os.environ["DATABASE_URL"])
+    env_file = ini.parent / ".env"
+    if env_file.is_file():
+        value = _dotenv_database_url(env_file)
+        if value:
+            candidates.append(value)
+    parser = configparser.RawConfigParser()
+    with contextlib.suppress(configparser.Error, OSError):
+        parser.read(ini, encoding="utf-8")
+        if parser.has_option(settings.name, "sqlalchemy.url"):
+            candidates.append(parser.get(settings.name, "sqlalchemy.url"))
+    for raw in candidates:
+        scheme = raw.split("://", 1)[0].strip() if "://" in raw else ""
+        if scheme in ("postgresql", "postgres"):
+            return "postgresql"
+        if scheme.startswith("postgresql+"):
+            return scheme
+    return DEFAULT_DRIVER
+
+
+def _dotenv_database_url(env_file: Path) -> str | None:
+    """DATABASE_URL from .env; a line python-dotenv cannot parse is an error, not a guess.
+
+    python-dotenv only logs a warning and skips the line, so env.py would run with a setting
+    silently missing. The line's text is not shown: it may hold a password.
+    """
+    from dotenv.parser import parse_stream
+
+    try:
+        text = env_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display_path(env_file)}: cannot read it ({exc})") from exc
+    value = None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{display_path(env_file)}:{binding.original.line}: python-dotenv cannot parse "
+                "this line; write it as KEY=VALUE (quote values with spaces) or comment it out "
+                "with #"
+            )
+        if binding.key == "DATABASE_URL":
+            value = binding.value
+    return value
+
+
+def sync_driver(drivername: str) -> str:
+    driver = drivername.split("+", 1)[1] if "+" in drivername else "psycopg2"
+    if driver in _SYNC_FALLBACK:
+        return f"postgresql+{_SYNC_FALLBACK[driver]}"
+    return drivername
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
