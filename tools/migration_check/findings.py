@@ -6,7 +6,41 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckResult", "Finding", "Location"]
+__all__ = ["KINDS", "SOURCES", "CheckResult", "Finding", "Location"]
+
+# Every finding kind, by the opinion that reports it. Ignore rules (``kind:glob``) and the
+# baseline validate against this; a module that reports a new kind adds it here.
+_AUTOGENERATE_KINDS = [
+    "add_table",
+    "remove_table",
+    "add_column",
+    "remove_column",
+    "modify_type",
+    "modify_nullable",
+    "modify_default",
+    "modify_comment",
+    "modify_table_comment",
+    "modify_name",
+    "add_index",
+    "remove_index",
+    "add_unique",
+    "remove_unique",
+    "add_fk",
+    "remove_fk",
+    "add_pk",
+    "add_check",
+    "remove_check",
+    "add_constraint",
+    "remove_constraint",
+]
+KINDS: dict[str, str] = {
+    **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
+    "multiple_heads": "history",
+    "untracked_revision": "git",
+}
+# Where a finding comes from: autogenerate (Alembic's own comparison), catalog (the second
+# opinion from the PostgreSQL catalog), history (the revision graph), git (the work tree).
+SOURCES = ("autogenerate", "catalog", "history", "git")
 
 
 @dataclass(frozen=True, order=True)
@@ -34,6 +68,11 @@ class Finding:
     op: str = ""
     location: Location | None = None
     hint: str = ""
+    source: str = "autogenerate"
+    # Both sides as PostgreSQL (or Alembic) prints them, when the finding is a difference of
+    # one object: what the migrated database has, and what the models would build.
+    in_database: str | None = None
+    in_models: str | None = None
 
     @property
     def subject(self) -> str:
@@ -65,6 +104,9 @@ class Finding:
             op=data.get("op", ""),
             location=Location(**loc) if loc else None,
             hint=data.get("hint", ""),
+            source=data.get("source", "autogenerate"),
+            in_database=data.get("in_database"),
+            in_models=data.get("in_models"),
         )
 
 

@@ -96,6 +96,7 @@ def untracked_revision_findings(version_dirs: Iterable[str]) -> list[Finding]:
                 message="revision file not tracked by git: the commit would not include it",
                 location=Location(shown, 1),
                 hint=f"git add {shlex.quote(shown)}",
+                source="git",
             )
         )
     return findings

@@ -211,6 +211,7 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
                 name=", ".join(sorted(heads)),
                 message=f"the history has {len(heads)} heads: {', '.join(sorted(heads))}",
                 hint='alembic merge heads -m "merge heads"',
+                source="history",
             )
         )
         return result
