@@ -106,6 +106,13 @@ _CHECK_OPTIONS = [
     click.option(
         "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
     ),
+    click.option(
+        "--autogenerate-only",
+        is_flag=True,
+        default=None,
+        help="Skip the catalog comparison (CHECK constraints, ENUM values, ... that autogenerate "
+        "cannot see): the verdict is exactly `alembic check`'s.",
+    ),
 ]
 
 
@@ -141,6 +148,7 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "timeout": kwargs["timeout"],
         "lock_timeout": kwargs["lock_timeout"],
         "verbose": kwargs["verbose"],
+        "autogenerate_only": kwargs["autogenerate_only"],
     }
 
 
@@ -169,6 +177,8 @@ def _run(settings: Settings) -> int:
     from migration_check.runner import run_check
 
     result = run_check(settings, _progress(settings))
+    if result.catalog_skipped:
+        print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
     elif settings.format is FormatType.github:

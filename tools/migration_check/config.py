@@ -40,6 +40,8 @@ class Settings:
     lock_timeout: float = 60.0
     # 5 s: an unreachable --database-url must fail within 10 s, interpreter start-up included.
     connect_timeout: float = 5.0
+    # Skip the catalog comparison: the verdict is then exactly `alembic check`'s.
+    autogenerate_only: bool = False
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -55,6 +57,7 @@ _TYPES: dict[str, type] = {
     "timeout": float,
     "lock_timeout": float,
     "connect_timeout": float,
+    "autogenerate_only": bool,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}

@@ -70,6 +70,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
+            # The second opinion (compare/catalog.py); off: exactly `alembic check`'s verdict.
+            "catalog": not settings.autogenerate_only,
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,
@@ -94,6 +96,7 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         version_dirs=version_dirs,
         config_file=display_path(ini),
         revision_command=revision_command(settings, ini),
+        catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
 
 
