@@ -100,7 +100,9 @@ class ModelsDatabase:
         if second is None:
             return "models+copied types"
         raise SkipCatalog(
-            f"create_all() on the models failed ({second}); only the autogenerate comparison ran"
+            f"create_all() on the models failed ({second}), even with the ENUM types, domains "
+            "and functions of the migrated database copied in; only the autogenerate "
+            "comparison ran"
         )
 
     def _create_all(self, metadatas: list[Any]) -> str | None:
