@@ -73,6 +73,19 @@ class ModelsDatabase:
                 "WHERE e.extname <> 'plpgsql' ORDER BY e.oid"
             )
         )
+        import psycopg
+
+        try:
+            self._create_namespaces(schemas, extensions)
+        except psycopg.Error as exc:  # e.g. --database-url's role may not create an extension
+            from migration_check.diagnose import one_line
+
+            raise SkipCatalog(
+                f"could not copy the schemas and extensions into the models' database "
+                f"({one_line(exc)}); only the autogenerate comparison ran"
+            ) from exc
+
+    def _create_namespaces(self, schemas: list[str], extensions: list[Any]) -> None:
         with self.conn.transaction():
             for schema in schemas:
                 self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
