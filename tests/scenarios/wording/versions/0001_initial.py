@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_index("ix_users_name_status", "users", ["name", "status"])
     op.create_table(
         "legacy_imports",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), sa.Identity(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_legacy_imports"),
     )
     op.create_table(
