@@ -297,3 +297,11 @@ def test_findings_of_a_table_follow_the_model_lines(
         _line_of(users, "phone: Mapped"), _line_of(users, "name: Mapped"),
         _line_of(users, "created_at: Mapped"),
     ]  # fmt: skip
+
+
+def test_locating_helpers_still_import_from_ops() -> None:
+    """The catalog comparison imports them from ops.py, where they lived before locate.py."""
+    from migration_check import locate, ops
+
+    assert ops._Locator is locate._Locator
+    assert ops._class_location is locate._class_location

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from migration_check.alter import alter_findings, type_text
 from migration_check.findings import Finding
-from migration_check.locate import _Locator
+from migration_check.locate import _attribute_location, _class_location, _Locator, _rel
 from migration_check.pairs import describe_pair, pair_ops
 
 if TYPE_CHECKING:
     from alembic.operations.ops import MigrateOperation, UpgradeOps
     from alembic.runtime.migration import MigrationContext
 
-# ``_Locator`` lived here first; other modules still import it from here.
-__all__ = ["_Locator", "findings_from_ops"]
+# The locating helpers lived here first; other modules (the catalog comparison) still import
+# them from here.
+__all__ = ["_Locator", "_attribute_location", "_class_location", "_rel", "findings_from_ops"]
 
 
 def findings_from_ops(upgrade_ops: UpgradeOps, context: MigrationContext) -> list[Finding]:
