@@ -250,6 +250,7 @@ def test_table_of_a_module_nothing_imports(
 ) -> None:
     project = scenario("wording")
     line, table, module, definition = UNIMPORTED[case]
+    statement = line.strip()
     _edit(project / "models/__init__.py", line, "")
     init = project / "models/__init__.py"
     init.write_text(re.sub(r'"(LegacyImport|archive)", ', "", init.read_text()))
@@ -260,7 +261,7 @@ def test_table_of_a_module_nothing_imports(
     assert finding["message"] == f"{module} defines {table} but nothing imports it"
     # Dropping the table is the wrong advice: importing the module is the fix.
     assert finding["op"] is None
-    assert "models/__init__.py" in finding["hint"]
+    assert finding["hint"] == f"add `{statement}` to models/__init__.py"
 
 
 def test_a_table_no_module_defines_still_reads_as_removed(

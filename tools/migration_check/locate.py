@@ -27,7 +27,7 @@ class Orphan:
     """A table defined in a module of the models' package that nothing has imported."""
 
     location: Location
-    module: str  # dotted name, what the package's ``__init__`` would import
+    import_statement: str  # what the package's ``__init__`` lacks: ``from models.x import X``
     package_init: str  # the package's ``__init__.py``, relative like ``location.file``
 
 
@@ -138,39 +138,65 @@ def _scan_orphans(packages: dict[str, Path]) -> dict[tuple[str | None, str], Orp
                 rel = Path(path).relative_to(root).with_suffix("")
                 parts = [p for p in rel.parts if p != "__init__"]
                 module = ".".join([package, *parts])
-                for schema, table, line in _tables_defined(path):
-                    orphan = Orphan(Location(_rel(path), line), module, init)
+                for schema, table, line, symbol in _tables_defined(path):
+                    statement = f"from {module} import {symbol}" if symbol else f"import {module}"
+                    orphan = Orphan(Location(_rel(path), line), statement, init)
                     found.setdefault((schema, table), orphan)
     return found
 
 
-def _tables_defined(path: str) -> list[tuple[str | None, str, int]]:
-    """``(schema, table, line)`` for each ``__tablename__ = "x"`` and ``Table("x", ...)``."""
+def _tables_defined(path: str) -> list[tuple[str | None, str, int, str | None]]:
+    """``(schema, table, line, name to import)`` for each ``__tablename__ = "x"`` and
+    ``Table("x", ...)`` in a module."""
     tree = _parse(path)
     if tree is None:
         return []
-    out: list[tuple[str | None, str, int]] = []
-    for node in ast.walk(tree):
+    out: list[tuple[str | None, str, int, str | None]] = []
+    named: set[int] = set()  # Table() calls already recorded under the name bound to them
+    for node in ast.walk(tree):  # breadth first: a statement before the call it holds
         if isinstance(node, ast.ClassDef):
             for stmt in node.body:
                 value = _assigned(stmt, "__tablename__")
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                    out.append((None, value.value, node.lineno))
-        elif isinstance(node, ast.Call) and _is_table_call(node):
-            first = node.args[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                schema = next(
-                    (
-                        kw.value.value
-                        for kw in node.keywords
-                        if kw.arg == "schema"
-                        and isinstance(kw.value, ast.Constant)
-                        and isinstance(kw.value.value, str)
-                    ),
-                    None,
-                )
-                out.append((schema, first.value, node.lineno))
+                    out.append((None, value.value, node.lineno, node.name))
+                table = _assigned(stmt, "__table__")
+                spec = _table_call(table) if isinstance(table, ast.Call) else None
+                if spec:
+                    named.add(id(table))
+                    out.append((*spec, node.lineno, node.name))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            target = node.targets[0] if len(node.targets) == 1 else None
+            spec = _table_call(node.value)
+            if spec and isinstance(target, ast.Name) and id(node.value) not in named:
+                named.add(id(node.value))
+                out.append((*spec, node.lineno, target.id))
+        elif isinstance(node, ast.Call) and id(node) not in named:
+            spec = _table_call(node)
+            if spec:
+                out.append((*spec, node.lineno, None))
     return out
+
+
+def _table_call(node: ast.Call) -> tuple[str | None, str] | None:
+    """``(schema, table)`` when the call is ``Table("x", ...)`` with a literal name."""
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    if name != "Table" or not node.args:
+        return None
+    first = node.args[0]
+    if not isinstance(first, ast.Constant) or not isinstance(first.value, str):
+        return None
+    schema = next(
+        (
+            kw.value.value
+            for kw in node.keywords
+            if kw.arg == "schema"
+            and isinstance(kw.value, ast.Constant)
+            and isinstance(kw.value.value, str)
+        ),
+        None,
+    )
+    return schema, first.value
 
 
 def _assigned(stmt: ast.stmt, name: str) -> ast.expr | None:
@@ -181,12 +207,6 @@ def _assigned(stmt: ast.stmt, name: str) -> ast.expr | None:
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
         return stmt.value if stmt.target.id == name else None
     return None
-
-
-def _is_table_call(node: ast.Call) -> bool:
-    func = node.func
-    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-    return name == "Table" and bool(node.args)
 
 
 def _class_location(cls: type) -> Location | None:

@@ -75,8 +75,7 @@ def _orphan(op: Any, locator: _Locator) -> dict[str, Any] | None:
         "message": f"{orphan.location.file} defines {op.table_name} but nothing imports it",
         "location": orphan.location,
         "op": "",
-        "hint": f"import {orphan.module} in {orphan.package_init} "
-        "(or delete the module and drop the table in a revision)",
+        "hint": f"add `{orphan.import_statement}` to {orphan.package_init}",
     }
 
 
