@@ -110,16 +110,17 @@ def _identity_finding(
             diff, _, _ = context.impl._compare_identity_default(models, database)  # type: ignore[no-untyped-call]
         except Exception:
             diff = set()
+        # Models first, as for the server default autogenerate reported this as.
         changes = [
-            f"{_identity_option(name, database)} in the database, "
-            f"{_identity_option(name, models)} in the models"
+            f"{_identity_option(name, models)} in the models, "
+            f"{_identity_option(name, database)} in the database"
             for name in _ordered(diff)
         ]
         message = "identity " + (
-            "; ".join(changes) or f"{database_text} in the database, {models_text} in the models"
+            "; ".join(changes) or f"{models_text} in the models, {database_text} in the database"
         )
     else:
-        message = f"{database_text} in the database, {models_text} in the models"
+        message = f"{models_text} in the models, {database_text} in the database"
     return Finding(
         "modify_identity",
         table,
