@@ -227,6 +227,25 @@ def test_index_renamed_by_its_convention_is_one_finding(
     )  # fmt: skip
 
 
+def test_unique_constraint_columns_changed_is_one_finding(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("wording")
+    users = project / "models/users.py"
+    _edit(users, "from sqlalchemy import ", "from sqlalchemy import UniqueConstraint, ")
+    _edit(users, "mapped_column(String(200), unique=True)", "mapped_column(String(200))")
+    _edit(users, '"status"),)', '"status"), UniqueConstraint("email", "name"))')
+    finding = _only(_json(capsys))
+    assert (finding["kind"], finding["object"], finding["message"]) == (
+        "modify_unique", "uq_users_email",
+        "unique constraint uq_users_email: columns (email) in the database, (email, name) "
+        "in the models",
+    )  # fmt: skip
+    drop, create = finding["op"].split("\n", 1)
+    assert drop == "op.drop_constraint(op.f('uq_users_email'), 'users', type_='unique')"
+    assert create.startswith("op.create_unique_constraint(op.f('uq_users_email'), 'users', ")
+
+
 # Each case: the import line the models package loses, the module and the line that defines it.
 UNIMPORTED = {
     "declarative": (

@@ -27,6 +27,7 @@ _AUTOGENERATE_KINDS = [
     "remove_index",
     "add_unique",
     "remove_unique",
+    "modify_unique",
     "add_fk",
     "remove_fk",
     "modify_fk",

@@ -30,21 +30,24 @@ def pair_ops(items: list[tuple[Any, Any]]) -> tuple[list[Pair], list[tuple[Any, 
 
     Pairs by name first; then, for objects whose name follows a naming convention that the
     change itself renamed, by what identifies them on the table (a foreign key's own columns,
-    an index's set of columns), only when that match is one to one.
+    an index's or unique constraint's set of columns), only when that match is one to one.
     """
     from alembic.operations import ops as o
 
     fk_drops, fk_creates, ix_drops, ix_creates = [], [], [], []
+    uq_drops, uq_creates = [], []
     for item in items:
         op = item[0]
         if isinstance(op, o.CreateForeignKeyOp):
             fk_creates.append(item)
-        elif (
-            isinstance(op, o.DropConstraintOp)
-            and op.constraint_type == "foreignkey"
-            and isinstance(op._reverse, o.CreateForeignKeyOp)
-        ):
+        elif isinstance(op, o.CreateUniqueConstraintOp):
+            uq_creates.append(item)
+        elif isinstance(op, o.DropConstraintOp) and isinstance(op._reverse, o.CreateForeignKeyOp):
             fk_drops.append(item)
+        elif isinstance(op, o.DropConstraintOp) and isinstance(
+            op._reverse, o.CreateUniqueConstraintOp
+        ):
+            uq_drops.append(item)
         elif isinstance(op, o.CreateIndexOp):
             ix_creates.append(item)
         elif isinstance(op, o.DropIndexOp) and isinstance(op._reverse, o.CreateIndexOp):
@@ -52,6 +55,7 @@ def pair_ops(items: list[tuple[Any, Any]]) -> tuple[list[Pair], list[tuple[Any, 
     pairs = [
         *_match(fk_drops, fk_creates, _fk_table, _fk_keys),
         *_match(ix_drops, ix_creates, _ix_table, _ix_keys),
+        *_match(uq_drops, uq_creates, _ix_table, _uq_keys),
     ]
     used = {id(p.drop) for p in pairs} | {id(p.create) for p in pairs}
     return pairs, [item for item in items if id(item[0]) not in used]
@@ -109,6 +113,12 @@ def _ix_keys(op: Any, *, database: bool) -> tuple[Any, Any]:
     return _str_name(ix.index_name), (frozenset(cols), _unique(ix), len(cols))
 
 
+def _uq_keys(op: Any, *, database: bool) -> tuple[Any, Any]:
+    uq = op._reverse if database else op
+    cols = _columns(uq)
+    return _str_name(uq.constraint_name), (frozenset(cols), len(cols))
+
+
 def _str_name(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -127,6 +137,8 @@ def describe_pair(pair: Pair, table: str | None, dialect: Any) -> Finding:
 
     if isinstance(pair.create, o.CreateForeignKeyOp):
         return _describe_fk(pair.drop._reverse, pair.create, table, dialect)
+    if isinstance(pair.create, o.CreateUniqueConstraintOp):
+        return _describe_unique(pair.drop._reverse, pair.create, table, dialect)
     return _describe_index(pair.drop._reverse, pair.create, table, dialect)
 
 
@@ -214,8 +226,8 @@ def _index_definition(ix: Any, dialect: Any) -> str:
         return f"CREATE {unique}INDEX {ix.index_name} ON {ix.table_name} ({columns})"
 
 
-def _describe_index(db: Any, models: Any, table: str | None, dialect: Any) -> Finding:
-    db_name, name = _str_name(db.index_name), _str_name(models.index_name)
+def _name_and_columns(db_name: str | None, name: str | None, db: Any, models: Any) -> list[str]:
+    """What differs in the name and the columns, the parts an index and a UNIQUE share."""
     db_cols, cols = _columns(db), _columns(models)
     parts: list[str] = []
     if db_name and name and db_name != name:
@@ -225,6 +237,35 @@ def _describe_index(db: Any, models: Any, table: str | None, dialect: Any) -> Fi
         parts.append(
             f"{label} ({', '.join(db_cols)}) in the database, ({', '.join(cols)}) in the models"
         )
+    return parts
+
+
+def _unique_definition(uq: Any, dialect: Any) -> str:
+    """As ``pg_get_constraintdef`` prints it."""
+    quote = dialect.identifier_preparer.quote
+    nulls = " NULLS NOT DISTINCT" if uq.kw.get("postgresql_nulls_not_distinct") else ""
+    return f"UNIQUE{nulls} ({', '.join(quote(c) for c in _columns(uq))})"
+
+
+def _describe_unique(db: Any, models: Any, table: str | None, dialect: Any) -> Finding:
+    db_name, name = _str_name(db.constraint_name), _str_name(models.constraint_name)
+    parts = _name_and_columns(db_name, name, db, models)
+    in_database, in_models = _unique_definition(db, dialect), _unique_definition(models, dialect)
+    if not parts:  # NULLS NOT DISTINCT, or an option this reading does not know
+        parts = [f"{in_database} in the database, {in_models} in the models"]
+    return Finding(
+        "modify_unique",
+        table,
+        f"unique constraint {db_name or name or ''}: {'; '.join(parts)}".replace(" :", ":"),
+        name=db_name or name,
+        in_database=in_database,
+        in_models=in_models,
+    )
+
+
+def _describe_index(db: Any, models: Any, table: str | None, dialect: Any) -> Finding:
+    db_name, name = _str_name(db.index_name), _str_name(models.index_name)
+    parts = _name_and_columns(db_name, name, db, models)
     if _unique(db) != _unique(models):
         parts.append(
             "unique in the database, not in the models"
