@@ -28,9 +28,11 @@ class Pair:
 def pair_ops(items: list[tuple[Any, Any]]) -> tuple[list[Pair], list[tuple[Any, Any]]]:
     """Split ``(op, wrapper)`` items into pairs and the ops left alone.
 
-    Pairs by name first; then, for objects whose name follows a naming convention that the
-    change itself renamed, by what identifies them on the table (a foreign key's own columns,
-    an index's or unique constraint's set of columns), only when that match is one to one.
+    Pairs by name first; then, when the models leave the object unnamed (no naming
+    convention: the database has PostgreSQL's generated name), by what identifies it on the
+    table (a foreign key's own columns, an index's or unique constraint's set of columns), only
+    when that match is one to one. Two objects both named, under different names, stay two
+    findings: each name is one the catalog comparison matches on.
     """
     from alembic.operations import ops as o
 
@@ -97,9 +99,14 @@ def _fk_table(op: Any) -> tuple[str | None, str]:
     return op.schema, op.table_name
 
 
+def _keys(name: str | None, shape: Any, *, database: bool) -> tuple[Any, Any]:
+    """The name, then the shape; the models' side offers its shape only when unnamed."""
+    return name, shape if database or name is None else None
+
+
 def _fk_keys(op: Any, *, database: bool) -> tuple[Any, Any]:
     fk = op._reverse if database else op
-    return _str_name(fk.constraint_name), tuple(fk.local_cols)
+    return _keys(_str_name(fk.constraint_name), tuple(fk.local_cols), database=database)
 
 
 def _ix_table(op: Any) -> tuple[str | None, str]:
@@ -109,14 +116,15 @@ def _ix_table(op: Any) -> tuple[str | None, str]:
 def _ix_keys(op: Any, *, database: bool) -> tuple[Any, Any]:
     ix = op._reverse if database else op
     cols = _columns(ix)
-    # Only a reordering pairs under two names: other changes are two findings honestly.
-    return _str_name(ix.index_name), (frozenset(cols), _unique(ix), len(cols))
+    # By shape, only a reordering pairs: other changes are two findings honestly.
+    shape = (frozenset(cols), _unique(ix), len(cols))
+    return _keys(_str_name(ix.index_name), shape, database=database)
 
 
 def _uq_keys(op: Any, *, database: bool) -> tuple[Any, Any]:
     uq = op._reverse if database else op
     cols = _columns(uq)
-    return _str_name(uq.constraint_name), (frozenset(cols), len(cols))
+    return _keys(_str_name(uq.constraint_name), (frozenset(cols), len(cols)), database=database)
 
 
 def _str_name(value: object) -> str | None:
