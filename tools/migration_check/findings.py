@@ -21,12 +21,16 @@ _AUTOGENERATE_KINDS = [
     "modify_comment",
     "modify_table_comment",
     "modify_name",
+    "modify_identity",
     "add_index",
+    "modify_index",
     "remove_index",
     "add_unique",
     "remove_unique",
+    "modify_unique",
     "add_fk",
     "remove_fk",
+    "modify_fk",
     "add_pk",
     "add_check",
     "remove_check",
@@ -106,9 +110,20 @@ class Finding:
             return f"{self.table} ({self.name})"
         return self.table or self.name or self.kind
 
-    def sort_key(self) -> tuple[str, str, str, str, str]:
-        # Alembic's diff order varies between runs; reports must not.
-        return (self.table or "", self.kind, self.column or "", self.name or "", self.message)
+    def sort_key(self) -> tuple[str, bool, str, int, str, str, str, str]:
+        # Alembic's diff order varies between runs; reports must not. Within a table, the
+        # order a reviewer reads the model in; what has no line follows, in a fixed order.
+        loc = self.location
+        return (
+            self.table or "",
+            loc is None,
+            loc.file if loc else "",
+            loc.line if loc else 0,
+            self.kind,
+            self.column or "",
+            self.name or "",
+            self.message,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -6,32 +6,77 @@ Runs in the worker, where Alembic and the project's models are imported. Ops rat
 
 from __future__ import annotations
 
-import ast
-import inspect
-import os
 import re
 from collections.abc import Iterable, Iterator
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from migration_check.findings import Finding, Location
+from migration_check.alter import alter_findings, type_text
+from migration_check.findings import Finding
+from migration_check.locate import _attribute_location, _class_location, _Locator, _rel
+from migration_check.pairs import describe_pair, pair_ops
 
 if TYPE_CHECKING:
     from alembic.operations.ops import MigrateOperation, UpgradeOps
     from alembic.runtime.migration import MigrationContext
 
-__all__ = ["findings_from_ops"]
+# The locating helpers lived here first; other modules (the catalog comparison) still import
+# them from here.
+__all__ = ["_Locator", "_attribute_location", "_class_location", "_rel", "findings_from_ops"]
 
 
 def findings_from_ops(upgrade_ops: UpgradeOps, context: MigrationContext) -> list[Finding]:
     locator = _Locator(context.opts.get("target_metadata"))
+    dialect = _postgresql(context.dialect)
+    pairs, singles = pair_ops(list(_walk(upgrade_ops.ops)))
     found: list[Finding] = []
-    for op, wrapper in _walk(upgrade_ops.ops):
-        for finding in _describe(op):
+    for pair in pairs:
+        try:
+            finding = describe_pair(pair, _table(pair.drop), dialect)
+        except Exception:  # an op shape this reading does not know: say it as two findings
+            singles += [(pair.drop, pair.wrapper), (pair.create, pair.wrapper)]
+            continue
+        # Drop first: the create would clash with the old object's name.
+        code = "\n".join(
+            c for c in (_render(op, pair.wrapper, context) for op in (pair.drop, pair.create)) if c
+        )
+        column = finding.column or _first_column(pair.create)
+        found.append(_with(finding, op=code, location=locator.find(finding.table, column)))
+    for op, wrapper in singles:
+        for finding in _describe(op, dialect, context):
+            orphan = _orphan(op, locator)
+            if orphan is not None:
+                found.append(_with(finding, **orphan))
+                continue
             code = _render(op, wrapper, context)
             column = finding.column or _first_column(op)
             found.append(_with(finding, op=code, location=locator.find(finding.table, column)))
     return found
+
+
+def _postgresql(dialect: Any) -> Any:
+    """The dialect whose words findings use: PostgreSQL's, whatever driver env.py chose."""
+    if getattr(dialect, "name", None) == "postgresql":
+        return dialect
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _orphan(op: Any, locator: _Locator) -> dict[str, Any] | None:
+    """A dropped table whose model module nothing imports: say so, and do not propose a drop."""
+    from alembic.operations import ops as o
+
+    if not isinstance(op, o.DropTableOp):
+        return None
+    orphan = locator.orphan(op.table_name, op.schema)
+    if orphan is None:
+        return None
+    return {
+        "message": f"{orphan.location.file} defines {op.table_name} but nothing imports it",
+        "location": orphan.location,
+        "op": "",
+        "hint": f"add `{orphan.import_statement}` to {orphan.package_init}",
+    }
 
 
 def _name(value: object) -> str | None:
@@ -77,7 +122,7 @@ def _table(op: Any, attr: str = "table_name") -> str | None:
     return f"{schema}.{name}" if schema else str(name)
 
 
-def _describe(op: Any) -> list[Finding]:
+def _describe(op: Any, dialect: Any, context: MigrationContext) -> list[Finding]:
     from alembic.operations import ops as o
 
     table = _table(op)
@@ -91,7 +136,8 @@ def _describe(op: Any) -> list[Finding]:
             Finding(
                 "add_column",
                 table,
-                f"column {col.name} {col.type} in the models, no revision adds it",
+                f"column {col.name} {type_text(col.type, dialect)} in the models, "
+                "no revision adds it",
                 column=col.name,
             )
         ]
@@ -105,7 +151,7 @@ def _describe(op: Any) -> list[Finding]:
             )
         ]
     if isinstance(op, o.AlterColumnOp):
-        return list(_alter_findings(op, table))
+        return list(alter_findings(op, table, dialect, context))
     if isinstance(op, o.CreateIndexOp):
         cols = ", ".join(_index_columns(op))
         unique = "unique " if op.kw.get("unique") or getattr(op, "unique", False) else ""
@@ -183,52 +229,6 @@ def _describe(op: Any) -> list[Finding]:
     return [Finding(kind, table, f"{type(op).__name__} pending: a revision is missing")]
 
 
-def _alter_findings(op: Any, table: str | None) -> Iterator[Finding]:
-    col = op.column_name
-    if op.modify_type is not None:
-        yield Finding(
-            "modify_type",
-            table,
-            f"type is {op.modify_type} in the models, {op.existing_type} in the database",
-            column=col,
-        )
-    if op.modify_nullable is not None:
-        models = "NULL" if op.modify_nullable else "NOT NULL"
-        database = "NOT NULL" if op.modify_nullable else "NULL"
-        yield Finding(
-            "modify_nullable",
-            table,
-            f"{models} in the models, {database} in the database",
-            column=col,
-        )
-    if op.modify_server_default is not False:
-        yield Finding(
-            "modify_default",
-            table,
-            f"server default is {_default(op.modify_server_default)} in the models, "
-            f"{_default(op.existing_server_default)} in the database",
-            column=col,
-        )
-    if op.modify_comment is not False:
-        yield Finding(
-            "modify_comment",
-            table,
-            f"comment is {op.modify_comment!r} in the models, "
-            f"{op.existing_comment!r} in the database",
-            column=col,
-        )
-    if op.kw.get("modify_name"):
-        yield Finding("modify_name", table, f"renamed to {op.kw['modify_name']}", column=col)
-
-
-def _default(value: Any) -> str:
-    if value is None or value is False:
-        return "none"
-    arg = getattr(value, "arg", value)
-    text = getattr(arg, "text", arg)
-    return repr(str(text))
-
-
 def _index_columns(op: Any) -> list[str]:
     out = []
     for col in op.columns:
@@ -262,101 +262,3 @@ def _render(op: Any, wrapper: Any, context: MigrationContext) -> str:
     lines = [ln for ln in code.splitlines() if ln.strip() and not ln.strip().startswith("# ###")]
     indent = min((len(ln) - len(ln.lstrip()) for ln in lines), default=0)
     return "\n".join(ln[indent:] for ln in lines)
-
-
-class _Locator:
-    """Find the model source line that declares a table or column."""
-
-    def __init__(self, metadata: Any) -> None:
-        self._tables: dict[str, Any] = {}
-        self._metadatas = list(metadata) if isinstance(metadata, list | tuple) else [metadata]
-        try:
-            from sqlalchemy.orm.mapper import _mapper_registries
-        except ImportError:  # pragma: no cover - private API moved
-            return
-        for registry in list(_mapper_registries):
-            for mapper in registry.mappers:
-                for table in getattr(mapper, "tables", []):
-                    self._tables.setdefault(table.fullname, mapper)
-
-    def find(self, table: str | None, column: str | None) -> Location | None:
-        if table is None:
-            return None
-        mapper = self._tables.get(table)
-        if mapper is None:
-            return None
-        cls = mapper.class_
-        if column is not None:
-            loc = self._column(mapper, table, column)
-            if loc is not None:
-                return loc
-        return _class_location(cls)
-
-    def _column(self, mapper: Any, table: str, column: str) -> Location | None:
-        col = None
-        for t in mapper.tables:
-            if t.fullname == table and column in t.c:
-                col = t.c[column]
-        if col is None:
-            return None
-        try:
-            key = mapper.get_property_by_column(col).key
-        except Exception:
-            key = column
-        for klass in mapper.class_.__mro__:
-            if key in vars(klass) or key in getattr(klass, "__annotations__", {}):
-                loc = _attribute_location(klass, key)
-                if loc is not None:
-                    return loc
-        return None
-
-
-def _class_location(cls: type) -> Location | None:
-    try:
-        path = inspect.getsourcefile(cls)
-        _, line = inspect.getsourcelines(cls)
-    except (OSError, TypeError):
-        return None
-    if not path:
-        return None
-    return Location(_rel(path), line)
-
-
-def _attribute_location(cls: type, key: str) -> Location | None:
-    try:
-        path = inspect.getsourcefile(cls)
-    except TypeError:
-        return None
-    if not path:
-        return None
-    tree = _parse(path)
-    if tree is None:
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-            for stmt in node.body:
-                targets: list[ast.expr] = []
-                if isinstance(stmt, ast.AnnAssign):
-                    targets = [stmt.target]
-                elif isinstance(stmt, ast.Assign):
-                    targets = list(stmt.targets)
-                if any(isinstance(t, ast.Name) and t.id == key for t in targets):
-                    return Location(_rel(path), stmt.lineno)
-    return None
-
-
-@cache
-def _parse(path: str) -> ast.Module | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return ast.parse(fh.read(), filename=path)
-    except (OSError, SyntaxError, ValueError):
-        return None
-
-
-def _rel(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
