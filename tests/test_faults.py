@@ -15,6 +15,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -382,3 +383,48 @@ def test_root_binaries_in_a_directory_the_server_user_cannot_enter(
         for entry in set(shared.iterdir()) - before if shared.is_dir() else ():
             if entry.name.startswith(fingerprint):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+FAKE_CLICK = """
+import os, sys
+sys.stderr.write("fake click: importing\\n")
+sys.stderr.flush()
+with open(os.environ["FAKE_CLICK_FIFO"]) as fifo:  # blocks: start-up is "slow" right here
+    fifo.read()
+"""
+
+
+@pytest.mark.parametrize("sig", list(SIGNALS), ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("entry", ["shim", "console_script"])
+def test_signal_while_click_is_imported_prints_one_line(
+    entry: str, sig: signal.Signals, project: Path, run_root: Path, tmp_path: Path
+) -> None:
+    """Start-up is the slowest import (click): a signal there gets its line, no traceback."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "click.py").write_text(FAKE_CLICK)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = checker_env(
+        run_root,
+        tmp_path / "cache",
+        {"PYTHONPATH": str(fake), "FAKE_CLICK_FIFO": str(fifo)},
+    )
+    if entry == "shim":
+        proc = start_checker([], project, env)
+    else:
+        script = Path(sys.executable).parent / "check-migrations"
+        proc = subprocess.Popen(
+            [str(script)], cwd=project, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    seen: list[str] = []
+    assert wait_for_line(proc, "fake click: importing", seen), "".join(seen)
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=30)
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert (proc.returncode, err) == (
+        SIGNALS[sig],
+        f"check-migrations: {verb}; nothing was left behind\n",
+    )
+    _assert_clean(run_root, project)
