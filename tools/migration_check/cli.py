@@ -16,6 +16,7 @@ from migration_check.interrupts import (
     during_startup,
     install,
     interrupt_line,
+    pending,
 )
 
 # A signal while click loads (the slow part of start-up): its one line, never a traceback.
@@ -239,7 +240,7 @@ def _report_error(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     loaded: dict[str, Settings] = {}
     try:
         install()
@@ -251,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = getattr(importlib.import_module(module), attr)
             prog, rest = f"check-migrations {args[0]}", args[1:]
         rc = command.main(args=rest, prog_name=prog, standalone_mode=False, obj=loaded)
+        if (signum := pending()) is not None:  # a handler's exception swallowed on its way up
+            print(interrupt_line(signum, []), file=sys.stderr)
+            return 128 + signum
         return rc if isinstance(rc, int) else EXIT_OK
     except click.exceptions.Exit as exc:  # --help, --version
         return int(exc.exit_code)
@@ -260,18 +264,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort as exc:  # click's name for a KeyboardInterrupt it caught
         print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
         return EXIT_SIGINT
-    except CheckError as exc:
-        kind = type(exc).__name__.removesuffix("Error").lower()
-        _report_error(args, loaded.get("settings"), kind, exc.message, exc.detail)
-        return EXIT_ERROR
     except KeyboardInterrupt as exc:
         print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
         return EXIT_SIGINT
     except Interrupted as exc:
         print(interrupt_line(exc.signum, cleanup_notes(exc)), file=sys.stderr)
         return EXIT_SIGTERM if exc.signum == signal.SIGTERM else 128 + exc.signum
-    except Exception as exc:  # a bug in the checker: still one line and exit 2
-        import traceback
+    except Exception as exc:
+        if (signum := pending()) is not None:
+            # The signal's exception became another error on its way up (an interrupted
+            # import's fallback, a library's except clause): the run was still interrupted.
+            print(interrupt_line(signum, cleanup_notes(exc)), file=sys.stderr)
+            return 128 + signum
+        if isinstance(exc, CheckError):
+            kind = type(exc).__name__.removesuffix("Error").lower()
+            _report_error(args, loaded.get("settings"), kind, exc.message, exc.detail)
+            return EXIT_ERROR
+        import traceback  # a bug in the checker: still one line and exit 2
 
         detail = "".join(traceback.format_exception(exc))
         _report_error(
@@ -283,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_ERROR
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -26,21 +26,37 @@ __all__ = [
     "during_startup",
     "install",
     "interrupt_line",
+    "pending",
 ]
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
+# The last signal received: an exception raised by a handler can be swallowed or turned into
+# another error by code it interrupts (an import's fallback, a library's except clause); the
+# CLI still ends the run as interrupted.
+received: list[int] = []
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    received.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Interrupted(signum)
 
 
 def install() -> None:
     """SIGTERM raises ``Interrupted``, SIGINT ``KeyboardInterrupt`` (undoing the shim's own)."""
+    received.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupted)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise_interrupted)
+
+
+def pending() -> int | None:
+    """The signal that interrupted this run, if one did."""
+    return received[-1] if received else None
 
 
 def add_cleanup_note(exc: BaseException, note: str) -> None:

@@ -71,11 +71,10 @@ class ScratchOwner:
     def _connect(self) -> Any:
         import psycopg
 
+        # The URL's own application_name wins: the lock, not the name, marks ownership.
+        params = {"application_name": "check-migrations", **self.admin}
         return psycopg.connect(
-            **self.admin,
-            autocommit=True,
-            connect_timeout=max(1, int(self.connect_timeout)),
-            application_name="check-migrations",
+            **params, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
         )
 
     def connect(self) -> None:
@@ -95,7 +94,7 @@ class ScratchOwner:
         self.conn.execute(sql.SQL("CREATE DATABASE {}").format(_ident(self.database)))
         self.conn.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                _ident(self.database), sql.Literal(f"{_CREATED}{time.time():.0f}")
+                _ident(self.database), sql.Literal(f"{_CREATED}{int(time.time())}")
             )
         )
 
@@ -200,7 +199,7 @@ def sweep(conn: Any, *, own: str = "", age: float | None = None) -> list[str]:
             if stamp is None:
                 conn.execute(
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                        _ident(name), sql.Literal(f"{_UNOWNED}{now:.0f}")
+                        _ident(name), sql.Literal(f"{_UNOWNED}{int(now)}")
                     )
                 )
                 if age > 0:
