@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from migration_check.cache import WorkerCache
+    from migration_check.cache_worker import WorkerCache
     from migration_check.compare.modelsdb import ModelsDatabase
 
 __all__ = ["main"]
@@ -160,8 +160,8 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
 
 
 def _open_cache(req: dict[str, Any], emit: Emit) -> WorkerCache | None:
-    """The migrated-database cache's side of this run (cache.py), opened before the guard."""
-    from migration_check.cache import open_worker_cache
+    """The migrated-database cache's side of this run (cache_worker.py), before the guard."""
+    from migration_check.cache_worker import open_worker_cache
 
     try:
         return open_worker_cache(req, emit)
