@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from migration_check.cache import WorkerCache
+    from migration_check.inputs import InputRecorder
 
 __all__ = ["main"]
 
@@ -254,6 +255,7 @@ def _serve(events: TextIO) -> int:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    recorder = _record_inputs(req)
     try:
         result = run(req, emit)
     except Failure as exc:
@@ -283,9 +285,37 @@ def _serve(events: TextIO) -> int:
             "revisions_applied": result.revisions_applied,
             "heads": result.heads,
             "version_dirs": result.version_dirs,
+            # What the verdict depends on (verdict.py): None when it cannot vouch for it.
+            "inputs": recorder.snapshot() if recorder is not None else None,
+            "closure": _closure() if recorder is not None else None,
         }
     )
     return 0
+
+
+def _record_inputs(req: dict[str, Any]) -> InputRecorder | None:
+    """Start watching what the project's code reads, when the CLI keeps verdicts (inputs.py)."""
+    if not req.get("record_inputs"):
+        return None
+    from migration_check.inputs import InputRecorder
+
+    # The checker's own run and bytecode directories hold nothing of the project.
+    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
+    recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
+    recorder.install()
+    return recorder
+
+
+def _closure() -> dict[str, Any] | None:
+    """The shared closure of issue 7 (closure.py), when that module is present."""
+    import importlib
+
+    try:
+        closure = importlib.import_module("migration_check.closure")
+    except ImportError:
+        return None
+    recorded: dict[str, Any] = closure.record_closure(os.getcwd())
+    return recorded
 
 
 if __name__ == "__main__":
