@@ -156,6 +156,8 @@ def _prepare(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
           "String(fakelib.STATUS_LENGTH), "
           "server_default=text(f\"'{STATUS_DEFAULT}'\")")  # fmt: skip
     env_py = project / "env.py"
+    # As this repository's env.py does: variables from a .env file python-dotenv finds.
+    env_py.write_text("from dotenv import load_dotenv\n\nload_dotenv()\n" + env_py.read_text())
     _edit(env_py, "target_metadata = metadata\n", "target_metadata = metadata\n"
           "SKIP = set(context.get_x_argument(as_dictionary=True).get('skip', '').split(','))\n"
           "SKIP |= set(config.get_main_option('skip_tables', '').split(','))\n\n\n"
@@ -205,6 +207,8 @@ EDITS: dict[str, tuple[Callable[[Path], object], int]] = {
         0,
     ),
     "library version": (_library_upgrade, 1),
+    "a .env file appearing": (lambda p: (p / ".env").write_text("STATUS_DEFAULT=pending\n"), 1),
+    "a .env file edited": (lambda p: (p / ".env").write_text("STATUS_DEFAULT=pending\n"), 1),
     "new module shadowing an import": (_shadow, 1),
 }
 
@@ -220,6 +224,8 @@ def test_each_input_kind_misses_the_cache(
     project = scenario("base")
     _prepare(project, monkeypatch)
     edit, expected = EDITS[kind]
+    if kind == "a .env file edited":
+        (project / ".env").write_text("STATUS_DEFAULT=active\n")
     if expected == EXIT_OK:
         _drift_in_notes(project)  # the edit is a filter that hides this drift, or stops hiding it
         if kind == "env.py":

@@ -203,21 +203,37 @@ class InputRecorder:
 
 
 class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
-    """``os.environ`` that notes each key read: ``get``, ``in`` and ``getenv`` all come here."""
+    """``os.environ`` that notes each key read: ``get``, ``in`` and ``getenv`` all come here.
+
+    A key the run set itself (``load_dotenv``) is not an input from then on: its value came
+    from a file, which is recorded as one.
+    """
 
     _reads: dict[str, str | None] | None = None
+    _written: set[str] = set()  # noqa: RUF012  (one recorder per worker process)
 
     def __getitem__(self, key: str) -> str:
         reads = type(self)._reads
+        record = reads is not None and key not in type(self)._written
         try:
             value: str = super().__getitem__(key)
         except KeyError:
-            if reads is not None:
+            if record and reads is not None:
                 reads.setdefault(key, None)
             raise
-        if reads is not None:
+        if record and reads is not None:
             reads.setdefault(key, value)
         return value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if type(self)._reads is not None:
+            type(self)._written.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if type(self)._reads is not None:
+            type(self)._written.add(key)
+        super().__delitem__(key)
 
 
 def _record_environ(into: dict[str, str | None]) -> None:

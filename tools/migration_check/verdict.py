@@ -73,6 +73,15 @@ def _checker_digest() -> str:
     return digest.hexdigest()
 
 
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "unreadable"
+
+
 def static_key(settings: Settings, ini: Path, *, drivername: str, pg_fingerprint: str) -> str:
     """Everything the CLI knows before the worker runs that can change the worker's answer."""
     fields = {
@@ -80,12 +89,17 @@ def static_key(settings: Settings, ini: Path, *, drivername: str, pg_fingerprint
         for f in dataclasses.fields(settings)
         if f.name not in _NOT_IN_KEY
     }
-    try:
-        ini_digest = hashlib.sha256(ini.read_bytes()).hexdigest()
-    except OSError:
-        ini_digest = "unreadable"
+    ini_digest = _digest(ini)
+    # python-dotenv finds .env files with stat() calls, which the worker cannot see: every .env
+    # from here and from alembic.ini's directory up to the root is part of the key instead.
+    dotenvs = {
+        str(d / ".env"): _digest(d / ".env")
+        for start in (Path.cwd(), ini.parent)
+        for d in (start, *start.parents)
+    }
     raw = json.dumps(
         {
+            "dotenv": dotenvs,
             "format": FORMAT,
             "checker": _checker_digest(),
             "python": f"{sys.executable}|{sys.version}",
