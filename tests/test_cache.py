@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cache import prune
+from migration_check.cache import FORMAT, prune
 from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import REPO, ScenarioFactory
@@ -150,13 +150,13 @@ def test_new_head_revision_starts_from_the_cached_ancestor(
 ) -> None:
     project = scenario("base")
     assert _check(capsys)[0] == EXIT_OK
-    _edit(
-        project / "models.py",
-        "    name: Mapped[str | None] = mapped_column(String(100))\n",
-        "    name: Mapped[str | None] = mapped_column(String(100))\n"
-        "    phone: Mapped[str | None] = mapped_column(String(30))\n",
+    # A data-only revision: the models need no edit (an edit would invalidate the entry).
+    (project / "versions" / "0003_phone.py").write_text(
+        NEW_REVISION.replace(
+            'op.add_column("users", sa.Column("phone", sa.String(30), nullable=True))',
+            "op.execute(\"UPDATE users SET status = 'active'\")",
+        )
     )
-    (project / "versions" / "0003_phone.py").write_text(NEW_REVISION)
     rc, out, err = _check(capsys)
     assert rc == EXIT_OK, out + err
     assert f"{USING} (2 revision(s), head 0002)" in err
@@ -168,6 +168,26 @@ def test_new_head_revision_starts_from_the_cached_ancestor(
     assert rc == EXIT_OK
     assert f"{USING} (3 revision(s), head 0003)" in err
     assert "upgrading 0 revision(s)" in err
+
+
+def test_edited_models_replay_from_empty(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """env.py imported the models and may read a setting from them: they are in the key."""
+    project = scenario("base")
+    assert _check(capsys)[0] == EXIT_OK
+    _edit(
+        project / "models.py",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n"
+        "    phone: Mapped[str | None] = mapped_column(String(30))\n",
+    )
+    (project / "versions" / "0003_phone.py").write_text(NEW_REVISION)
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK, out + err
+    assert USING not in err
+    assert "upgrading 3 revision(s)" in err
+    assert STORED in err
 
 
 def test_new_revision_that_drifts_is_still_reported(
@@ -236,10 +256,17 @@ def test_prune_removes_least_recently_used(tmp_path: Path) -> None:
     for i in range(4):
         entry = tmp_path / f"migrated-scope-{i}"
         (entry / "data").mkdir(parents=True)
-        (entry / "meta.json").write_text(json.dumps({"format": 1}))
+        (entry / "meta.json").write_text(json.dumps({"format": FORMAT}))
         os.utime(entry / "meta.json", (1000 + i, 1000 + i))
+    old_format = tmp_path / "migrated-scope-old"
+    (old_format / "data").mkdir(parents=True)
+    (old_format / "meta.json").write_text(json.dumps({"format": FORMAT - 1}))
     removed = prune(tmp_path, keep=2)
-    assert sorted(p.name for p in removed) == ["migrated-scope-0", "migrated-scope-1"]
+    assert sorted(p.name for p in removed) == [
+        "migrated-scope-0",
+        "migrated-scope-1",
+        "migrated-scope-old",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["migrated-scope-2", "migrated-scope-3"]
 
 
@@ -303,3 +330,71 @@ def test_env_py_setting_version_locations_is_never_served_stale(
     assert rc == EXIT_FINDINGS
     assert USING not in err
     assert "users.name: type is VARCHAR(100) in the models, VARCHAR(120) in the database" in out
+
+
+# A revision whose column width comes from a project module, imported in one of the shapes a
+# project uses. The models declare 10; the helper's LEN then changes to 20: the replay builds
+# VARCHAR(20), so the verdict must become "drift" however the module was reached.
+HELPER_REVISION = '''"""code
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+{top}
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{body}
+    op.add_column("users", sa.Column("code", sa.String(LEN), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("users", "code")
+'''
+
+IMPORT_SHAPES = {
+    # The issue's repro: imported inside upgrade(), re-exported by outer from inner.
+    "inside_upgrade_transitive": ("", "    from hpkg.outer import LEN"),
+    "top_level_transitive": ("from hpkg.outer import LEN\n", ""),
+    "importlib": (
+        "",
+        "    import importlib\n\n    LEN = importlib.import_module('hpkg.outer').LEN",
+    ),
+    "module_attribute": ("import hpkg.outer\n", "    LEN = hpkg.outer.LEN"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(IMPORT_SHAPES))
+def test_every_import_shape_invalidates_the_entry(
+    shape: str, scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("base")
+    (project / "hpkg").mkdir()
+    (project / "hpkg" / "__init__.py").write_text("")
+    (project / "hpkg" / "inner.py").write_text("LEN = 10\n")
+    (project / "hpkg" / "outer.py").write_text("from hpkg.inner import LEN\n\n__all__ = ['LEN']\n")
+    top, body = IMPORT_SHAPES[shape]
+    (project / "versions" / "0003_code.py").write_text(HELPER_REVISION.format(top=top, body=body))
+    _edit(
+        project / "models.py",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n"
+        "    code: Mapped[str | None] = mapped_column(String(10))\n",
+    )
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK, out + err
+    assert STORED in err
+    (project / "hpkg" / "inner.py").write_text("LEN = 20\n")
+    slow = main(["--no-cache"])
+    slow_out = capsys.readouterr().out
+    assert slow == EXIT_FINDINGS, slow_out
+    rc, out, err = _check(capsys)
+    assert USING not in err
+    assert "upgrading 3 revision(s)" in err
+    assert (rc, out) == (slow, slow_out)

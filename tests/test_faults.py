@@ -15,6 +15,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -108,7 +109,14 @@ def test_signal_at_each_phase_stops_everything(
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == SIGNALS[sig], "".join(seen) + err
-    assert "server stopped and files removed" in err
+    # Signalled before the run directory existed, there was nothing to remove: said so.
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert err.splitlines()[-1] in (
+        f"check-migrations: {verb}; server stopped and files removed",
+        f"check-migrations: {verb}; nothing was left behind",
+    ), err
+    if phase != "starting":
+        assert err.endswith(f"check-migrations: {verb}; server stopped and files removed\n")
     assert "Traceback" not in err
     _assert_clean(run_root, project)
 
@@ -375,3 +383,48 @@ def test_root_binaries_in_a_directory_the_server_user_cannot_enter(
         for entry in set(shared.iterdir()) - before if shared.is_dir() else ():
             if entry.name.startswith(fingerprint):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+FAKE_CLICK = """
+import os, sys
+sys.stderr.write("fake click: importing\\n")
+sys.stderr.flush()
+with open(os.environ["FAKE_CLICK_FIFO"]) as fifo:  # blocks: start-up is "slow" right here
+    fifo.read()
+"""
+
+
+@pytest.mark.parametrize("sig", list(SIGNALS), ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("entry", ["shim", "console_script"])
+def test_signal_while_click_is_imported_prints_one_line(
+    entry: str, sig: signal.Signals, project: Path, run_root: Path, tmp_path: Path
+) -> None:
+    """Start-up is the slowest import (click): a signal there gets its line, no traceback."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "click.py").write_text(FAKE_CLICK)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = checker_env(
+        run_root,
+        tmp_path / "cache",
+        {"PYTHONPATH": str(fake), "FAKE_CLICK_FIFO": str(fifo)},
+    )
+    if entry == "shim":
+        proc = start_checker([], project, env)
+    else:
+        script = Path(sys.executable).parent / "check-migrations"
+        proc = subprocess.Popen(
+            [str(script)], cwd=project, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    seen: list[str] = []
+    assert wait_for_line(proc, "fake click: importing", seen), "".join(seen)
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=30)
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert (proc.returncode, err) == (
+        SIGNALS[sig],
+        f"check-migrations: {verb}; nothing was left behind\n",
+    )
+    _assert_clean(run_root, project)

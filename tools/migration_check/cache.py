@@ -7,13 +7,16 @@ directory, next to the initialised cluster. A later check starts its private ser
 that directory and upgrades the cached database in place: nothing when the history is unchanged,
 only the new revisions when it only gained revisions on top of the cached heads.
 
-What the key covers (``env`` and ``files`` of an entry's ``meta.json``): the PostgreSQL build, the
-Python version, the versions of Alembic, SQLAlchemy and the drivers, the section name and ``-x``
-arguments, and the content of alembic.ini, env.py, every file under every version location, the
-project's own modules that a revision imports (and the versions of third-party ones). A recorded
-file that changed or disappeared invalidates the entry; a new file is a new revision, replayed on
-top. Not covered: files a revision reads at run time (``open("x.sql")``) outside the version
-locations, and modules env.py imports; ``--no-cache`` is the way out for such projects.
+What the key covers (``env``, ``files`` and ``closure`` of an entry's ``meta.json``): the
+PostgreSQL build, the Python version, the versions of Alembic, SQLAlchemy and the drivers, the
+section name and ``-x`` arguments, the content of alembic.ini, env.py and every file under every
+version location, and the closure (closure.py): every module file loaded while env.py and the
+revisions ran, however it was imported, and the version of every installed library loaded. A
+recorded file that changed or disappeared invalidates the entry; a new file under a version
+location is a new revision, replayed on top. Not covered: data files a revision reads at run time
+(``open("x.sql")``) outside the version locations; ``--no-cache`` is the way out for such
+projects. Editing the models invalidates too (env.py imported them, and env.py may read a
+setting from them): correctness first.
 
 Two processes share the work, so the light CLI process never imports Alembic: the CLI picks a
 candidate by re-hashing the files an entry recorded (cheap, no imports) and copies it; the worker
@@ -34,12 +37,13 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from migration_check.closure import closure_changed
 
 __all__ = [
     "FORMAT",
@@ -49,17 +53,13 @@ __all__ = [
     "file_digests",
     "prune",
     "store_entry",
-    "worker_environment",
 ]
 
-FORMAT = 1
+# 2: entries record the closure of loaded modules (closure.py).
+FORMAT = 2
 _PREFIX = "migrated-"
 _DEFAULT_ENTRIES = 5
 _SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
-# Distributions whose version changes what a replay builds; a revision's other third-party
-# imports are added per entry (see ``revision_dependencies``).
-_LIBRARIES = ("alembic", "sqlalchemy", "psycopg", "psycopg-binary", "psycopg2", "psycopg2-binary",
-              "asyncpg", "pg8000")  # fmt: skip
 
 
 def max_entries() -> int:
@@ -101,27 +101,6 @@ def file_digests(paths: Iterable[Path], *, recurse: Iterable[Path] = ()) -> dict
 def changed_files(recorded: dict[str, str]) -> list[str]:
     """The recorded files whose content changed or that disappeared."""
     return [path for path, digest in recorded.items() if _digest(Path(path)) != digest]
-
-
-def worker_environment(
-    *, pg_fingerprint: str, name: str, x_args: list[str], drivername: str
-) -> dict[str, Any]:
-    """Everything outside the project's files that changes what a replay builds."""
-    from importlib import metadata
-
-    libs: dict[str, str] = {}
-    for dist in _LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            libs[dist] = metadata.version(dist)
-    return {
-        "format": FORMAT,
-        "python": sys.version,
-        "pg": pg_fingerprint,
-        "libraries": libs,
-        "name": name,
-        "x_args": list(x_args),
-        "driver": drivername,
-    }
 
 
 def scope_key(*, pg_fingerprint: str, uid: int, ini: Path, name: str) -> str:
@@ -195,6 +174,8 @@ def choose_entry(scope: str, ini: Path) -> Entry | None:
         files = entry.meta.get("files", {})
         if str(ini) not in files or changed_files(files):
             continue
+        if closure_changed(entry.meta.get("closure", {})) is not None:
+            continue
         key = (len(entry.meta.get("revisions", [])), _last_used(entry))
         if best is None or key > (len(best.meta.get("revisions", [])), _last_used(best)):
             best = entry
@@ -209,7 +190,9 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
     from migration_check.server import _copy_tree
 
     base = _base()
-    body = json.dumps({k: meta[k] for k in ("env", "files", "revisions", "heads")}, sort_keys=True)
+    body = json.dumps(
+        {k: meta[k] for k in ("env", "files", "closure", "revisions", "heads")}, sort_keys=True
+    )
     name = f"{_PREFIX}{scope}-{hashlib.sha256(body.encode()).hexdigest()[:16]}"
     final = base / name
     if (final / "meta.json").is_file():
@@ -248,6 +231,10 @@ def prune(base: Path, *, keep: int) -> list[Path]:
     entries = sorted(_entries(base), key=_last_used, reverse=True)
     now = time.time()
     doomed = [e.path for e in entries[keep:]]
+    # Entries of another format (an older checker) are never served: without this they would
+    # stay forever. Entries are renamed into place whole, so no live run is writing one.
+    current = {e.path for e in entries}
+    doomed += [p for p in base.glob(f"{_PREFIX}*") if p not in current]
     for tmp in base.glob(".tmp-*"):
         with contextlib.suppress(OSError):
             if now - tmp.lstat().st_mtime > 3600:  # a run killed mid-store
@@ -294,219 +281,3 @@ class CachePlan:
             progress(f"could not cache the migrated database: {exc}")
             return
         progress("cached the migrated database for later runs")
-
-
-def _module_files_and_versions(
-    modules: Iterable[Any], project: Path
-) -> tuple[list[Path], dict[str, str]]:
-    """What the revision modules import: project files to hash, third-party versions to record."""
-    import inspect
-
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    files: set[Path] = set()
-    versions: dict[str, str] = {}
-    for module in modules:
-        for value in list(vars(module).values()):
-            name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
-            if not isinstance(name, str) or name in sys.builtin_module_names:
-                continue
-            imported = sys.modules.get(name)
-            path = getattr(imported, "__file__", None)
-            if not path or imported is module:
-                continue
-            real = os.path.realpath(path)
-            if "site-packages" in real or any(real.startswith(p + os.sep) for p in prefixes):
-                top = name.split(".", 1)[0]
-                if top not in versions and top not in ("alembic", "sqlalchemy", "typing"):
-                    versions[top] = _module_version(top)
-            elif real.startswith(str(project) + os.sep):
-                files.add(Path(real))
-    return sorted(files), versions
-
-
-def _module_version(top: str) -> str:
-    from importlib import metadata
-
-    with contextlib.suppress(metadata.PackageNotFoundError, ValueError):
-        return metadata.version(top)
-    module = sys.modules.get(top)
-    path = getattr(module, "__file__", None)
-    if path:
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            return f"{st.st_size}:{st.st_mtime_ns}"
-    return "?"
-
-
-def _version_locations(script: Any) -> list[Path]:
-    """The version locations as configured, computed without Alembic's memoised property.
-
-    ``ScriptDirectory._version_locations`` is memoised on first use: reading it before env.py
-    runs would freeze the locations env.py may still set (a real project shape, DESIGN.md).
-    """
-    from alembic.util import coerce_resource_to_filename
-
-    if script.version_locations:
-        return [Path(coerce_resource_to_filename(p)).absolute() for p in script.version_locations]
-    return [Path(script.dir, "versions").absolute()]
-
-
-class WorkerCache:
-    """The worker's side: validate the copied database, replay from empty if stale, snapshot.
-
-    ``admin`` is a psycopg connection to the maintenance database, opened before the worker's
-    connection guard, so the cache's own statements never pass through it.
-    """
-
-    def __init__(self, request: dict[str, Any], admin: Any, database: str, emit: Any) -> None:
-        self.entry: dict[str, Any] | None = request.get("entry")
-        self.pg_fingerprint = str(request.get("pg_fingerprint", ""))
-        self.admin = admin
-        self.database = database
-        self.emit = emit
-        self.used = False
-        self.snapshot: str | None = None
-        self.env: dict[str, Any] = {}
-        self.files: dict[str, str] = {}
-        self.meta: dict[str, Any] = {}
-
-    @property
-    def cached_revisions(self) -> int:
-        return len(self.entry.get("revisions", [])) if self.used and self.entry else 0
-
-    def _progress(self, message: str) -> None:
-        self.emit({"type": "progress", "message": message})
-
-    def _sql(self, statement: str, *names: str) -> None:
-        from psycopg import sql
-
-        self.admin.execute(sql.SQL(statement).format(*(sql.Identifier(n) for n in names)))
-
-    def recreate_empty(self) -> None:
-        self._sql("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)
-        self._sql("CREATE DATABASE {}", self.database)
-        self.used = False
-
-    def prepare(self, req: dict[str, Any], cfg: Any, script: Any, drivername: str) -> None:
-        """Hash what the history depends on; keep the copied database only if none of it moved."""
-        self.env = worker_environment(
-            pg_fingerprint=self.pg_fingerprint,
-            name=str(req["name"]),
-            x_args=list(req.get("x_args") or []),
-            drivername=drivername,
-        )
-        # env.py's own imports are mostly the models, which change what is compared, not what
-        # a replay builds; the modules a revision imports are hashed after the upgrade.
-        env_py = Path(script.dir).resolve() / "env.py"
-        locations = _version_locations(script)
-        self.files = file_digests(
-            [Path(cfg.config_file_name).resolve(), env_py],
-            recurse=[p for p in locations if p.is_dir()],
-        )
-        if self.entry is None:
-            return
-        reason = self._stale_reason()
-        if reason is None:
-            self.used = True
-            heads = ", ".join(self.entry.get("heads", []))
-            self._progress(
-                f"using cached migrated database ({len(self.entry.get('revisions', []))} "
-                f"revision(s), head {heads})"
-            )
-            return
-        self._progress(f"cached migrated database is stale ({reason}); replaying from empty")
-        self.recreate_empty()
-
-    def _stale_reason(self) -> str | None:
-        assert self.entry is not None
-        if self.entry.get("env") != self.env:
-            return "PostgreSQL, Python, library version or options changed"
-        recorded: dict[str, str] = self.entry.get("files", {})
-        for path, digest in recorded.items():
-            now = self.files.get(path) or _digest(Path(path))
-            if now != digest:
-                return f"{os.path.relpath(path)} changed" if now else f"{path} is gone"
-        for top, version in self.entry.get("modules", {}).items():
-            if _module_version(top) != version:
-                return f"{top} changed version"
-        return None
-
-    def after_upgrade(self, script: Any, heads: list[str]) -> bool:
-        """Check the history env.py ran against the one hashed; False: replay from empty."""
-        revisions = {rev.revision: rev for rev in script.walk_revisions()}
-        unhashed = [
-            r
-            for r in revisions.values()
-            if r.path and str(Path(r.path).resolve()) not in self.files
-        ]
-        if unhashed:
-            # env.py pointed Alembic at revisions outside the locations hashed before it ran.
-            self.env = {}
-        if not self.used or self.entry is None:
-            return True
-        cached = set(self.entry.get("revisions", []))
-        cached_heads = set(self.entry.get("heads", []))
-        new = set(revisions) - cached
-        extends = cached <= set(revisions) and all(
-            set(revisions[r]._all_down_revisions) <= new | cached_heads for r in new
-        )
-        if extends and not unhashed:
-            return True
-        self._progress("the history does not extend the cached one; replaying from empty")
-        return False
-
-    def take_snapshot(self, script: Any, heads: list[str], applied: int) -> None:
-        """Copy the freshly upgraded database, before the comparison runs env.py again."""
-        import psycopg
-
-        if not self.env or len(heads) != 1 or (self.used and applied == 0):
-            return
-        revisions = sorted(rev.revision for rev in script.walk_revisions())
-        project = Path.cwd().resolve()
-        modules = [rev.module for rev in script.walk_revisions() if getattr(rev, "module", None)]
-        dep_files, versions = _module_files_and_versions(modules, project)
-        files = dict(self.files)
-        files.update(file_digests(p for p in dep_files if str(p) not in files))
-        name = f"check_migrations_tpl_{secrets.token_hex(6)}"
-        try:
-            self._sql("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.database)
-        except psycopg.Error as exc:  # env.py left a connection open: no entry, same verdict
-            self._progress(f"not caching the migrated database: {str(exc).strip()}")
-            return
-        self.snapshot = name
-        self.meta = {
-            "env": self.env,
-            "files": files,
-            "modules": versions,
-            "revisions": revisions,
-            "heads": sorted(heads),
-            "database": name,
-        }
-
-    def finish(self) -> dict[str, Any] | None:
-        """After the comparison: leave only the snapshot in the cluster; return what to store."""
-        import psycopg
-
-        if self.snapshot is None:
-            return None
-        try:
-            self._sql("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)
-        except psycopg.Error:
-            return None
-        return self.meta
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.admin.close()
-
-
-def open_worker_cache(req: dict[str, Any], emit: Any) -> WorkerCache | None:
-    """Connect for the cache's statements; None when the run has no cache."""
-    if not req.get("cache"):
-        return None
-    import psycopg
-
-    admin = psycopg.connect(
-        **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-    )
-    return WorkerCache(req["cache"], admin, req["database"], emit)

@@ -7,23 +7,32 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
-import click
+from migration_check.interrupts import (
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    cleanup_notes,
+    during_startup,
+    install,
+    interrupt_line,
+    pending,
+)
 
-from migration_check import __version__
-from migration_check.config import FormatType, Settings, load_settings
-from migration_check.errors import CheckError, Interrupted
-from migration_check.urls import mask_passwords
+# A signal while click loads (the slow part of start-up): its one line, never a traceback.
+with during_startup():
+    import click
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "main"]
+    from migration_check import __version__
+    from migration_check.config import FormatType, Settings, load_settings
+    from migration_check.errors import CheckError, Interrupted
+    from migration_check.urls import mask_passwords
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -183,10 +192,6 @@ def _run(settings: Settings) -> int:
     return EXIT_OK if result.in_sync else EXIT_FINDINGS
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
-
-
 def _wants(argv: Sequence[str], *flags: str) -> bool:
     return any(a in flags for a in argv)
 
@@ -235,9 +240,10 @@ def _report_error(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     loaded: dict[str, Settings] = {}
     try:
+        install()
         command, prog, rest = _command, "check-migrations", args
         if args and args[0] in SUBCOMMANDS:
             import importlib
@@ -246,27 +252,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = getattr(importlib.import_module(module), attr)
             prog, rest = f"check-migrations {args[0]}", args[1:]
         rc = command.main(args=rest, prog_name=prog, standalone_mode=False, obj=loaded)
+        if (signum := pending()) is not None:  # a handler's exception swallowed on its way up
+            print(interrupt_line(signum, []), file=sys.stderr)
+            return 128 + signum
         return rc if isinstance(rc, int) else EXIT_OK
     except click.exceptions.Exit as exc:  # --help, --version
         return int(exc.exit_code)
     except click.ClickException as exc:
         _report_error(args, loaded.get("settings"), "usage", exc.format_message())
         return EXIT_ERROR
-    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt it caught
-        print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
+    except click.exceptions.Abort as exc:  # click's name for a KeyboardInterrupt it caught
+        print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
         return EXIT_SIGINT
-    except CheckError as exc:
-        kind = type(exc).__name__.removesuffix("Error").lower()
-        _report_error(args, loaded.get("settings"), kind, exc.message, exc.detail)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("check-migrations: interrupted; server stopped and files removed", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
         return EXIT_SIGINT
     except Interrupted as exc:
-        print("check-migrations: terminated; server stopped and files removed", file=sys.stderr)
-        return 128 + exc.signum
-    except Exception as exc:  # a bug in the checker: still one line and exit 2
-        import traceback
+        print(interrupt_line(exc.signum, cleanup_notes(exc)), file=sys.stderr)
+        return EXIT_SIGTERM if exc.signum == signal.SIGTERM else 128 + exc.signum
+    except Exception as exc:
+        if (signum := pending()) is not None:
+            # The signal's exception became another error on its way up (an interrupted
+            # import's fallback, a library's except clause): the run was still interrupted.
+            print(interrupt_line(signum, cleanup_notes(exc)), file=sys.stderr)
+            return 128 + signum
+        if isinstance(exc, CheckError):
+            kind = type(exc).__name__.removesuffix("Error").lower()
+            _report_error(args, loaded.get("settings"), kind, exc.message, exc.detail)
+            return EXIT_ERROR
+        import traceback  # a bug in the checker: still one line and exit 2
 
         detail = "".join(traceback.format_exception(exc))
         _report_error(
@@ -278,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_ERROR
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from migration_check.cache import CachePlan
 from migration_check.config import Settings
 from migration_check.errors import ConfigError, ServerError
+from migration_check.interrupts import add_cleanup_note
 from migration_check.project import DEFAULT_DRIVER, first_line
+from migration_check.scratch import ScratchOwner
 from migration_check.server import (
     PORT,
     SUPERUSER,
@@ -24,6 +28,35 @@ from migration_check.workerproc import Progress
 
 __all__ = ["provision"]
 
+_SHAPE = "postgresql://user:password@host:port/database"
+_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?$")
+
+
+def _parse_database_url(raw: str) -> DbUrl:
+    """The URL, or a ConfigError saying what is malformed and the shape expected."""
+    masked = mask_passwords(raw)
+    if "://" not in raw:
+        try:
+            return parse_url(raw)  # raises: "not a URL (expected ...)"
+        except ValueError as exc:
+            raise ConfigError(f"--database-url: {exc}") from exc
+    scheme = raw.split("://", 1)[0]
+    if not _SCHEME.match(scheme):
+        raise ConfigError(
+            f"--database-url: malformed URL {masked!r} (scheme {scheme!r} is not postgresql or "
+            f"postgresql+DRIVER); expected {_SHAPE}"
+        )
+    netloc = urlsplit("//" + raw.split("://", 1)[1]).netloc
+    if netloc.count("@") > 1:
+        raise ConfigError(
+            f"--database-url: malformed URL {masked!r} (more than one '@'; percent-encode an "
+            f"'@' in the password as %40); expected {_SHAPE}"
+        )
+    try:
+        return parse_url(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--database-url: {exc}; expected {_SHAPE}") from exc
+
 
 @contextlib.contextmanager
 def provision(
@@ -31,24 +64,31 @@ def provision(
 ) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
     """Yield (server URL, admin conninfo, label, secrets); drop or delete it all afterwards."""
     if settings.database_url:
-        try:
-            target = parse_url(settings.database_url)
-        except ValueError as exc:
-            raise ConfigError(f"--database-url: {exc}") from exc
+        target = _parse_database_url(settings.database_url)
         label = target.label()
         admin = target.conninfo()
         admin.setdefault("dbname", "postgres")
         hidden = (target.password,) if target.password else ()
-        reached: list[bool] = []
+        owner = ScratchOwner(admin, database, settings.connect_timeout)
         try:
-            _create_database(admin, database, settings, label, reached)
+            _create_database(owner, settings, label)
+            if owner.swept:
+                progress(f"dropped {len(owner.swept)} scratch database(s) left by dead runs")
             yield target, admin, label, hidden
-        finally:
-            # Only a server we reached can hold the scratch database: never wait a second
-            # connect timeout on an unreachable one just to drop nothing.
-            if reached:
-                with signals_held():
-                    _drop_database(admin, database, settings, hidden)
+        except BaseException as exc:
+            with signals_held():
+                failed = owner.drop()
+            if owner.created:
+                add_cleanup_note(exc, _drop_note(owner, label, failed, hidden))
+            raise
+        else:
+            with signals_held():
+                failed = owner.drop()
+            if failed is not None:
+                print(
+                    f"check-migrations: warning: {_drop_note(owner, label, failed, hidden)}",
+                    file=sys.stderr,
+                )
         return
     binaries = find_binaries(settings.postgres_bin)
     user = resolve_server_user(settings.server_user)
@@ -66,67 +106,60 @@ def provision(
             (("host", server.socket_dir),),
         )  # fmt: skip
         yield target, dict(server.admin_conninfo()), "the throwaway server", ()
-    finally:
+    except BaseException as exc:
+        with signals_held():
+            run = server.run_dir
+            server.stop()
+        if run is not None:
+            add_cleanup_note(
+                exc,
+                f"could not remove {run}; the next run removes it"
+                if run.exists()
+                else "server stopped and files removed",
+            )
+        raise
+    else:
         with signals_held():
             if plan is not None:
                 plan.save(server, progress)
             server.stop()
 
 
-def _create_database(
-    admin: dict[str, Any], database: str, settings: Settings, label: str, reached: list[bool]
-) -> None:
-    """Create the scratch database; ``reached`` gets an entry once the server answered.
+def _drop_note(owner: ScratchOwner, label: str, failed: str | None, hidden: tuple[str, ...]) -> str:
+    if failed is None:
+        if not owner.existed:
+            return f"scratch database {owner.database} was never created"
+        return f"scratch database {owner.database} dropped"
+    return (
+        f"could not drop scratch database {owner.database} on {label}: "
+        f"{mask_passwords(failed, hidden)}; the next check on that server drops it"
+    )
 
-    The entry is added before CREATE DATABASE is sent, so an interrupt between the statement
-    and its reply still leads to the drop.
-    """
+
+def _create_database(owner: ScratchOwner, settings: Settings, label: str) -> None:
+    """Connect, lock and create the scratch database, naming what went wrong."""
     import psycopg
-    from psycopg import sql
 
     try:
-        with psycopg.connect(
-            **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
-        ) as conn:
-            reached.append(True)
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        owner.connect()
+    except psycopg.Error as exc:
+        raise ServerError(
+            f"cannot connect to {label}: {first_line(exc)}"
+            + (
+                f" (gave up after {settings.connect_timeout:.0f} s)"
+                if "timeout" in str(exc)
+                else ""
+            )
+            + "; check the host, port, user and password of --database-url"
+        ) from exc
+    try:
+        owner.create()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ServerError(
             f"{label}: the role may not create databases ({first_line(exc)}); grant it "
             "CREATEDB (ALTER ROLE ... CREATEDB) or pass a role that has it"
         ) from exc
     except psycopg.Error as exc:
-        if not reached:
-            raise ServerError(
-                f"cannot connect to {label}: {first_line(exc)}"
-                + (
-                    f" (gave up after {settings.connect_timeout:.0f} s)"
-                    if "timeout" in str(exc)
-                    else ""
-                )
-                + "; check the host, port, user and password of --database-url"
-            ) from exc
         raise ServerError(
-            f"{label}: cannot create the scratch database {database}: {first_line(exc)}"
+            f"{label}: cannot create the scratch database {owner.database}: {first_line(exc)}"
         ) from exc
-
-
-def _drop_database(
-    admin: dict[str, Any], database: str, settings: Settings, hidden: tuple[str, ...]
-) -> None:
-    import psycopg
-    from psycopg import sql
-
-    try:
-        with psycopg.connect(
-            **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
-        ) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
-    except psycopg.Error as exc:
-        msg = mask_passwords(str(exc).strip().splitlines()[0] if str(exc) else "", hidden)
-        print(
-            f"check-migrations: warning: could not drop scratch database {database}: {msg}",
-            file=sys.stderr,
-        )

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from migration_check.closure import closure_changed
 from migration_check.config import Settings
 from migration_check.inputs import expected_env, unchanged
 
@@ -125,17 +126,12 @@ def max_entries() -> int:
 
 
 def _closure_changed(recorded: Any) -> str | None:
-    """The shared closure of issue 7 (closure.py), when the worker recorded one."""
-    if recorded is None:
-        return None
-    import importlib
-
-    try:
-        closure = importlib.import_module("migration_check.closure")
-    except ImportError:
-        return "the closure recorder is not available"
-    reason: str | None = closure.closure_changed(recorded)
-    return reason
+    """Every module the worker loaded (closure.py), including those loaded before ``inputs``
+    started watching (``sitecustomize``, the checker's own); libraries are keyed by ``inputs``'
+    listing of every installed distribution, a superset of the closure's."""
+    if not isinstance(recorded, dict):
+        return "no record of the modules it loaded"
+    return closure_changed({**recorded, "libraries": {}})
 
 
 class VerdictCache:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from migration_check.cache import WorkerCache
+    from migration_check.cache_worker import WorkerCache
     from migration_check.inputs import InputRecorder
 
 __all__ = ["main"]
@@ -160,8 +160,8 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
 
 
 def _open_cache(req: dict[str, Any], emit: Emit) -> WorkerCache | None:
-    """The migrated-database cache's side of this run (cache.py), opened before the guard."""
-    from migration_check.cache import open_worker_cache
+    """The migrated-database cache's side of this run (cache_worker.py), before the guard."""
+    from migration_check.cache_worker import open_worker_cache
 
     try:
         return open_worker_cache(req, emit)
@@ -307,15 +307,12 @@ def _record_inputs(req: dict[str, Any]) -> InputRecorder | None:
 
 
 def _closure() -> dict[str, Any] | None:
-    """The shared closure of issue 7 (closure.py), when that module is present."""
-    import importlib
+    """Every module the run loaded (closure.py): the record the migrated-database cache keeps."""
+    from pathlib import Path
 
-    try:
-        closure = importlib.import_module("migration_check.closure")
-    except ImportError:
-        return None
-    recorded: dict[str, Any] = closure.record_closure(os.getcwd())
-    return recorded
+    from migration_check.closure import record_closure
+
+    return record_closure(Path.cwd())
 
 
 if __name__ == "__main__":
