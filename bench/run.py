@@ -1,35 +1,36 @@
-"""Benchmark check-migrations against its targets (issue 5) and print the targets table.
+"""Benchmark check-migrations against its peers (issue 12): every row a ratio from one run.
 
-    uv run python bench/run.py            # about 4 minutes on 2 cores (7 when they are busy)
-    uv run python bench/run.py --quick    # about 2 minutes: fewer repetitions
+    uv run python bench/run.py              # medians of 7, about 10 minutes on 2 busy cores
+    uv run python bench/run.py --quick      # medians of 3
+    uv run python bench/run.py --initdb     # also: what initdb's options and copying cost
 
-What it measures, in one run, as medians over N repetitions (wall clock of whole commands):
+Each row times the checker and a peer alternately (A B A B ..., so a change in the machine's load
+hits both) and prints the ratio of the medians:
 
-- the check of this repository, cold (an empty cache directory: what the first run on a
-  machine costs) and warm (caches filled by a previous run);
-- the baseline a user would otherwise script, as separate commands against the same bundled
-  PostgreSQL binaries: ``initdb``, ``pg_ctl start``, ``alembic upgrade head``, ``alembic
-  check``, ``pg_ctl stop`` (and removing the directory); as root the server commands run as
-  ``nobody`` through ``setpriv``;
-- both of these twice: with the environment as configured here (``PYTHONDONTWRITEBYTECODE=1``
-  on this machine: every process recompiles what it imports) and with bytecode caching allowed
-  (``PYTHONDONTWRITEBYTECODE`` unset, bytecode warm under a private ``PYTHONPYCACHEPREFIX``);
-- scale: synthetic projects from ``bench/generate.py`` (50, 200, 800 tables; 10, 100, 300
-  revisions), with the history not cached and cached;
-- peak memory (max RSS) of the checker's two processes on this repository.
+- warm, inputs changed: this repository with every cache filled, a model file edited before
+  each run (so the verdict cache misses and the migrated database is reused), against a bare
+  ``alembic check`` on a PostgreSQL this bench keeps running with a database already at head;
+- unchanged inputs: the same check again with nothing changed (the verdict cache answers),
+  against the same bare ``alembic check``;
+- cold: empty caches, against the scripted pipeline a user would write (``initdb``, ``pg_ctl
+  start``, ``alembic upgrade head``, ``alembic check``, ``pg_ctl stop``);
+- 800 tables: a project from ``bench/generate.py``, warm with inputs changed, against a bare
+  ``alembic check`` on the same project at head;
+- the catalog comparison's cost: warm against warm with ``--autogenerate-only`` (skipped with a
+  note while the checker has no such flag).
 
-The checker is run as ``python tools/check_migrations.py`` with the project's interpreter (not
-through ``uv run``, whose own start-up is not the checker's cost); the baseline likewise runs the
-project's ``alembic`` script directly. Every run uses private cache directories, laid out as
-the defaults are (``XDG_CACHE_HOME`` on disk for the initialised cluster and the worker's
-bytecode, ``CHECK_MIGRATIONS_RUN_DIR`` on tmpfs for run directories and migrated databases), so
-the benchmark neither uses nor disturbs the user's caches.
+Then every scenario runs both ways, with the caches and with ``--no-cache``: a different exit
+code or output fails the bench (exit 1).
+
+Bytecode is written, as on a user's machine (``PYTHONDONTWRITEBYTECODE`` unset, a private
+``PYTHONPYCACHEPREFIX`` filled before timing), for the checker and the peers alike. The checker
+runs as ``python tools/check_migrations.py`` with the project's interpreter, the peers as the
+project's ``alembic`` script; all caches are private to the run and removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -39,7 +40,8 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +49,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "bench"))
 
+import psycopg  # noqa: E402
 from generate import generate  # type: ignore[import-not-found]  # noqa: E402
+from psycopg import sql  # noqa: E402
 
 from migration_check.server import (  # noqa: E402
+    SUPERUSER,
     ThrowawayServer,
     find_binaries,
     resolve_server_user,
@@ -58,36 +63,34 @@ from migration_check.server import (  # noqa: E402
 PYTHON = sys.executable
 CHECK = [PYTHON, str(REPO / "tools" / "check_migrations.py")]
 ALEMBIC = str(Path(PYTHON).parent / "alembic")
-SCALE_TABLES = (50, 200, 800)
-SCALE_REVISIONS = (10, 100, 300)
+HIT = "(cached verdict"
+PROJECT_FILES = ("alembic.ini", "alembic", "expense_models", "pyproject.toml")
 
 
 @dataclass
-class Mode:
-    """An environment to measure in: as configured here, or with bytecode caching allowed."""
-
+class Row:
     name: str
-    env: dict[str, str]
+    ours: float
+    peer_name: str
+    peer: float
+    target: float | None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.peer
 
 
-def _clean_env() -> dict[str, str]:
+def _env(tmp: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("CHECK_MIGRATIONS_") and k not in ("DATABASE_URL", "PGHOST")
     }
-    env["CHECK_MIGRATIONS_QUIET"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    env["CHECK_MIGRATIONS_QUIET"] = "0"
     return env
-
-
-def _modes(tmp: Path) -> list[Mode]:
-    configured = _clean_env()
-    bytecode = dict(configured)
-    bytecode.pop("PYTHONDONTWRITEBYTECODE", None)
-    bytecode["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache-prefix")
-    flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
-    label = f"as configured here (PYTHONDONTWRITEBYTECODE={flag})" if flag else "as configured"
-    return [Mode(label, configured), Mode("bytecode cached", bytecode)]
 
 
 def _caches(tmp: Path, name: str) -> dict[str, str]:
@@ -105,34 +108,73 @@ def _drop_caches(tmp: Path, name: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run(cmd: Sequence[str], *, cwd: Path, env: dict[str, str]) -> float:
+@dataclass
+class Outcome:
+    seconds: float
+    rc: int
+    out: str
+    err: str
+
+
+def _run(
+    cmd: Sequence[str], *, cwd: Path, env: dict[str, str], ok: Sequence[int] = (0,)
+) -> Outcome:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise RuntimeError(
             f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
         )
-    return elapsed
+    return Outcome(elapsed, proc.returncode, proc.stdout, proc.stderr)
 
 
-def _median(samples: list[float]) -> float:
-    return statistics.median(samples)
+def _alternate(reps: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[float, float]:
+    """Medians of ``a`` and ``b`` timed alternately."""
+    xs, ys = [], []
+    for _ in range(reps):
+        xs.append(a())
+        ys.append(b())
+    return statistics.median(xs), statistics.median(ys)
 
 
-def _check_cold(mode: Mode, tmp: Path, reps: int) -> float:
-    samples = []
-    for i in range(reps):
-        name = f"cold-{mode.name[:3]}-{i}"
-        samples.append(_run(CHECK, cwd=REPO, env={**mode.env, **_caches(tmp, name)}))
-        _drop_caches(tmp, name)
-    return _median(samples)
+def _copy_project(dest: Path) -> Path:
+    """This repository's Alembic project, in a git repository of its own (the bench edits it)."""
+    dest.mkdir()
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    git = {
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
+        subprocess.run(["git", *cmd], cwd=dest, env={**os.environ, **git}, check=True)
+    return dest
 
 
-def _check_warm(mode: Mode, tmp: Path, reps: int) -> float:
-    env = {**mode.env, **_caches(tmp, f"warm-{mode.name[:3]}")}
-    _run(CHECK, cwd=REPO, env=env)  # fills the caches
-    return _median([_run(CHECK, cwd=REPO, env=env) for _ in range(reps)])
+class Peer:
+    """A PostgreSQL kept running by the bench, one database per project, upgraded once."""
+
+    def __init__(self, server: ThrowawayServer) -> None:
+        self.server = server
+
+    def database_url(self, project: Path, env: dict[str, str]) -> str:
+        name = f"peer_{zlib.crc32(str(project).encode()):08x}"
+        with psycopg.connect(**self.server.admin_conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = f"postgresql+psycopg://{SUPERUSER}@/{name}?host={self.server.socket_dir}"
+        _run([ALEMBIC, "upgrade", "head"], cwd=project, env={**env, "DATABASE_URL": url})
+        return url
+
+    @staticmethod
+    def check(project: Path, env: dict[str, str], url: str) -> float:
+        return _run([ALEMBIC, "check"], cwd=project, env={**env, "DATABASE_URL": url}).seconds
 
 
 def _as_server_user() -> list[str]:
@@ -141,105 +183,242 @@ def _as_server_user() -> list[str]:
     return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
-def _baseline_once(mode: Mode, tmp: Path, bindir: Path) -> float:
+def _scripted_pipeline(project: Path, env: dict[str, str], tmp: Path, bindir: Path) -> float:
     """The commands a user would script, timed end to end as separate processes."""
-    workdir = Path(tempfile.mkdtemp(prefix="baseline-", dir=tmp))
+    workdir = Path(tempfile.mkdtemp(prefix="pipeline-", dir=tmp))
     if os.geteuid() == 0:
         os.chown(workdir, 65534, 65534)
     data = workdir / "data"
     as_user = _as_server_user()
     url = f"postgresql+psycopg://postgres@/postgres?host={workdir}"
-    env = {**mode.env, "DATABASE_URL": url}
     start = time.perf_counter()
-    _run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
-         cwd=workdir, env=mode.env)  # fmt: skip
+    _run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        cwd=workdir,
+        env=env,
+    )
     options = f"-k {workdir} -c listen_addresses=''"
-    _run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "log"), "-w",
-          "-o", options, "start"], cwd=workdir, env=mode.env)  # fmt: skip
+    _run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(workdir / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        ],
+        cwd=workdir,
+        env=env,
+    )
     try:
-        _run([ALEMBIC, "upgrade", "head"], cwd=REPO, env=env)
-        _run([ALEMBIC, "check"], cwd=REPO, env=env)
+        _run([ALEMBIC, "upgrade", "head"], cwd=project, env={**env, "DATABASE_URL": url})
+        _run([ALEMBIC, "check"], cwd=project, env={**env, "DATABASE_URL": url})
     finally:
-        _run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "stop"],
-             cwd=workdir, env=mode.env)  # fmt: skip
+        _run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "stop"], cwd=workdir, env=env
+        )
         shutil.rmtree(workdir, ignore_errors=True)
     return time.perf_counter() - start
 
 
-def _baseline(mode: Mode, tmp: Path, bindir: Path, reps: int) -> float:
-    if "PYTHONPYCACHEPREFIX" in mode.env:
-        _baseline_once(mode, tmp, bindir)  # writes the bytecode it then reads
-    return _median([_baseline_once(mode, tmp, bindir) for _ in range(reps)])
+def _touch_model(path: Path, n: list[int]) -> None:
+    """Change a model file's content (a comment): the verdict cache must miss, nothing else."""
+    n[0] += 1
+    with path.open("a") as fh:
+        fh.write(f"# bench edit {n[0]}\n")
+
+
+def _has_flag(flag: str, env: dict[str, str]) -> bool:
+    out = _run([*CHECK, "--help"], cwd=REPO, env=env).out
+    return flag in out
+
+
+def _agree(project: Path, env: dict[str, str], args: Sequence[str] = ()) -> tuple[bool, str]:
+    """The same scenario with the caches (twice: stores, then is served) and with --no-cache."""
+    ok = (0, 1)
+    _run([*CHECK, *args], cwd=project, env=env, ok=ok)
+    cached = _run([*CHECK, *args], cwd=project, env=env, ok=ok)
+    fresh = _run([*CHECK, *args, "--no-cache"], cwd=project, env=env, ok=ok)
+    same = (cached.rc, cached.out) == (fresh.rc, fresh.out)
+    how = "served" if HIT in cached.err else "rerun"
+    return same, f"exit {cached.rc} ({how}) / exit {fresh.rc} (--no-cache)"
+
+
+@contextmanager
+def _workspace() -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="check-migrations-bench-"))
+    os.chmod(tmp, 0o755)  # the server user reaches the pipeline's directories below
+    try:
+        yield tmp
+    finally:
+        for leftover in Path("/dev/shm").glob(f"{tmp.name[-8:]}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _reachable_bindir() -> Path:
     """The bundled binaries, where the server user can run them (as the checker does)."""
-    binaries = find_binaries(None)
-    server = ThrowawayServer(binaries, resolve_server_user(None))
+    server = ThrowawayServer(find_binaries(None), resolve_server_user(None))
     return server._reachable_bindir()
 
 
-def _scale(
-    env: dict[str, str], tmp: Path, reps: int, progress: Callable[[str], None]
-) -> dict[tuple[int, int], tuple[float, float]]:
-    """(tables, revisions) -> (history not cached, history cached), medians."""
-    caches = _caches(tmp, "scale")
-    env = {**env, **caches}
-    entries = Path(caches["CHECK_MIGRATIONS_RUN_DIR"]) / f"check-migrations-cache-{os.geteuid()}"
-    shapes = sorted({(t, 10) for t in SCALE_TABLES} | {(50, r) for r in SCALE_REVISIONS})
-    out: dict[tuple[int, int], tuple[float, float]] = {}
-    for tables, revisions in shapes:
-        progress(f"scale: {tables} tables, {revisions} revisions")
-        project = tmp / f"project-{tables}-{revisions}"
-        generate(project, tables=tables, revisions=revisions)
-        # Not measured: fills the initialised cluster and the bytecode of the project's files.
-        _run(CHECK, cwd=project, env=env)
-        cold, cached = [], []
-        for _ in range(reps):
-            for entry in entries.glob("migrated-*"):
-                shutil.rmtree(entry)
-            cold.append(_run(CHECK, cwd=project, env=env))
-            cached.append(_run(CHECK, cwd=project, env=env))
-        out[(tables, revisions)] = (_median(cold), _median(cached))
-    return out
+Agreement = list[tuple[str, bool, str]]
 
 
-_MEMORY_PROBE = """
-import json, resource, sys
-sys.path.insert(0, sys.argv[1])
-from migration_check.cli import main
-rc = main(sys.argv[2:])
-print(json.dumps({
-    "rc": rc,
-    "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-}))
-"""
-
-
-def _memory(env: dict[str, str], tmp: Path) -> tuple[float, float]:
-    """Peak RSS in MB of the CLI process and of the worker, on this repository (warm)."""
-    env = {**env, **_caches(tmp, "memory")}
-    tools = str(REPO / "tools")
-
-    def probe(*args: str) -> dict[str, int]:
-        proc = subprocess.run([PYTHON, "-c", _MEMORY_PROBE, tools, *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, check=True)  # fmt: skip
-        result: dict[str, int] = json.loads(proc.stdout.strip().splitlines()[-1])
-        return result
-
-    probe()  # fills the caches
-    cli = probe()["self"] / 1024
-    # Against a server this process owns, the worker is the probe's only child: its peak is
-    # RUSAGE_CHILDREN alone, without the postgres processes'.
+def _rows(
+    args: argparse.Namespace, tmp: Path, progress: Callable[[str], None]
+) -> tuple[list[Row], Agreement]:
+    reps = args.reps
+    base_env = _env(tmp)
+    bindir = _reachable_bindir()
+    project = _copy_project(tmp / "repo")
+    model = project / "expense_models" / "tags.py"
+    edits = [0]
+    warm_env = {**base_env, **_caches(tmp, "warm")}
+    rows: list[Row] = []
+    agreement: Agreement = []
+    # Fills the bytecode prefix for both sides and the checker's caches.
+    _run(CHECK, cwd=project, env=warm_env)
     with ThrowawayServer(find_binaries(None), resolve_server_user(None)) as server:
-        url = f"postgresql+psycopg://check_migrations@/postgres?host={server.socket_dir}"
-        worker = probe("--database-url", url)["children"] / 1024
-    return cli, worker
+        peer = Peer(server)
+        url = peer.database_url(project, base_env)
+        Peer.check(project, base_env, url)
 
+        def warm_changed() -> float:
+            _touch_model(model, edits)
+            outcome = _run(CHECK, cwd=project, env=warm_env)
+            assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
+            return outcome.seconds
 
-def _verdict(value: float, limit: float) -> str:
-    return "met" if value <= limit else "NOT met"
+        progress("warm, inputs changed vs bare alembic check")
+        ours, theirs = _alternate(reps, warm_changed, lambda: Peer.check(project, base_env, url))
+        rows.append(
+            Row(
+                "warm check, inputs changed (caches filled)",
+                ours,
+                "bare `alembic check`, server up, database at head",
+                theirs,
+                0.5,
+            )
+        )
+
+        progress("unchanged inputs vs bare alembic check")
+        _run(CHECK, cwd=project, env=warm_env)  # stores the verdict
+
+        def unchanged() -> float:
+            outcome = _run(CHECK, cwd=project, env=warm_env)
+            assert HIT in outcome.err, f"unchanged inputs, yet no cached verdict: {outcome.err}"
+            return outcome.seconds
+
+        ours, theirs = _alternate(reps, unchanged, lambda: Peer.check(project, base_env, url))
+        rows.append(
+            Row(
+                "unchanged inputs (verdict cache)",
+                ours,
+                "bare `alembic check`, server up, database at head",
+                theirs,
+                0.1,
+            )
+        )
+
+        progress("catalog comparison's cost")
+        if _has_flag("--autogenerate-only", warm_env):
+
+            def only() -> float:
+                _touch_model(model, edits)
+                return _run([*CHECK, "--autogenerate-only"], cwd=project, env=warm_env).seconds
+
+            _run([*CHECK, "--autogenerate-only"], cwd=project, env=warm_env)
+            ours, theirs = _alternate(reps, warm_changed, only)
+            rows.append(
+                Row(
+                    "warm check, inputs changed",
+                    ours,
+                    "the same with --autogenerate-only",
+                    theirs,
+                    1.15,
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    "warm check, inputs changed",
+                    1.0,
+                    "the same with --autogenerate-only",
+                    1.0,
+                    None,
+                    "skipped: this checker has no --autogenerate-only",
+                )
+            )
+
+        if not args.no_scale:
+            progress("800 tables vs bare alembic check on the same project")
+            big = generate(tmp / "big", tables=800, revisions=10).parent
+            big_env = {**base_env, **_caches(tmp, "big")}
+            _run(CHECK, cwd=big, env=big_env)  # fills the caches and the project's bytecode
+            big_url = peer.database_url(big, base_env)
+            Peer.check(big, base_env, big_url)
+            big_edits = [0]
+
+            def big_changed() -> float:
+                _touch_model(big / "models.py", big_edits)
+                outcome = _run(CHECK, cwd=big, env=big_env)
+                assert HIT not in outcome.err
+                return outcome.seconds
+
+            ours, theirs = _alternate(
+                max(3, reps // 2), big_changed, lambda: Peer.check(big, base_env, big_url)
+            )
+            rows.append(
+                Row(
+                    "800 tables, warm, inputs changed",
+                    ours,
+                    "bare `alembic check` on it, at head",
+                    theirs,
+                    1.0,
+                )
+            )
+            agreement.append(("800 tables", *_agree(big, big_env)))
+
+    progress("cold vs the scripted pipeline")
+
+    def cold() -> float:
+        env = {**base_env, **_caches(tmp, "cold")}
+        try:
+            return _run(CHECK, cwd=project, env=env).seconds
+        finally:
+            _drop_caches(tmp, "cold")
+
+    ours, theirs = _alternate(
+        reps, cold, lambda: _scripted_pipeline(project, base_env, tmp, bindir)
+    )
+    rows.append(
+        Row(
+            "cold check (empty caches)",
+            ours,
+            "scripted: initdb, start, upgrade, check, stop",
+            theirs,
+            0.35,
+        )
+    )
+
+    progress("verdicts with and without the caches")
+    agreement.append(("this repository", *_agree(project, warm_env)))
+    text = model.read_text()
+    drifted = text.replace(
+        "name: Mapped[str] = mapped_column(String(50))",
+        "name: Mapped[str] = mapped_column(String(60))",
+    )
+    assert drifted != text
+    model.write_text(drifted)
+    agreement.append(("a model change without revision", *_agree(project, warm_env)))
+    model.write_text(text)
+    agreement.append(("back in sync", *_agree(project, warm_env)))
+    return rows, agreement
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -252,105 +431,81 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _pg_version(bindir: Path) -> str:
+    proc = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or "PostgreSQL ?"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
-    parser.add_argument("--reps", type=int, help="repetitions of each measurement")
-    parser.add_argument("--no-scale", action="store_true", help="skip the synthetic projects")
+    parser.add_argument("--quick", action="store_true", help="medians of 3")
+    parser.add_argument("--reps", type=int, help="repetitions of each measurement [7]")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 800-table project")
+    parser.add_argument("--initdb", action="store_true", help="also time initdb's options")
     args = parser.parse_args(argv)
-    reps = args.reps or (2 if args.quick else 5)
-    scale_reps = args.reps or (1 if args.quick else 3)
+    args.reps = args.reps or (3 if args.quick else 7)
     began = time.perf_counter()
+    load_before = os.getloadavg()
 
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - began:5.0f}s] {message}", file=sys.stderr, flush=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="check-migrations-bench-"))
-    os.chmod(tmp, 0o755)  # the server user reaches the baseline's directories below
-    try:
-        bindir = _reachable_bindir()
-        modes = _modes(tmp)
-        results: dict[str, dict[str, float]] = {}
-        for mode in modes:
-            if "PYTHONPYCACHEPREFIX" in mode.env:
-                # Let a first run write the bytecode the measured runs read.
-                _run(CHECK, cwd=REPO, env={**mode.env, **_caches(tmp, "bytecode-warmup")})
-            progress(f"{mode.name}: this repository, cold")
-            cold = _check_cold(mode, tmp, reps)
-            progress(f"{mode.name}: this repository, warm")
-            warm = _check_warm(mode, tmp, reps)
-            progress(f"{mode.name}: baseline")
-            base = _baseline(mode, tmp, bindir, reps)
-            results[mode.name] = {"cold": cold, "warm": warm, "baseline": base}
-        scale = {} if args.no_scale else _scale(modes[0].env, tmp, scale_reps, progress)
-        progress("memory")
-        cli_mb, worker_mb = _memory(modes[0].env, tmp)
-    finally:
-        for leftover in Path("/dev/shm").glob(f"{tmp.name[-8:]}-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _workspace() as tmp:
+        rows, agreement = _rows(args, tmp, progress)
+        study = []
+        if args.initdb:
+            from initdb_costs import measure  # type: ignore[import-not-found]
 
-    names = [m.name for m in modes]
-    print(f"check-migrations benchmark: {platform.node()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {_pg_version(bindir)}")  # fmt: skip
-    print(f"medians of {reps} runs ({scale_reps} for scale); wall clock of whole commands; "
-          f"bench took {time.perf_counter() - began:.0f} s\n")  # fmt: skip
-    rows = [["this repository", *names, "target"]]
-    rows.append(["check, warm (caches filled)",
-                 *(f"{results[n]['warm']:.2f} s" for n in names), "<= 0.7 s"])  # fmt: skip
-    rows.append(["check, cold (empty cache dir)",
-                 *(f"{results[n]['cold']:.2f} s" for n in names), "<= 1.5 s"])  # fmt: skip
-    rows.append(["baseline: initdb, pg_ctl start, alembic upgrade head, alembic check, pg_ctl stop",
-                 *(f"{results[n]['baseline']:.2f} s" for n in names), ""])  # fmt: skip
-    rows.append(["ratio warm / baseline",
-                 *(f"{results[n]['warm'] / results[n]['baseline']:.2f}" for n in names),
-                 "<= 0.35"])  # fmt: skip
-    rows.append(
-        [
-            "ratio cold / baseline",
-            *(f"{results[n]['cold'] / results[n]['baseline']:.2f}" for n in names),
-            "",
-        ]
+            progress("initdb options and copying")
+            study = measure(tmp, _reachable_bindir(), args.reps, progress)
+    load_after = os.getloadavg()
+
+    print(
+        f"check-migrations benchmark: {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {_pg_version(_reachable_bindir())}"
     )
-    print(_table(rows))
-    print()
-    for n in names:
-        r = results[n]
-        print(f"{n}: warm {_verdict(r['warm'], 0.7)}, cold {_verdict(r['cold'], 1.5)}, "
-              f"ratio {_verdict(r['warm'] / r['baseline'], 0.35)}")  # fmt: skip
-    if scale:
-        print(f"\nscale ({names[0]}; 'not cached': the cluster is cached, the history is not)\n")
-        targets = {(800, 10): "<= 4 s", (50, 300): "<= 6 s not cached, <= 1 s cached"}
-        srows = [["project", "history not cached", "history cached", "target"]]
-        for (tables, revisions), (cold, cached) in sorted(scale.items()):
-            srows.append([f"{tables} tables, {revisions} revisions", f"{cold:.2f} s",
-                          f"{cached:.2f} s", targets.get((tables, revisions), "")])  # fmt: skip
-        print(_table(srows))
-        print()
-        for label, key, values in (("table", 0, SCALE_TABLES), ("revision", 1, SCALE_REVISIONS)):
-            shape = [(v, 10) if key == 0 else (50, v) for v in values]
-            lo, mid, hi = (scale[s] for s in shape)
-            for which, idx in (("not cached", 0), ("cached", 1)):
-                slope = (hi[idx] - lo[idx]) / (values[2] - values[0])
-                predicted = lo[idx] + slope * (values[1] - values[0])
-                print(f"per {label} ({which}): {slope * 1000:.1f} ms; linear prediction for "
-                      f"{values[1]} from {values[0]} and {values[2]}: {predicted:.2f} s, "
-                      f"measured {mid[idx]:.2f} s")  # fmt: skip
-        big = scale[(800, 10)]
-        deep = scale[(50, 300)]
-        print(f"800 tables: {_verdict(min(big), 4.0)} when cached ({big[1]:.2f} s), "
-              f"{_verdict(big[0], 4.0)} when not ({big[0]:.2f} s); 300 revisions: "
-              f"{_verdict(deep[0], 6.0)} not cached, {_verdict(deep[1], 1.0)} cached")  # fmt: skip
-    print(f"\npeak memory on this repository ({names[0]}): CLI process {cli_mb:.0f} MB, "
-          f"worker {worker_mb:.0f} MB (target <= 150 MB each: "
-          f"{_verdict(max(cli_mb, worker_mb), 150)})")  # fmt: skip
+    print(
+        f"medians of {args.reps} (800 tables: {max(3, args.reps // 2)}), checker and peer "
+        f"alternating; bytecode written; bench took {time.perf_counter() - began:.0f} s; "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n"
+    )
+    table = [["row", "checker", "peer", "peer time", "ratio", "target", "met?"]]
+    for r in rows:
+        if r.note:
+            table.append([r.name, "", r.peer_name, "", "", "", r.note])
+            continue
+        target = f"<= {r.target:.2f}" if r.target is not None else ""
+        met = "" if r.target is None else ("met" if r.ratio <= r.target else "NOT met")
+        table.append(
+            [
+                r.name,
+                f"{r.ours:.2f} s",
+                r.peer_name,
+                f"{r.peer:.2f} s",
+                f"{r.ratio:.2f}",
+                target,
+                met,
+            ]
+        )
+    print(_table(table))
+    print("\nverdicts, with the caches vs --no-cache (exit code and output must be identical):\n")
+    print(
+        _table(
+            [
+                ["scenario", "same?", "exit codes"],
+                *([name, "yes" if same else "NO", how] for name, same, how in agreement),
+            ]
+        )
+    )
+    if study:
+        print("\ninitdb options and copying (medians):\n")
+        print(_table([["what", "seconds", "vs the checker's initdb"], *study]))
+    if not all(same for _, same, _ in agreement):
+        print("\nFAILED: a cached verdict differs from the uncached one", file=sys.stderr)
+        return 1
     return 0
-
-
-def _pg_version(bindir: Path) -> str:
-    proc = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    return proc.stdout.strip() or "PostgreSQL ?"
 
 
 if __name__ == "__main__":

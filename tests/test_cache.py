@@ -49,6 +49,8 @@ def downgrade() -> None:
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("CHECK_MIGRATIONS_CACHE_DIR", str(path))
+    # These tests are about the migrated database, which a stored verdict would skip.
+    monkeypatch.setenv("CHECK_MIGRATIONS_VERDICT_CACHE", "0")
     return path
 
 

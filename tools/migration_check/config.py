@@ -36,6 +36,8 @@ class Settings:
     format: FormatType = FormatType.text
     verbose: bool = False
     use_cache: bool = True
+    # The verdict cache alone (verdict.py); use_cache = False turns every cache off.
+    verdict_cache: bool = True
     timeout: float = 600.0
     lock_timeout: float = 60.0
     # 5 s: an unreachable --database-url must fail within 10 s, interpreter start-up included.
@@ -54,6 +56,7 @@ _TYPES: dict[str, type] = {
     "format": FormatType,
     "verbose": bool,
     "use_cache": bool,
+    "verdict_cache": bool,
     "timeout": float,
     "lock_timeout": float,
     "connect_timeout": float,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from migration_check.cache import CachePlan, choose_entry, scope_key
 from migration_check.config import Settings
@@ -23,9 +24,11 @@ from migration_check.project import (
 from migration_check.provision import provision
 from migration_check.server import (
     PORT,
+    cache_base_dir,
     find_binaries,
     resolve_server_user,
 )
+from migration_check.verdict import VerdictCache, static_key
 from migration_check.workerproc import (
     Progress,
     run_worker,
@@ -46,6 +49,11 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
     project_dir = ini.parent
     drivername = project_drivername(settings, ini)
     database = f"check_migrations_{secrets.token_hex(6)}"
+    # Before any server or worker: an unchanged check is answered from the verdict cache.
+    verdicts = _verdict_cache(settings, ini, drivername)
+    cached = verdicts.lookup(progress) if verdicts is not None else None
+    if cached is not None:
+        return _result(settings, ini, cached)
     plan = _cache_plan(settings, ini)
     # Started first: the worker imports SQLAlchemy and Alembic (0.4 s, more without bytecode)
     # while this process starts the server; it then waits for the request on stdin.
@@ -72,6 +80,7 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             "server_label": label,
             # The second opinion (compare/catalog.py); off: exactly `alembic check`'s verdict.
             "catalog": not settings.autogenerate_only,
+            "record_inputs": verdicts is not None,
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,
@@ -82,6 +91,13 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         event = run_worker(request, worker, settings, progress, secrets_)
         if plan is not None:
             plan.store = event.get("cache_store")
+    if verdicts is not None:
+        verdicts.store(event)
+    return _result(settings, ini, event)
+
+
+def _result(settings: Settings, ini: Path, event: dict[str, Any]) -> CheckResult:
+    """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
     version_dirs = list(event.get("version_dirs", []))
     return CheckResult(
         findings=sorted(
@@ -98,6 +114,19 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         revision_command=revision_command(settings, ini),
         catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
+
+
+def _verdict_cache(settings: Settings, ini: Path, drivername: str) -> VerdictCache | None:
+    """The verdict cache (verdict.py) serves the throwaway server only: its build is known."""
+    if settings.database_url or not settings.use_cache or not settings.verdict_cache:
+        return None
+    fingerprint = find_binaries(settings.postgres_bin).fingerprint()
+    key = static_key(settings, ini, drivername=drivername, pg_fingerprint=fingerprint)
+    try:
+        base = cache_base_dir() / "verdicts"
+    except OSError:
+        return None  # an unwritable cache directory costs speed, never the verdict
+    return VerdictCache(base, key, worker_env_base(settings))
 
 
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:

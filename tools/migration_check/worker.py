@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from migration_check.cache_worker import WorkerCache
     from migration_check.compare.modelsdb import ModelsDatabase
+    from migration_check.inputs import InputRecorder
 
 __all__ = ["main"]
 
@@ -306,6 +307,7 @@ def _serve(events: TextIO) -> int:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    recorder = _record_inputs(req)
     try:
         result = run(req, emit)
     except Failure as exc:
@@ -336,9 +338,34 @@ def _serve(events: TextIO) -> int:
             "heads": result.heads,
             "version_dirs": result.version_dirs,
             "catalog_skipped": result.catalog_skipped,
+            # What the verdict depends on (verdict.py): None when it cannot vouch for it.
+            "inputs": recorder.snapshot() if recorder is not None else None,
+            "closure": _closure() if recorder is not None else None,
         }
     )
     return 0
+
+
+def _record_inputs(req: dict[str, Any]) -> InputRecorder | None:
+    """Start watching what the project's code reads, when the CLI keeps verdicts (inputs.py)."""
+    if not req.get("record_inputs"):
+        return None
+    from migration_check.inputs import InputRecorder
+
+    # The checker's own run and bytecode directories hold nothing of the project.
+    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
+    recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
+    recorder.install()
+    return recorder
+
+
+def _closure() -> dict[str, Any] | None:
+    """Every module the run loaded (closure.py): the record the migrated-database cache keeps."""
+    from pathlib import Path
+
+    from migration_check.closure import record_closure
+
+    return record_closure(Path.cwd())
 
 
 if __name__ == "__main__":
