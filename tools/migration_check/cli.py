@@ -30,7 +30,9 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # Subcommands, imported only when named: "check-migrations NAME ..." runs SUBCOMMANDS[NAME]
 # ("module:attribute" of a click command); anything else is the check itself.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "revision": "migration_check.revision_cli:command",
+}
 
 
 def check_options(f: Any) -> Any:
@@ -120,6 +122,10 @@ def _command(**kwargs: Any) -> int:
 
     Exit codes: 0 models and migrations agree, 1 a revision is missing (findings), 2 the check
     could not be made.
+
+    \b
+    Subcommands:
+      check-migrations revision -m MSG   write the missing revision (see revision --help)
     """
     settings = load_settings(settings_flags(kwargs))
     # main() reports errors in the format the merged settings chose (pyproject, env or flag).

@@ -121,6 +121,12 @@ class CheckResult:
     revision_command: str = ""
     # Where Alembic found revisions once env.py ran: the git check looks there for untracked files.
     version_dirs: list[str] = field(default_factory=list)
+    # The revision writer's files (``check-migrations revision``), absolute paths.
+    written: list[str] = field(default_factory=list)
+    # Every revision id in the history: the writer's --rev-id convention is read from them.
+    revision_ids: list[str] = field(default_factory=list)
+    # Lines for stderr that are not findings (e.g. history checks skipped: no git repository).
+    notices: list[str] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:

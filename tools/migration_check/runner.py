@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from migration_check.cache import CachePlan, choose_entry, scope_key
 from migration_check.config import Settings
@@ -37,9 +38,16 @@ from migration_check.workerproc import (
 __all__ = ["run_check"]
 
 
-def run_check(settings: Settings, progress: Progress = lambda _m: None) -> CheckResult:
+def run_check(
+    settings: Settings,
+    progress: Progress = lambda _m: None,
+    *,
+    write_revision: dict[str, Any] | None = None,
+) -> CheckResult:
     """Answer "would autogenerate produce a non-empty revision?" for one Alembic config.
 
+    With ``write_revision`` (the ``revision`` command's options) the worker also writes that
+    revision, as ``alembic revision --autogenerate`` would; ``CheckResult.written`` names it.
     Raises a ``CheckError`` subclass when the question cannot be answered.
     """
     ini = preflight(settings)
@@ -67,6 +75,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             # In --database-url mode the CLI creates it, so it knows whether to drop it.
             "create_database": not settings.database_url and (plan is None or plan.entry is None),
             "cache": plan.request() if plan is not None else None,
+            "mode": "revision" if write_revision is not None else "check",
+            "revision": write_revision,
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
@@ -81,6 +91,7 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         if plan is not None:
             plan.store = event.get("cache_store")
     version_dirs = list(event.get("version_dirs", []))
+    revision_ids = [str(r) for r in event.get("revision_ids", [])]
     return CheckResult(
         findings=sorted(
             [
@@ -93,7 +104,9 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
         heads=list(event.get("heads", [])),
         version_dirs=version_dirs,
         config_file=display_path(ini),
-        revision_command=revision_command(settings, ini),
+        revision_command=revision_command(settings, ini, revision_ids),
+        written=[str(p) for p in event.get("written", [])],
+        revision_ids=revision_ids,
     )
 
 

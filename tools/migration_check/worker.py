@@ -217,6 +217,14 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"]))
+    result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
+    if req.get("mode") == "revision":
+        from migration_check.revision import write_revision
+
+        if result.findings:
+            emit({"type": "progress", "message": "writing the revision"})
+            options = req.get("revision") or {}
+            result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     if cache is not None:
         emit({"type": "cache_store", "meta": cache.finish()})
     return result
@@ -283,6 +291,8 @@ def _serve(events: TextIO) -> int:
             "revisions_applied": result.revisions_applied,
             "heads": result.heads,
             "version_dirs": result.version_dirs,
+            "written": result.written,
+            "revision_ids": result.revision_ids,
         }
     )
     return 0
