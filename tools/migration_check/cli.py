@@ -113,6 +113,12 @@ _CHECK_OPTIONS = [
 
 @click.command(context_settings=_CONTEXT)
 @check_options
+@click.option(
+    "--base-ref",
+    metavar="REF",
+    help="History checks measure new and edited revisions from the merge base with REF.  "
+    "[default: the default branch; the last commit in a commit hook]",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.
@@ -127,7 +133,7 @@ def _command(**kwargs: Any) -> int:
     Subcommands:
       check-migrations revision -m MSG   write the missing revision (see revision --help)
     """
-    settings = load_settings(settings_flags(kwargs))
+    settings = load_settings({**settings_flags(kwargs), "base_ref": kwargs["base_ref"]})
     # main() reports errors in the format the merged settings chose (pyproject, env or flag).
     click.get_current_context().obj["settings"] = settings
     return _run(settings)
@@ -174,7 +180,9 @@ def _run(settings: Settings) -> int:
     from migration_check import report
     from migration_check.runner import run_check
 
-    result = run_check(settings, _progress(settings))
+    result = run_check(settings, _progress(settings), history=True)
+    for notice in result.notices:
+        print(f"check-migrations: {notice}", file=sys.stderr)
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
     elif settings.format is FormatType.github:

@@ -36,6 +36,11 @@ _AUTOGENERATE_KINDS = [
 KINDS: dict[str, str] = {
     **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
     "multiple_heads": "history",
+    "downgrade_failed": "history",
+    "downgrade_incomplete": "history",
+    "reupgrade_failed": "history",
+    "revision_modified": "history",
+    "stale_revision": "history",
     "untracked_revision": "git",
 }
 # Where a finding comes from: autogenerate (Alembic's own comparison), catalog (the second
