@@ -181,8 +181,9 @@ def _run(settings: Settings) -> int:
     from migration_check.runner import run_check
 
     result = run_check(settings, _progress(settings), history=True)
-    for notice in result.notices:
-        print(f"check-migrations: {notice}", file=sys.stderr)
+    if os.environ.get("CHECK_MIGRATIONS_QUIET") != "1":  # quiet as the progress lines are
+        for notice in result.notices:
+            print(f"check-migrations: {notice}", file=sys.stderr)
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
     elif settings.format is FormatType.github:

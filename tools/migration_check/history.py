@@ -81,7 +81,7 @@ def heads_problem(
             "the new branch its own label"
         )
     else:
-        message = f"the history has {len(unlabeled)} unlabeled heads: {shown}"
+        message = f"the history has {len(unlabeled)} heads without branch labels: {shown}"
     return Finding(
         kind="multiple_heads",
         table=None,
