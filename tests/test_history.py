@@ -131,7 +131,8 @@ def test_two_heads_on_one_label_are_a_finding(
         )
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
-    assert "branch expand has more than one head: 0003 (contract), 0004 (expand), 0005 (expand)" in out
+    heads = "0003 (contract), 0004 (expand), 0005 (expand)"
+    assert f"branch expand has more than one head: {heads}" in out
 
 
 @pytest.mark.parametrize(
@@ -247,7 +248,7 @@ def test_edited_merged_revision(
     assert main([]) == EXIT_OK
     capsys.readouterr()
     # A change of what upgrade() does is.
-    _edit(merged, 'sa.String(500)', "sa.String(600)")
+    _edit(merged, "sa.String(500)", "sa.String(600)")
     _edit(project / "models.py", "String(500)", "String(600)")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
@@ -290,8 +291,10 @@ def test_bad_base_ref_is_one_line(
     _repo_on_feature(project)
     assert main(["--base-ref", "no-such-branch"]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith(
-        "check-migrations: error: --base-ref no-such-branch: not a commit in"
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("check-migrations: error: --base-ref no-such-branch: not a commit in")
     )
     assert "Traceback" not in err
 
