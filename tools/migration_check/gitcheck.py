@@ -8,6 +8,11 @@ check can refuse the commit and print the ``git add`` that fixes it.
 
 Runs in the CLI process (plain ``git`` subprocesses, no Alembic); the worker tells it which
 directories hold revisions, as resolved by Alembic after env.py ran.
+
+The history checks start here too: ``find_base`` finds where a change starts (the merge base
+with the default branch, ``--base-ref``, or the last commit in a hook), the files it adds go to
+the worker for round trips (history.py), and revision files it edits or builds on a moved head
+become findings here, read from git with ``ast`` (no revision code is imported).
 """
 
 from __future__ import annotations
@@ -167,10 +172,7 @@ def find_base(cwd: Path, base_ref: str | None, *, hook: bool) -> tuple[Base | No
     ``base_ref`` (``--base-ref``) wins; a commit hook measures new files from the last commit
     (what the commit adds) and edits and staleness from the default branch when there is one.
     """
-    try:
-        top = _toplevel(cwd)
-    except ConfigError:
-        top = None
+    top = _toplevel(cwd)
     if top is None:
         return None, "not a git repository"
     head = _rev(top, "HEAD")
