@@ -167,6 +167,9 @@ def test_json_untracked_revision(
             "file": "versions/0002_notes.py",
             "line": 1,
             "located": True,
+            "source": "git",
+            "in_database": None,
+            "in_models": None,
         }
     ]
 

@@ -11,7 +11,12 @@ import pytest
 from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import Finding
 from migration_check.project import next_rev_id
-from migration_check.revision import REVIEW_COMMENT, add_hand_written, hand_written_code
+from migration_check.revision import (
+    REVIEW_COMMENT,
+    UNDO_COMMENT,
+    add_hand_written,
+    hand_written_code,
+)
 
 from .conftest import REPO, ScenarioFactory
 
@@ -162,3 +167,69 @@ def test_hand_written_nothing_from_the_catalog_adds_nothing() -> None:
     upgrade = ops.UpgradeOps(ops=[])
     add_hand_written(upgrade, hand_written_code([Finding("add_column", "t", "m", op="x")]))
     assert upgrade.is_empty()
+
+
+STATE_REVISION = '''"""user state
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    state = sa.Enum("active", "archived", name="user_state")
+    state.create(op.get_bind())
+    op.add_column("users", sa.Column("state", state, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("users", "state")
+    sa.Enum(name="user_state").drop(op.get_bind())
+'''
+
+
+def test_enum_value_is_written_by_hand_for_review(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Autogenerate cannot see a new enum value; the catalog comparison supplies the code."""
+    project = scenario("history")
+    (project / "versions" / "0003_user_state.py").write_text(STATE_REVISION)
+    _edit(
+        project / "models.py",
+        "from sqlalchemy import ForeignKey,",
+        "from sqlalchemy import Enum, ForeignKey,",
+    )
+    _edit(
+        project / "models.py",
+        *(
+            "    name: Mapped[str | None] = mapped_column(String(100))\n",
+            "    name: Mapped[str | None] = mapped_column(String(100))\n"
+            '    state: Mapped[str | None] = mapped_column(Enum("active", "archived", '
+            'name="user_state"))\n',
+        ),
+    )
+    assert main([]) == EXIT_OK
+    _edit(project / "models.py", '"archived", name=', '"archived", "gone", name=')
+    assert main([]) == EXIT_FINDINGS
+    assert "[add_enum_value" in capsys.readouterr().out
+
+    assert main(["revision", "-m", "state gone", "--rev-id", "0004"]) == EXIT_OK
+    written = project / "versions" / "0004_state_gone.py"
+    assert capsys.readouterr().out.splitlines() == [str(written.relative_to(project))]
+    text = written.read_text()
+    upgrade = text.split("def upgrade() -> None:")[1].split("def downgrade")[0]
+    assert REVIEW_COMMENT in upgrade
+    after = upgrade.split(REVIEW_COMMENT)[1]
+    assert "ALTER TYPE" in after
+    assert "ADD VALUE 'gone'" in after
+    assert UNDO_COMMENT in text.split("def downgrade() -> None:")[1]
+    lint = _ruff_check(written)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert main([]) == EXIT_OK

@@ -108,6 +108,13 @@ _CHECK_OPTIONS = [
     click.option(
         "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
     ),
+    click.option(
+        "--autogenerate-only",
+        is_flag=True,
+        default=None,
+        help="Skip the catalog comparison (CHECK constraints, ENUM values, ... that autogenerate "
+        "cannot see): the verdict is exactly `alembic check`'s.",
+    ),
 ]
 
 
@@ -153,6 +160,7 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "timeout": kwargs["timeout"],
         "lock_timeout": kwargs["lock_timeout"],
         "verbose": kwargs["verbose"],
+        "autogenerate_only": kwargs["autogenerate_only"],
     }
 
 
@@ -184,6 +192,8 @@ def _run(settings: Settings) -> int:
     if os.environ.get("CHECK_MIGRATIONS_QUIET") != "1":  # quiet as the progress lines are
         for notice in result.notices:
             print(f"check-migrations: {notice}", file=sys.stderr)
+    if result.catalog_skipped:
+        print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
     elif settings.format is FormatType.github:

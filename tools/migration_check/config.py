@@ -44,6 +44,8 @@ class Settings:
     # and the heads the history should have (a count, or one head per branch label).
     base_ref: str | None = None
     heads: int | tuple[str, ...] | None = None
+    # Skip the catalog comparison: the verdict is then exactly `alembic check`'s.
+    autogenerate_only: bool = False
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -61,6 +63,7 @@ _TYPES: dict[str, type] = {
     "connect_timeout": float,
     "base_ref": str,
     "heads": tuple,
+    "autogenerate_only": bool,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}

@@ -33,8 +33,31 @@ _AUTOGENERATE_KINDS = [
     "add_constraint",
     "remove_constraint",
 ]
+# The second opinion's own kinds (compare/catalog_render.py); where a change means the same as
+# one of autogenerate's kinds (add_check, modify_default, ...) the catalog reuses that kind.
+_CATALOG_KINDS = [
+    "modify_check",
+    "modify_primary_key",
+    "remove_pk",
+    "modify_unique",
+    "modify_fk",
+    "add_exclude",
+    "remove_exclude",
+    "modify_exclude",
+    "modify_index",
+    "rename_constraint",
+    "rename_index",
+    "add_enum_value",
+    "remove_enum_value",
+    "modify_enum",
+    "modify_identity",
+    "modify_sequence",
+    "modify_computed",
+    "modify_collation",
+]
 KINDS: dict[str, str] = {
     **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
+    **dict.fromkeys(_CATALOG_KINDS, "catalog"),
     "multiple_heads": "history",
     "downgrade_failed": "history",
     "downgrade_incomplete": "history",
@@ -132,6 +155,8 @@ class CheckResult:
     revision_ids: list[str] = field(default_factory=list)
     # Lines for stderr that are not findings (e.g. history checks skipped: no git repository).
     notices: list[str] = field(default_factory=list)
+    # Why the catalog comparison (second opinion) did not run, when it was asked for and could not.
+    catalog_skipped: str = ""
 
     @property
     def in_sync(self) -> bool:

@@ -11,6 +11,7 @@ from migration_check import __version__
 from migration_check.findings import CheckResult, Finding
 
 __all__ = [
+    "JSON_SCHEMA_MINOR",
     "JSON_SCHEMA_VERSION",
     "render_github",
     "render_github_error",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 JSON_SCHEMA_VERSION = 1
+# Additive changes within a schema version (docs/json-schema.md): 1 added each finding's
+# source, in_database and in_models, and the document's catalog_skipped.
+JSON_SCHEMA_MINOR = 1
 _DRIFT = "models changed without a matching revision"
 # Kinds that are not model drift: the headline must not blame the models for them.
 _NOT_DRIFT = {
@@ -50,6 +54,40 @@ def _headline(findings: list[Finding]) -> str:
     parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() else []
     parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
     return "; ".join(parts)
+
+
+def _tag(f: Finding) -> str:
+    """``[kind]``, or ``[kind, catalog]`` for what only the catalog comparison saw."""
+    return f"[{f.kind}, catalog]" if f.source == "catalog" else f"[{f.kind}]"
+
+
+def _by_hand_command(command: str) -> str:
+    """The revision command without --autogenerate: an empty revision to fill in."""
+    return command.replace(" --autogenerate", "")
+
+
+def _instructions(result: CheckResult) -> list[str]:
+    """What to run: autogenerate writes its findings' ops; catalog findings are written by hand."""
+    with_ops = [f for f in result.findings if f.op]
+    if not with_ops:
+        return []
+    if all(f.source == "catalog" for f in with_ops):
+        return [
+            "Autogenerate cannot write these changes: create an empty revision, write the ops "
+            "above into its upgrade() by hand (their reverse into downgrade()), and commit it "
+            "with the models:",
+            f"  {_by_hand_command(result.revision_command)}",
+        ]
+    if any(f.source == "catalog" for f in with_ops):
+        return [
+            "Generate the missing revision (autogenerate writes part of it), add the ops of the "
+            "[..., catalog] findings by hand, review it, and commit it with the models:",
+            f"  {result.revision_command}",
+        ]
+    return [
+        "Generate the missing revision, review it, and commit it with the models:",
+        f"  {result.revision_command}",
+    ]
 
 
 def _problems(n: int) -> str:
@@ -106,16 +144,15 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
             file, line = _location(f, result.config_file)
             # An untracked revision's subject is its file: saying it twice helps nobody.
             subject = "" if f.subject == file else f"{style.red(f.subject)}: "
-            lines.append(f"  {file}:{line}: {subject}{f.message} [{f.kind}]")
+            lines.append(f"  {file}:{line}: {subject}{f.message} {_tag(f)}")
             if show_ops and f.op:
                 lines.extend(style.dim("      " + ln) for ln in f.op.splitlines())
             if f.hint:
                 lines.append(f"      fix: {f.hint}")
         lines.append("")
-    if any(f.op for f in result.findings):
-        lines.append("Generate the missing revision, review it, and commit it with the models:")
-        lines.append(f"  {result.revision_command}")
-        lines.append("")
+    instructions = _instructions(result)
+    if instructions:
+        lines += [*instructions, ""]
     tables = len([t for t in by_table if t])
     lines.append(
         style.red(
@@ -141,12 +178,16 @@ def _finding_json(f: Finding, fallback: str) -> dict[str, Any]:
         "file": file,
         "line": line,
         "located": f.location is not None,
+        "source": f.source,
+        "in_database": f.in_database,
+        "in_models": f.in_models,
     }
 
 
 def _envelope(verdict: str, exit_code: int) -> dict[str, Any]:
     return {
         "schema_version": JSON_SCHEMA_VERSION,
+        "schema_minor": JSON_SCHEMA_MINOR,
         "tool": {"name": "check-migrations", "version": __version__},
         "verdict": verdict,
         "exit_code": exit_code,
@@ -163,6 +204,7 @@ def render_json(result: CheckResult) -> str:
             "revision_command": result.revision_command,
             "findings": [_finding_json(f, result.config_file) for f in result.findings],
             "errors": [],
+            "catalog_skipped": result.catalog_skipped or None,
         }
     )
     return json.dumps(data, indent=2) + "\n"
@@ -178,6 +220,7 @@ def render_json_error(kind: str, message: str, *, exit_code: int) -> str:
             "revision_command": None,
             "findings": [],
             "errors": [{"kind": kind, "message": message}],
+            "catalog_skipped": None,
         }
     )
     return json.dumps(data, indent=2) + "\n"
@@ -192,7 +235,10 @@ def _escape_property(text: str) -> str:
 
 
 def _title(f: Finding) -> str:
-    return f"{_TITLES.get(f.kind, 'Missing migration')}: {f.subject}"
+    title = _TITLES.get(f.kind, "Missing migration")
+    if f.source == "catalog":
+        title += " (write it by hand)"
+    return f"{title}: {f.subject}"
 
 
 def render_github(result: CheckResult) -> str:
@@ -211,11 +257,17 @@ def render_github(result: CheckResult) -> str:
     for file, group in groupby(rows, key=lambda r: r[0]):
         out.append(f"::group::{_escape_data(file)}")
         for _, line, f in group:
-            message = f"{f.message} [{f.kind}]"
+            message = f"{f.message} {_tag(f)}"
             if f.op:
                 message += "\nA revision needs:\n" + f.op
             if f.hint:
                 message += f"\nFix: {f.hint}"
+            elif f.op and f.source == "catalog":
+                message += (
+                    "\nAutogenerate cannot see this change (found in the PostgreSQL catalog): "
+                    "write the op into the revision by hand: "
+                    + _by_hand_command(result.revision_command)
+                )
             elif f.op:
                 message += f"\nGenerate it: {result.revision_command}"
             out.append(
@@ -260,11 +312,13 @@ def step_summary(result: CheckResult) -> str:
         key=lambda r: (r[0], r[1], r[2].sort_key()),
     )
     for file, line, f in rows:
-        lines.append(f"| `{file}:{line}` | `{_md(f.subject)}` | {f.kind} | {_md(f.message)} |")
+        kind = f"{f.kind} (catalog)" if f.source == "catalog" else f.kind
+        lines.append(f"| `{file}:{line}` | `{_md(f.subject)}` | {kind} | {_md(f.message)} |")
     lines.append("")
-    if any(f.op for f in result.findings):
-        lines += ["Generate the missing revision, review it, and commit it with the models:", ""]
-        lines += ["```sh", result.revision_command, "```", ""]
+    instructions = _instructions(result)
+    if instructions:
+        lines += [instructions[0], ""]
+        lines += ["```sh", instructions[1].strip(), "```", ""]
     hints = sorted({f.hint for f in result.findings if f.hint})
     if hints:
         lines += ["Then:" if lines[-2] == "```" else "Fix:", "", "```sh", *hints, "```", ""]

@@ -25,10 +25,17 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-__all__ = ["REVIEW_COMMENT", "add_hand_written", "hand_written_code", "write_revision"]
+__all__ = [
+    "REVIEW_COMMENT",
+    "UNDO_COMMENT",
+    "add_hand_written",
+    "hand_written_code",
+    "write_revision",
+]
 
 # Short enough for a 100-column line limit once indented (ruff format never wraps comments).
 REVIEW_COMMENT = "# ### check-migrations: autogenerate cannot write these; review them! ###"
+UNDO_COMMENT = "# ### check-migrations: undo the reviewed part of upgrade() here, if it can be ###"
 _COMMAND_KEYS = (
     "message",
     "head",
@@ -85,7 +92,7 @@ def _hand_written_op_class() -> type[Any]:
             self.lines = lines
 
         def reverse(self) -> MigrateOperation:
-            return HandWrittenOp(["# undo the reviewed step of upgrade() here, if it can be"])
+            return HandWrittenOp([UNDO_COMMENT])
 
     @renderers.dispatch_for(HandWrittenOp)
     def _render(autogen_context: Any, op: HandWrittenOp) -> list[str]:
@@ -162,8 +169,12 @@ def write_revision(
         raise Failure("config", f"revision: {state['command_error']}")
     scripts = revision_context.generated_revisions
     # env.py's process_revision_directives may have dropped the revision, or kept it empty.
-    if scripts:
+    if scripts and codes:
         add_hand_written(scripts[-1].upgrade_ops_list[-1], codes)
+        downgrade = scripts[-1].downgrade_ops_list[-1]
+        # A body of comments alone is not Python: keep the pass the renderer would have put.
+        note = [UNDO_COMMENT] + (["pass"] if downgrade.is_empty() else [])
+        downgrade.ops.insert(0, _hand_written_op_class()(note))
     if not any(not ops.is_empty() for s in scripts for ops in s.upgrade_ops_list):
         return []
     written: list[str] = []

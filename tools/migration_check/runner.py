@@ -98,6 +98,8 @@ def run_check(
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
+            # The second opinion (compare/catalog.py); off: exactly `alembic check`'s verdict.
+            "catalog": not settings.autogenerate_only,
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,
@@ -131,6 +133,7 @@ def run_check(
         written=[str(p) for p in event.get("written", [])],
         revision_ids=revision_ids,
         notices=[f"history checks skipped: {why_not}"] if history and why_not else [],
+        catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from migration_check.cache import WorkerCache
+    from migration_check.compare.modelsdb import ModelsDatabase
 
 __all__ = ["main"]
 
@@ -227,6 +228,36 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     if req.get("create_database"):
         _create_scratch(req)
     cache = _open_cache(req, emit)
+    # Opened before the guard, as the cache's connection is: env.py stays confined to the
+    # scratch database while the checker builds and reads the models' database.
+    models_db, skipped = _open_models_db(req) if req.get("catalog") else (None, "")
+    try:
+        result = _run_guarded(req, emit, cache, models_db)
+    finally:
+        if models_db is not None:
+            models_db.close()
+    if skipped and not result.catalog_skipped:
+        result.catalog_skipped = skipped
+    if cache is not None:
+        emit({"type": "cache_store", "meta": cache.finish()})
+    return result
+
+
+def _open_models_db(req: dict[str, Any]) -> tuple[ModelsDatabase | None, str]:
+    from migration_check.compare.modelsdb import open_models_database
+
+    try:
+        return open_models_database(req), ""
+    except Exception as exc:  # e.g. --database-url's role may create only one database
+        return None, (
+            f"could not create the models' database {req['database']}_models on "
+            f"{req['server_label']} ({one_line(exc)}); only the autogenerate comparison ran"
+        )
+
+
+def _run_guarded(
+    req: dict[str, Any], emit: Emit, cache: WorkerCache | None, models_db: ModelsDatabase | None
+) -> CheckResult:
     url = req["url"]
     history_req = req.get("history") or {}
     # The round trip rebuilds the scratch database: its admin connection predates the guard.
@@ -265,7 +296,10 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     if len(heads) > 1 and problems:
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
-    result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"]))
+    seen: dict[str, Any] = {}
+    result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"], seen))
+    if models_db is not None:
+        _second_opinion(req, emit, result, models_db, seen)
     result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
     if req.get("mode") == "revision":
         from migration_check.revision import write_revision
@@ -276,9 +310,27 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
             result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     elif admin is not None:
         result.findings.extend(_round_trip(cfg, script, req, admin, emit))
-    if cache is not None:
-        emit({"type": "cache_store", "meta": cache.finish()})
     return result
+
+
+def _second_opinion(
+    req: dict[str, Any],
+    emit: Emit,
+    result: CheckResult,
+    models_db: ModelsDatabase,
+    seen: dict[str, Any],
+) -> None:
+    """The catalog comparison (compare/catalog.py): what autogenerate cannot see."""
+    from migration_check.compare.catalog import compare_catalog
+    from migration_check.compare.modelsdb import SkipCatalog
+
+    emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
+    try:
+        result.findings.extend(
+            compare_catalog(models_db, req["sync_url"], seen, list(result.findings))
+        )
+    except SkipCatalog as exc:
+        result.catalog_skipped = str(exc)
 
 
 def main() -> int:
@@ -344,6 +396,7 @@ def _serve(events: TextIO) -> int:
             "version_dirs": result.version_dirs,
             "written": result.written,
             "revision_ids": result.revision_ids,
+            "catalog_skipped": result.catalog_skipped,
         }
     )
     return 0

@@ -15,8 +15,14 @@ if TYPE_CHECKING:
 __all__ = ["compare_autogenerate"]
 
 
-def compare_autogenerate(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
-    """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+def compare_autogenerate(
+    cfg: Config, script: ScriptDirectory, url: str, seen: dict[str, Any] | None = None
+) -> list[Finding]:
+    """Autogenerate through env.py, exactly as ``alembic.command.check`` does.
+
+    ``seen`` receives what env.py configured (``opts``: target metadata, filters, version
+    table): the catalog comparison reads it there, after env.py and the revisions loaded.
+    """
 
     from alembic import autogenerate as autogen
 
@@ -37,6 +43,8 @@ def compare_autogenerate(cfg: Config, script: ScriptDirectory, url: str) -> list
 
     def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
         state["called"] = True
+        if seen is not None:
+            seen["opts"] = dict(context.opts)
         revision_context.run_autogenerate(rev, context)
         # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
         if revision_context.generated_revisions:

@@ -1,0 +1,227 @@
+"""The second database: what ``create_all()`` builds from the models, on the checker's server.
+
+Its connections are opened before the connection guard exists (``open_models_database`` runs
+where cache.py opens its own), so the guard keeps refusing env.py everything but the scratch
+database while the checker builds and reads this one. The database is named after the scratch
+database (``<scratch>_models``), so every sweep of ``check_migrations_*`` covers it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
+
+
+class SkipCatalog(Exception):  # a verdict, not an error: the run goes on
+    """The models cannot be built into a database: the catalog opinion is skipped, saying why."""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class ModelsDatabase:
+    name: str
+    admin: Any  # psycopg connection to the maintenance database, autocommit
+    conn: Any  # psycopg connection to this database, one transaction per build step
+
+    _engine: Any = None
+
+    def engine(self) -> Any:
+        """A SQLAlchemy engine on the connection opened before the guard (no new connect).
+
+        Never disposed: that would close ``conn``, which ``close()`` owns.
+        """
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import StaticPool
+
+        if self._engine is None:
+            self._engine = create_engine(
+                "postgresql+psycopg://", creator=lambda: self.conn, poolclass=StaticPool
+            )
+        return self._engine
+
+    def prepare(self, migrated: Any, metadatas: list[Any]) -> None:
+        """Copy the migrated database's schemas and extensions, add the schemas the models name.
+
+        ``create_all()`` creates neither: a citext column or a table in schema ``billing``
+        would fail to build without them.
+        """
+        schemas = [
+            r[0]
+            for r in migrated.exec_driver_sql(
+                "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' "
+                "AND nspname NOT IN ('information_schema', 'public') ORDER BY oid"
+            )
+        ]
+        for metadata in metadatas:
+            for table in metadata.tables.values():
+                if table.schema and table.schema not in schemas:
+                    schemas.append(table.schema)
+        extensions = list(
+            migrated.exec_driver_sql(
+                "SELECT e.extname, n.nspname, e.extversion FROM pg_extension e "
+                "JOIN pg_namespace n ON n.oid = e.extnamespace "
+                "WHERE e.extname <> 'plpgsql' ORDER BY e.oid"
+            )
+        )
+        with self.conn.transaction():
+            for schema in schemas:
+                self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+            for name, schema, version in extensions:
+                self.conn.execute(
+                    f"CREATE EXTENSION IF NOT EXISTS {_ident(name)} WITH SCHEMA "
+                    f"{_ident(schema)} VERSION {_literal(version)} CASCADE"
+                )
+
+    def build(self, metadatas: list[Any], migrated: Any) -> str:
+        """``create_all()`` every metadata; return how (``models`` or ``models+copied types``).
+
+        A model may use a type or function only a revision creates (an ENUM declared with
+        ``create_type=False``, a domain, a function in a CHECK or DEFAULT). The first failure
+        is rolled back; the types and functions the models do not create themselves are then
+        copied from the migrated database and the build is tried once more. Copied objects
+        read the same on both sides, so they can hide nothing the models define. A second
+        failure raises ``SkipCatalog`` with PostgreSQL's message.
+        """
+        first = self._create_all(metadatas)
+        if first is None:
+            return "models"
+        self._copy_foreign_types(migrated, _created_type_names(metadatas))
+        second = self._create_all(metadatas)
+        if second is None:
+            return "models+copied types"
+        raise SkipCatalog(
+            f"create_all() on the models failed ({second}), even with the ENUM types, domains "
+            "and functions of the migrated database copied in; only the autogenerate "
+            "comparison ran"
+        )
+
+    def _create_all(self, metadatas: list[Any]) -> str | None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from migration_check.diagnose import one_line
+
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                for metadata in metadatas:
+                    metadata.create_all(conn)
+        except SQLAlchemyError as exc:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            orig = getattr(exc, "orig", None)
+            return one_line(orig if orig is not None else exc)
+        return None
+
+    def _copy_foreign_types(self, migrated: Any, created: set[tuple[str | None, str]]) -> None:
+        """Enums, domains and functions of the migrated database the models do not create."""
+        statements: list[str] = []
+        for schema, name, labels in migrated.exec_driver_sql(
+            "SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) "
+            "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+            "JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname !~ '^pg_' GROUP BY n.nspname, t.typname, t.oid ORDER BY t.oid"
+        ):
+            if (schema, name) in created or (None, name) in created:
+                continue
+            values = ", ".join(_literal(v) for v in labels)
+            statements.append(f"CREATE TYPE {_ident(schema)}.{_ident(name)} AS ENUM ({values})")
+        for schema, name, base, not_null, checks in migrated.exec_driver_sql(
+            "SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull, "
+            "ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.oid) "
+            "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE t.typtype = 'd' AND n.nspname !~ '^pg_' "
+            "AND n.nspname <> 'information_schema' ORDER BY t.oid"
+        ):
+            if (schema, name) in created or (None, name) in created:
+                continue
+            extra = (" NOT NULL" if not_null else "") + "".join(f" {c}" for c in checks or ())
+            statements.append(f"CREATE DOMAIN {_ident(schema)}.{_ident(name)} AS {base}{extra}")
+        for (definition,) in migrated.exec_driver_sql(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
+            "AND p.prokind IN ('f', 'p') AND NOT EXISTS (SELECT 1 FROM pg_depend d "
+            "WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') "
+            "ORDER BY p.oid"
+        ):
+            statements.append(definition)
+        with self.conn.transaction():
+            # A function body may name tables the models do not have yet, or at all.
+            self.conn.execute("SET LOCAL check_function_bodies = off")
+            for statement in statements:
+                try:
+                    with self.conn.transaction():  # a savepoint: one bad copy is not fatal
+                        self.conn.execute(statement)
+                except Exception:  # the retry of create_all() says what failed
+                    continue
+
+    def close(self) -> None:
+        """Drop the database; nothing of it may outlive the run."""
+        from psycopg import sql
+
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        with contextlib.suppress(Exception):
+            self.admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+        with contextlib.suppress(Exception):
+            self.admin.close()
+
+
+def _created_type_names(metadatas: list[Any]) -> set[tuple[str | None, str]]:
+    """(schema, name) of the named types ``create_all()`` creates itself (ENUM, DOMAIN)."""
+    out: set[tuple[str | None, str]] = set()
+    for metadata in metadatas:
+        for table in metadata.tables.values():
+            for column in table.columns:
+                kind = getattr(column.type, "item_type", column.type)  # ARRAY(ENUM)
+                name = getattr(kind, "name", None)
+                if not isinstance(name, str) or not getattr(kind, "create_type", True):
+                    continue
+                if getattr(kind, "native_enum", True) is False:
+                    continue
+                if hasattr(kind, "enums") or type(kind).__name__ == "DOMAIN":
+                    out.add((getattr(kind, "schema", None) or table.schema, name))
+    return out
+
+
+def open_models_database(req: dict[str, Any]) -> ModelsDatabase:
+    """Create ``<scratch>_models`` and connect to it; call before the guard is installed.
+
+    Raises psycopg errors as they come: the caller turns them into a skipped opinion.
+    """
+    import psycopg
+    from psycopg import sql
+
+    name = f"{req['database']}_models"
+    admin = psycopg.connect(
+        **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+    )
+    try:
+        # A copied cache entry or a killed run may have left one behind.
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        info = {**req["admin_conninfo"], "dbname": name}
+        conn = psycopg.connect(**info, connect_timeout=req["connect_timeout"])
+    except BaseException:
+        with contextlib.suppress(Exception):
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        admin.close()
+        raise
+    return ModelsDatabase(name, admin, conn)
