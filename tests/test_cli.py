@@ -112,7 +112,7 @@ def test_model_change_without_revision_exits_1(
     out = capsys.readouterr().out
     for pattern in expected:
         assert re.search(pattern, out), f"{pattern!r} not in:\n{out}"
-    assert 'alembic revision --autogenerate -m "describe the change"' in out
+    assert 'check-migrations revision -m "describe the change" --rev-id 0003' in out
     assert out.rstrip().splitlines()[-1].startswith("check-migrations: ")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def _autogenerate(repo: Path, env: dict[str, str], scratch_url: str) -> str:
 
 
 def test_local_hook_refuses_a_model_change_without_its_revision(
-    tmp_path: Path, git_env: dict[str, str], scratch_url: str
+    tmp_path: Path, git_env: dict[str, str]
 ) -> None:
     repo = _consumer(tmp_path, git_env, LOCAL_CONFIG)
     _ok(["git", "add", "-A"], repo, git_env)
@@ -139,11 +140,18 @@ def test_local_hook_refuses_a_model_change_without_its_revision(
     assert refused.returncode != 0
     assert re.search(r"check-migrations\.+Failed", refused.stdout), refused.stdout
     assert f"models.py:{line}: users.phone: column phone VARCHAR(30)" in refused.stdout
-    assert 'alembic revision --autogenerate -m "describe the change"' in refused.stdout
+    # The hook prints the writer's command (it never writes files itself); run it as printed.
+    printed = re.search(r"^\s*(check-migrations revision .*)$", refused.stdout, re.MULTILINE)
+    assert printed, refused.stdout
+    assert printed.group(1) == 'check-migrations revision -m "describe the change" --rev-id 0002'
     assert _head(repo, git_env) == "initial"
+    assert not (repo / "alembic" / "versions" / "0002_describe_the_change.py").exists()
 
     # The trap: the revision exists on disk but was never added, so the commit would lack it.
-    revision = _autogenerate(repo, git_env, scratch_url)
+    written = _ok(shlex.split(printed.group(1)), repo, git_env)
+    revision = "alembic/versions/0002_describe_the_change.py"
+    assert revision in written.splitlines()
+    assert "op.add_column('users', sa.Column('phone'" in (repo / revision).read_text()
     trapped = _commit(repo, git_env, "add phone")
     assert trapped.returncode != 0, trapped.stdout
     assert f"{revision}:1: revision file not tracked by git" in trapped.stdout

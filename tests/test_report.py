@@ -24,7 +24,7 @@ from migration_check.report import render_text
 from .conftest import REPO, ScenarioFactory
 
 SCHEMA = json.loads((REPO / "docs" / "check-migrations.schema.json").read_text())
-REVISION_COMMAND = 'alembic revision --autogenerate -m "describe the change"'
+REVISION_COMMAND = 'check-migrations revision -m "describe the change" --rev-id 0003'
 
 
 def _validate(document: dict[str, Any]) -> None:

@@ -39,7 +39,9 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # Subcommands, imported only when named: "check-migrations NAME ..." runs SUBCOMMANDS[NAME]
 # ("module:attribute" of a click command); anything else is the check itself.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "revision": "migration_check.revision_cli:command",
+}
 
 
 def check_options(f: Any) -> Any:
@@ -127,6 +129,12 @@ _CHECK_OPTIONS = [
 
 @click.command(context_settings=_CONTEXT)
 @check_options
+@click.option(
+    "--base-ref",
+    metavar="REF",
+    help="History checks measure new and edited revisions from the merge base with REF.  "
+    "[default: the default branch; the last commit in a commit hook]",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.
@@ -136,8 +144,12 @@ def _command(**kwargs: Any) -> int:
 
     Exit codes: 0 models and migrations agree, 1 a revision is missing (findings), 2 the check
     could not be made.
+
+    \b
+    Subcommands:
+      check-migrations revision -m MSG   write the missing revision (see revision --help)
     """
-    settings = load_settings(settings_flags(kwargs))
+    settings = load_settings({**settings_flags(kwargs), "base_ref": kwargs["base_ref"]})
     # main() reports errors in the format the merged settings chose (pyproject, env or flag).
     click.get_current_context().obj["settings"] = settings
     return _run(settings)
@@ -185,7 +197,10 @@ def _run(settings: Settings) -> int:
     from migration_check import report
     from migration_check.runner import run_check
 
-    result = run_check(settings, _progress(settings))
+    result = run_check(settings, _progress(settings), history=True)
+    if os.environ.get("CHECK_MIGRATIONS_QUIET") != "1":  # quiet as the progress lines are
+        for notice in result.notices:
+            print(f"check-migrations: {notice}", file=sys.stderr)
     if result.catalog_skipped:
         print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     if settings.format is FormatType.json:

@@ -42,6 +42,10 @@ class Settings:
     lock_timeout: float = 60.0
     # 5 s: an unreachable --database-url must fail within 10 s, interpreter start-up included.
     connect_timeout: float = 5.0
+    # History checks: the branch new revisions are measured from (None: the default branch),
+    # and the heads the history should have (a count, or one head per branch label).
+    base_ref: str | None = None
+    heads: int | tuple[str, ...] | None = None
     # Skip the catalog comparison: the verdict is then exactly `alembic check`'s.
     autogenerate_only: bool = False
     source: dict[str, str] = field(default_factory=dict, compare=False)
@@ -60,6 +64,8 @@ _TYPES: dict[str, type] = {
     "timeout": float,
     "lock_timeout": float,
     "connect_timeout": float,
+    "base_ref": str,
+    "heads": tuple,
     "autogenerate_only": bool,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
@@ -85,12 +91,33 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return number
         if kind is FormatType:
             return FormatType(str(value))
+        if kind is tuple:
+            return _heads(value)
         return str(value)
     except ValueError:
         raise ConfigError(
             f"{origin}: invalid value {value!r} for {key.replace('_', '-')}"
             + (f" (one of {', '.join(f.value for f in FormatType)})" if kind is FormatType else "")
+            + (" (a number of heads, or a list of branch labels)" if kind is tuple else "")
         ) from None
+
+
+def _heads(value: Any) -> int | tuple[str, ...]:
+    """``heads``: a count (``2``) or branch labels (``["expand", "contract"]``, ``"a,b"``)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        count = int(value)
+        if count < 1:
+            raise ValueError(value)
+        return count
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(value)
+    labels = tuple(str(i).strip() for i in items if isinstance(i, str) and i.strip())
+    if not labels or len(labels) != len(items) or len(set(labels)) != len(labels):
+        raise ValueError(value)
+    return labels
 
 
 def _normalise(raw: dict[str, Any], origin: str) -> dict[str, Any]:

@@ -63,6 +63,11 @@ KINDS: dict[str, str] = {
     **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
     **dict.fromkeys(_CATALOG_KINDS, "catalog"),
     "multiple_heads": "history",
+    "downgrade_failed": "history",
+    "downgrade_incomplete": "history",
+    "reupgrade_failed": "history",
+    "revision_modified": "history",
+    "stale_revision": "history",
     "untracked_revision": "git",
 }
 # Where a finding comes from: autogenerate (Alembic's own comparison), catalog (the second
@@ -159,6 +164,12 @@ class CheckResult:
     revision_command: str = ""
     # Where Alembic found revisions once env.py ran: the git check looks there for untracked files.
     version_dirs: list[str] = field(default_factory=list)
+    # The revision writer's files (``check-migrations revision``), absolute paths.
+    written: list[str] = field(default_factory=list)
+    # Every revision id in the history: the writer's --rev-id convention is read from them.
+    revision_ids: list[str] = field(default_factory=list)
+    # Lines for stderr that are not findings (e.g. history checks skipped: no git repository).
+    notices: list[str] = field(default_factory=list)
     # Why the catalog comparison (second opinion) did not run, when it was asked for and could not.
     catalog_skipped: str = ""
 

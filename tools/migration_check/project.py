@@ -6,7 +6,7 @@ import configparser
 import contextlib
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from migration_check.config import Settings
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_DRIVER",
     "display_path",
     "first_line",
+    "next_rev_id",
     "preflight",
     "project_drivername",
     "revision_command",
@@ -35,18 +36,43 @@ def display_path(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def revision_command(settings: Settings, ini: Path) -> str:
-    """The command that generates the missing revision, as the user would type it."""
+def revision_command(settings: Settings, ini: Path, revision_ids: Sequence[str] = ()) -> str:
+    """The command that writes the missing revision, as the user would type it.
+
+    It is the checker's own writer (``check-migrations revision``): it needs no database of the
+    user's. When the project names revisions by hand (every id a zero-padded number, as
+    ``0001``, ``0002``), the next id is part of the command, so the convention holds.
+    """
     parts = []
     if any((d / "uv.lock").is_file() for d in [ini.parent, *ini.parent.parents][:3]):
         parts.append("uv run")
-    parts.append("alembic")
+    parts.append("check-migrations revision")
     if display_path(ini) != "alembic.ini":
         parts.append(f"-c {display_path(ini)}")
     if settings.name != "alembic":
         parts.append(f"-n {settings.name}")
-    parts.append('revision --autogenerate -m "describe the change"')
+    parts.append('-m "describe the change"')
+    rev_id = next_rev_id(revision_ids)
+    if rev_id:
+        parts.append(f"--rev-id {rev_id}")
     return " ".join(parts)
+
+
+def next_rev_id(revision_ids: Sequence[str]) -> str | None:
+    """The next id when every existing one is a number: ``0003`` -> ``0004``, ``9`` -> ``10``.
+
+    Zero-padded ids keep their width; ids of mixed widths with padding are no convention.
+    """
+    ids = list(revision_ids)
+    if not ids or not all(i.isdigit() and i.isascii() for i in ids):
+        return None
+    following = str(max(int(i) for i in ids) + 1)
+    if not any(len(i) > 1 and i[0] == "0" for i in ids):
+        return following
+    width = len(ids[0])
+    if any(len(i) != width for i in ids) or len(following) > width:
+        return None
+    return following.zfill(width)
 
 
 def preflight(settings: Settings) -> Path:

@@ -31,8 +31,21 @@ _DRIFT = "models changed without a matching revision"
 _NOT_DRIFT = {
     "multiple_heads": "the revision history has more than one head",
     "untracked_revision": "revision files are not tracked by git",
+    "downgrade_failed": "a new revision's downgrade fails",
+    "downgrade_incomplete": "a new revision's downgrade does not undo its upgrade",
+    "reupgrade_failed": "a new revision does not upgrade again after its downgrade",
+    "revision_modified": "a revision the base already had was edited",
+    "stale_revision": "a new revision builds on an old head",
 }
-_TITLES = {"multiple_heads": "Multiple heads", "untracked_revision": "Untracked revision"}
+_TITLES = {
+    "multiple_heads": "Multiple heads",
+    "untracked_revision": "Untracked revision",
+    "downgrade_failed": "Downgrade fails",
+    "downgrade_incomplete": "Downgrade does not undo",
+    "reupgrade_failed": "Upgrade after downgrade fails",
+    "revision_modified": "Merged revision edited",
+    "stale_revision": "Stale revision",
+}
 
 
 def _headline(findings: list[Finding]) -> str:
@@ -111,11 +124,13 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     """Human report: findings grouped by table, location first, one summary line last."""
     style = _Style(color=color)
     if result.in_sync:
-        head = result.heads[0] if result.heads else "base (no revisions)"
+        head = "head " + result.heads[0] if result.heads else "head base (no revisions)"
+        if len(result.heads) > 1:  # labelled branches, checked together
+            head = "heads " + ", ".join(sorted(result.heads))
         return (
             style.green(
                 f"check-migrations: models and migrations agree ({result.revisions_applied} "
-                f"revision(s) applied, head {head}, {result.config_file})."
+                f"revision(s) applied, {head}, {result.config_file})."
             )
             + "\n"
         )

@@ -6,6 +6,7 @@ signals and the clock, so it can always clean up, whatever env.py does.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ from typing import Any
 from migration_check.cache import CachePlan, choose_entry, scope_key
 from migration_check.config import Settings
 from migration_check.findings import CheckResult, Finding
-from migration_check.gitcheck import untracked_revision_findings
+from migration_check.gitcheck import (
+    edited_revision_findings,
+    find_base,
+    stale_revision_findings,
+    untracked_revision_findings,
+)
 from migration_check.project import (
     display_path,
     preflight,
@@ -40,12 +46,27 @@ from migration_check.workerproc import (
 __all__ = ["run_check"]
 
 
-def run_check(settings: Settings, progress: Progress = lambda _m: None) -> CheckResult:
+def run_check(
+    settings: Settings,
+    progress: Progress = lambda _m: None,
+    *,
+    write_revision: dict[str, Any] | None = None,
+    history: bool = False,
+) -> CheckResult:
     """Answer "would autogenerate produce a non-empty revision?" for one Alembic config.
 
+    With ``write_revision`` (the ``revision`` command's options) the worker also writes that
+    revision, as ``alembic revision --autogenerate`` would; ``CheckResult.written`` names it.
+    With ``history`` the revisions a change adds or edits (relative to its git base) are
+    checked too: round trips in the worker, edits and staleness here.
     Raises a ``CheckError`` subclass when the question cannot be answered.
     """
     ini = preflight(settings)
+    base, why_not = (
+        find_base(ini.parent, settings.base_ref, hook=os.environ.get("PRE_COMMIT") == "1")
+        if history
+        else (None, "")
+    )
     project_dir = ini.parent
     drivername = project_drivername(settings, ini)
     database = f"check_migrations_{secrets.token_hex(6)}"
@@ -75,6 +96,12 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             # In --database-url mode the CLI creates it, so it knows whether to drop it.
             "create_database": not settings.database_url and (plan is None or plan.entry is None),
             "cache": plan.request() if plan is not None else None,
+            "mode": "revision" if write_revision is not None else "check",
+            "revision": write_revision,
+            "heads_expected": list(settings.heads)
+            if isinstance(settings.heads, tuple)
+            else settings.heads,
+            "history": {"added": list(base.added)} if base is not None else None,
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
@@ -99,11 +126,17 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
 def _result(settings: Settings, ini: Path, event: dict[str, Any]) -> CheckResult:
     """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
     version_dirs = list(event.get("version_dirs", []))
+    revision_ids = [str(r) for r in event.get("revision_ids", [])]
+    history_findings: list[Finding] = []
+    if base is not None:
+        history_findings += edited_revision_findings(base, version_dirs)
+        history_findings += stale_revision_findings(base, version_dirs)
     return CheckResult(
         findings=sorted(
             [
                 *(Finding.from_dict(f) for f in event["findings"]),
                 *untracked_revision_findings(version_dirs),
+                *history_findings,
             ],
             key=Finding.sort_key,
         ),
@@ -111,7 +144,10 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any]) -> CheckResult
         heads=list(event.get("heads", [])),
         version_dirs=version_dirs,
         config_file=display_path(ini),
-        revision_command=revision_command(settings, ini),
+        revision_command=revision_command(settings, ini, revision_ids),
+        written=[str(p) for p in event.get("written", [])],
+        revision_ids=revision_ids,
+        notices=[f"history checks skipped: {why_not}"] if history and why_not else [],
         catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
 

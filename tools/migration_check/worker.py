@@ -39,8 +39,20 @@ __all__ = ["main"]
 Emit = Callable[[dict[str, Any]], None]
 
 
-def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tuple[int, list[str]]:
-    """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
+def _upgrade(
+    cfg: Config,
+    script: ScriptDirectory,
+    url: str,
+    emit: Emit,
+    expected_heads: Any = None,
+    problems: list[Finding] | None = None,
+) -> tuple[int, list[str]]:
+    """Upgrade the empty scratch database to head through env.py; return (applied, heads).
+
+    Several heads are upgraded together when they are branches by design (history.py); else
+    nothing is applied and ``problems`` gets the ``multiple_heads`` finding.
+    """
+    from migration_check.history import heads_problem
 
     state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
 
@@ -53,9 +65,12 @@ def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tupl
             raise script_error(exc, script) from exc
         state["heads"] = heads
         state["version_table"] = (context.version_table, context.version_table_schema)
-        if len(heads) > 1:
+        problem = heads_problem(script, heads, expected_heads)
+        if problem is not None and problems is not None:
+            problems.append(problem)
+        if len(heads) > 1 and problem is not None:
             return []
-        steps = script._upgrade_revs("head", rev)
+        steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
         for step in steps:
             step.migration_fn = _tracked(step, step.migration_fn, state)
@@ -73,6 +88,8 @@ def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tupl
         tag=None,
     )
     _verify_reached_head(url, state, script)
+    if "version_table" in state:
+        cfg.attributes["check_migrations.version_table"] = state["version_table"]
     return int(state["applied"]), list(state["heads"])
 
 
@@ -86,8 +103,8 @@ def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirector
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
-    heads = list(state["heads"])
-    if len(heads) != 1 or "version_table" not in state:
+    heads = sorted(state["heads"])
+    if not heads or "version_table" not in state or (len(heads) > 1 and not state["applied"]):
         return
     name, schema = state["version_table"]
     engine = create_engine(url, poolclass=NullPool)
@@ -104,9 +121,9 @@ def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirector
         raise Failure(
             "config",
             f"{env_py(script)}: after the upgrade the scratch database's {where} holds "
-            f"{', '.join(found) or 'nothing'}, not head {heads[0]}: env.py did not migrate the "
-            "database the checker handed it; make it use config.attributes['connection'], "
-            "sqlalchemy.url or DATABASE_URL and commit",
+            f"{', '.join(found) or 'nothing'}, not head {', '.join(heads)}: env.py did not "
+            "migrate the database the checker handed it; make it use "
+            "config.attributes['connection'], sqlalchemy.url or DATABASE_URL and commit",
         )
 
 
@@ -141,6 +158,41 @@ def _create_scratch(req: dict[str, Any]) -> None:
         raise Failure(
             "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
         ) from exc
+
+
+def _admin_connection(req: dict[str, Any]) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+        )
+    except psycopg.OperationalError as exc:
+        raise Failure(
+            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
+        ) from exc
+
+
+def _round_trip(
+    cfg: Config, script: ScriptDirectory, req: dict[str, Any], admin: Any, emit: Emit
+) -> list[Finding]:
+    """history.round_trip on the scratch database, rebuilt empty over ``admin`` on the way."""
+    from psycopg import sql
+
+    from migration_check.history import round_trip
+
+    def recreate() -> None:
+        name = sql.Identifier(req["database"])
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+    version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
+    try:
+        return round_trip(
+            cfg, script, req["sync_url"], req["history"]["added"], recreate, version_table, emit
+        )
+    finally:
+        admin.close()
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
@@ -208,6 +260,9 @@ def _run_guarded(
     req: dict[str, Any], emit: Emit, cache: WorkerCache | None, models_db: ModelsDatabase | None
 ) -> CheckResult:
     url = req["url"]
+    history_req = req.get("history") or {}
+    # The round trip rebuilds the scratch database: its admin connection predates the guard.
+    admin = _admin_connection(req) if history_req.get("added") else None
     install_guard(req["allowed"])
 
     from alembic.script import ScriptDirectory
@@ -227,31 +282,35 @@ def _run_guarded(
         ) from exc
     if cache is not None:
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
-    applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
+    expected = req.get("heads_expected")
+    problems: list[Finding] = []
+    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
-            applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
+            problems.clear()
+            applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
-    if len(heads) > 1:
-        result.findings.append(
-            Finding(
-                kind="multiple_heads",
-                table=None,
-                name=", ".join(sorted(heads)),
-                message=f"the history has {len(heads)} heads: {', '.join(sorted(heads))}",
-                hint='alembic merge heads -m "merge heads"',
-                source="history",
-            )
-        )
+    result.findings.extend(problems)
+    if len(heads) > 1 and problems:
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     seen: dict[str, Any] = {}
     result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"], seen))
     if models_db is not None:
         _second_opinion(req, emit, result, models_db, seen)
+    result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
+    if req.get("mode") == "revision":
+        from migration_check.revision import write_revision
+
+        if result.findings:
+            emit({"type": "progress", "message": "writing the revision"})
+            options = req.get("revision") or {}
+            result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
+    elif admin is not None:
+        result.findings.extend(_round_trip(cfg, script, req, admin, emit))
     return result
 
 
@@ -337,6 +396,8 @@ def _serve(events: TextIO) -> int:
             "revisions_applied": result.revisions_applied,
             "heads": result.heads,
             "version_dirs": result.version_dirs,
+            "written": result.written,
+            "revision_ids": result.revision_ids,
             "catalog_skipped": result.catalog_skipped,
             # What the verdict depends on (verdict.py): None when it cannot vouch for it.
             "inputs": recorder.snapshot() if recorder is not None else None,
