@@ -7,39 +7,92 @@ goes through ``run_env``, so each failure is named the same way wherever it happ
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, classify, env_py
+from migration_check.diagnose import Failure, classify, env_py, one_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
-__all__ = ["alembic_config", "handed_connection", "run_env"]
+__all__ = ["alembic_config", "databases", "handed_connection", "run_env"]
 
 
 def alembic_config(req: dict[str, Any], url: str) -> Config:
-    from alembic.config import Config
+    """The project's configuration as ``alembic`` run from the ini's directory would read it.
 
+    Alembic's own ``Config`` reads it (the ini, and ``[tool.alembic]`` of the pyproject.toml
+    beside it, as ``alembic -c`` would from that directory): the checker never interprets the
+    files itself, so every layout ``alembic init`` creates is read the same way.
+    """
+    import configparser
+    import tomllib
+
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    ini = req["config"]
     cmd_opts = argparse.Namespace(
         x=list(req.get("x_args") or []) or None,
         autogenerate=True,
-        config=req["config"],
+        config=ini,
         name=req["name"],
         raiseerr=True,
     )
-    cfg = Config(req["config"], ini_section=req["name"], cmd_opts=cmd_opts)
-    if not cfg.file_config.has_section(req["name"]):
+    toml = os.path.join(os.path.dirname(ini), "pyproject.toml")
+    cfg = Config(
+        ini,
+        ini_section=req["name"],
+        toml_file=toml if os.path.isfile(toml) else None,
+        cmd_opts=cmd_opts,
+    )
+    shown = os.path.relpath(ini)
+    try:
+        cfg.file_config  # noqa: B018 (read now, so a broken file is named here)
+    except configparser.Error as exc:
         raise Failure(
-            "config",
-            f"{req['config']}: no [{req['name']}] section; pass the section holding "
-            "script_location with --name",
-        )
+            "config", f"{shown}: not a valid ini file ({one_line(exc)})", detail=str(exc)
+        ) from exc
+    try:
+        script_location = cfg.get_alembic_option("script_location")
+    except (tomllib.TOMLDecodeError, CommandError) as exc:
+        raise Failure(
+            "config", f"{os.path.relpath(toml)}: [tool.alembic]: {one_line(exc)}"
+        ) from exc
+    if script_location is None:
+        raise Failure("config", _no_script_location(cfg, shown, req["name"]))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def _no_script_location(cfg: Config, shown: str, name: str) -> str:
+    if not cfg.file_config.has_section(name):
+        sections = ", ".join(
+            s
+            for s in cfg.file_config.sections()
+            if not s.startswith(("logger", "handler", "formatter", "post_write"))
+        )
+        return (
+            f"{shown}: no [{name}] section (sections: {sections or 'none'}); "
+            "pass the section holding script_location with --name"
+        )
+    toml = " nor in [tool.alembic] of pyproject.toml" if cfg.toml_file_name else ""
+    return (
+        f"{shown}: no script_location in [{name}]{toml}; set it to the directory holding "
+        "env.py (as `alembic init` writes it)"
+    )
+
+
+def databases(cfg: Config) -> list[str]:
+    """The ``databases`` of a multidb project (``alembic init -t multidb``); empty otherwise."""
+    import re
+
+    raw = cfg.get_main_option("databases", "") or ""
+    return [name for name in re.split(r",\s*", raw.strip()) if name]
 
 
 @contextmanager

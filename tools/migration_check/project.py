@@ -50,32 +50,44 @@ def revision_command(settings: Settings, ini: Path) -> str:
 
 
 def preflight(settings: Settings) -> Path:
-    """Fail on bad configuration before paying for a server."""
+    """Fail on bad configuration before paying for a server.
+
+    Only what the standard library can tell: the file is there, is a file, is UTF-8 text and
+    ini syntax. What it configures (sections, script_location, pyproject.toml's
+    ``[tool.alembic]``) is read by Alembic's own ``Config`` in the worker.
+    """
     ini = Path(settings.config)
+    if ini.is_dir():
+        inside = ini / "alembic.ini"
+        hint = (
+            f"pass --config {display_path(inside)}"
+            if inside.is_file()
+            else "pass --config path/to/alembic.ini"
+        )
+        raise ConfigError(f"{settings.config}: is a directory, not an Alembic config file; {hint}")
     if not ini.is_file():
         raise ConfigError(
             f"{settings.config}: no such file; run from the project root or pass --config "
             "path/to/alembic.ini"
         )
+    try:
+        raw = ini.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{settings.config}: cannot read it ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{settings.config}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); Alembic reads "
+            "its config as UTF-8: re-save the file as UTF-8"
+        ) from exc
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(ini, encoding="utf-8")
+        parser.read_string(text, source=str(ini))
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
-    if not parser.has_section(settings.name):
-        sections = (
-            ", ".join(
-                s
-                for s in parser.sections()
-                if not s.startswith(("logger", "handler", "formatter", "post_write"))
-            )
-            or "none"
-        )
-        raise ConfigError(
-            f"{settings.config}: no [{settings.name}] section (sections: {sections}); "
-            "pass the right one with --name"
-        )
     return ini.resolve()
 
 

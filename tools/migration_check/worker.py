@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, env_py, one_line, script_error
-from migration_check.envpy import alembic_config, run_env
+from migration_check.envpy import alembic_config, databases, run_env
 from migration_check.findings import CheckResult, Finding
 from migration_check.guard import install_guard, refused, refused_message
+from migration_check.multidb import MultiDb
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -37,7 +38,9 @@ __all__ = ["main"]
 Emit = Callable[[dict[str, Any]], None]
 
 
-def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tuple[int, list[str]]:
+def _upgrade(
+    cfg: Config, script: ScriptDirectory, url: str, emit: Emit, verify: list[str] | None = None
+) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
 
     state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
@@ -70,7 +73,8 @@ def _upgrade(cfg: Config, script: ScriptDirectory, url: str, emit: Emit) -> tupl
         destination_rev="head",
         tag=None,
     )
-    _verify_reached_head(url, state, script)
+    for target in verify or [url]:
+        _verify_reached_head(target, state, script)
     return int(state["applied"]), list(state["heads"])
 
 
@@ -112,14 +116,18 @@ def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callab
     def run(**kw: Any) -> Any:
         state["current"] = step.revision
         result = fn(**kw)
-        state["applied"] += 1
+        # A multidb env.py runs each revision once per database: count revisions, not runs.
+        done = state.setdefault("done", set())
+        if step.revision.revision not in done:
+            done.add(step.revision.revision)
+            state["applied"] += 1
         state["current"] = None
         return result
 
     return run
 
 
-def _create_scratch(req: dict[str, Any]) -> None:
+def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
     """Create the scratch database over a maintenance connection (before the guard exists)."""
     import psycopg
     from psycopg import sql
@@ -128,7 +136,9 @@ def _create_scratch(req: dict[str, Any]) -> None:
         with psycopg.connect(
             **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
         ) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(req["database"])))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database or req["database"]))
+            )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise Failure(
             "server",
@@ -176,26 +186,49 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
         _create_scratch(req)
     cache = _open_cache(req, emit)
     url = req["url"]
+    # Read before the guard: a multidb project's extra scratch databases are made over the
+    # maintenance connection, which the guard would refuse.
+    cfg = alembic_config(req, url)
+    multi = MultiDb.open(req, cfg) if databases(cfg) else None
+    if multi is not None and cache is not None:
+        # The cache snapshots one database; a multidb run replays in full.
+        cache.close()
+        cache = None
+    try:
+        return _run(req, emit, cfg, cache, multi)
+    finally:
+        if multi is not None:
+            multi.drop()
+
+
+def _run(
+    req: dict[str, Any],
+    emit: Emit,
+    cfg: Config,
+    cache: WorkerCache | None,
+    multi: MultiDb | None,
+) -> CheckResult:
+    url = req["url"]
     install_guard(req["allowed"])
 
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    cfg = alembic_config(req, url)
     try:
         script = ScriptDirectory.from_config(cfg)
     except CommandError as exc:
         raise Failure(
             "config",
-            f"{os.path.relpath(req['config'])}: script_location "
+            f"{_script_location_origin(cfg)}: script_location "
             # Alembic adds "Please use the 'init' command": wrong advice for a typo'd path.
-            f"{cfg.get_main_option('script_location')!r}: "
+            f"{cfg.get_alembic_option('script_location')!r}: "
             f"{one_line(exc).split('  ')[0].rstrip('.')}; set script_location to the "
             "directory holding env.py",
         ) from exc
     if cache is not None:
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
-    applied, heads = _upgrade(cfg, script, req["sync_url"], emit)
+    verify = multi.sync_urls() if multi is not None else None
+    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, verify)
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
@@ -216,10 +249,20 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
         )
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
-    result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"]))
+    result.findings.extend(
+        compare_autogenerate(cfg, script, req["sync_url"], per_database=multi is not None)
+    )
     if cache is not None:
         emit({"type": "cache_store", "meta": cache.finish()})
     return result
+
+
+def _script_location_origin(cfg: Config) -> str:
+    """The file that set script_location: the ini, or pyproject.toml's [tool.alembic]."""
+    name = cfg.config_ini_section
+    if cfg.file_config.has_option(name, "script_location") or not cfg.toml_file_name:
+        return os.path.relpath(str(cfg.config_file_name))
+    return f"{os.path.relpath(cfg.toml_file_name)} [tool.alembic]"
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from migration_check.envpy import run_env
@@ -15,8 +16,14 @@ if TYPE_CHECKING:
 __all__ = ["compare_autogenerate"]
 
 
-def compare_autogenerate(cfg: Config, script: ScriptDirectory, url: str) -> list[Finding]:
-    """Autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+def compare_autogenerate(
+    cfg: Config, script: ScriptDirectory, url: str, *, per_database: bool = False
+) -> list[Finding]:
+    """Autogenerate through env.py, exactly as ``alembic.command.check`` does.
+
+    ``per_database``: a multidb env.py runs autogenerate once per database, each adding its
+    own ``UpgradeOps`` (token ``<name>_upgrades``); each finding then says which database.
+    """
 
     from alembic import autogenerate as autogen
 
@@ -43,8 +50,18 @@ def compare_autogenerate(cfg: Config, script: ScriptDirectory, url: str) -> list
             from migration_check.ops import findings_from_ops
 
             script_ = revision_context.generated_revisions[-1]
-            for upgrade_ops in script_.upgrade_ops_list:
-                found.extend(findings_from_ops(upgrade_ops, context))
+            # Only the ops this call added: earlier databases' ops are already counted.
+            for upgrade_ops in script_.upgrade_ops_list[state.get("seen", 0) :]:
+                batch = findings_from_ops(upgrade_ops, context)
+                token = str(upgrade_ops.upgrade_token or "")
+                if per_database and token.endswith("_upgrades"):
+                    database = token.removesuffix("_upgrades")
+                    batch = [
+                        dataclasses.replace(f, message=f"database {database}: {f.message}")
+                        for f in batch
+                    ]
+                found.extend(batch)
+            state["seen"] = len(script_.upgrade_ops_list)
         return []
 
     run_env(
