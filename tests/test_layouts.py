@@ -263,3 +263,30 @@ def test_pyproject_layout_names_where_script_location_is(
     assert main([]) == EXIT_ERROR
     line = _error_line(capsys)
     assert "alembic.ini: no script_location in [alembic] nor in [tool.alembic] of " in line
+
+
+def test_multidb_on_an_existing_server_leaves_no_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    admin_conninfo: dict[str, object],
+) -> None:
+    import psycopg
+
+    from migration_check.server import SUPERUSER
+
+    project = tmp_path / "project"
+    alembic_init(project, "multidb")
+    monkeypatch.chdir(project)
+    url = (
+        f"postgresql://{SUPERUSER}@/postgres?host={admin_conninfo['host']}"
+        f"&port={admin_conninfo['port']}"
+    )
+    rc = main(["--database-url", url])
+    out, err = capsys.readouterr()
+    assert rc == EXIT_OK, out + err
+    with psycopg.connect(**admin_conninfo) as conn:  # type: ignore[arg-type]
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'check\\_migrations\\_%'"
+        ).fetchall()
+    assert left == []

@@ -104,6 +104,18 @@ _CHECK_OPTIONS = [
         help="A statement waiting longer than this for a lock fails.  [default: 60]",
     ),
     click.option(
+        "--start-from",
+        metavar="FILE.sql",
+        help="Load this pg_dump --schema-only file (with its alembic_version rows) into the "
+        "scratch database first, for a history that does not build from empty.",
+    ),
+    click.option(
+        "--flask-app",
+        metavar="MODULE:FACTORY",
+        help="Run env.py inside this Flask app's context, its database pointed at the scratch "
+        "database (Flask-Migrate).",
+    ),
+    click.option(
         "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
     ),
 ]
@@ -141,6 +153,8 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "timeout": kwargs["timeout"],
         "lock_timeout": kwargs["lock_timeout"],
         "verbose": kwargs["verbose"],
+        "start_from": kwargs["start_from"],
+        "flask_app": kwargs["flask_app"],
     }
 
 

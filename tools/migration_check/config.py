@@ -40,6 +40,11 @@ class Settings:
     lock_timeout: float = 60.0
     # 5 s: an unreachable --database-url must fail within 10 s, interpreter start-up included.
     connect_timeout: float = 5.0
+    # A pg_dump --schema-only file loaded before the upgrade, for histories that do not build
+    # from an empty database.
+    start_from: str | None = None
+    # "module:create_app": run env.py inside this Flask app's context (Flask-Migrate).
+    flask_app: str | None = None
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -55,6 +60,8 @@ _TYPES: dict[str, type] = {
     "timeout": float,
     "lock_timeout": float,
     "connect_timeout": float,
+    "start_from": str,
+    "flask_app": str,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}

@@ -19,6 +19,7 @@ __all__ = [
     "preflight",
     "project_drivername",
     "revision_command",
+    "start_from_request",
     "sync_driver",
 ]
 
@@ -150,3 +151,31 @@ def sync_driver(drivername: str) -> str:
 def first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def start_from_request(settings: Settings) -> dict[str, str] | None:
+    """What the worker needs to load ``--start-from``: the dump and the psql to load it with.
+
+    psql, not a driver: pg_dump writes psql meta-commands (``\\restrict`` since PostgreSQL
+    17.6 and 18) and ``COPY ... FROM stdin`` blocks for the alembic_version rows. The psql
+    comes from the same binaries as the server (the bundled ones on --database-url).
+    """
+    if not settings.start_from:
+        return None
+    dump = Path(settings.start_from)
+    if dump.is_dir():
+        raise ConfigError(f"--start-from {settings.start_from}: is a directory, not a SQL file")
+    if not dump.is_file():
+        raise ConfigError(
+            f"--start-from {settings.start_from}: no such file; make it with "
+            "pg_dump --schema-only --no-owner (see README)"
+        )
+    from migration_check.server import find_binaries
+
+    psql = find_binaries(settings.postgres_bin).bindir / "psql"
+    if not psql.is_file():
+        raise ConfigError(
+            f"--start-from needs psql, and {psql} does not exist; pass --postgres-bin with "
+            "the bin directory of a full PostgreSQL installation"
+        )
+    return {"file": str(dump.resolve()), "shown": display_path(dump), "psql": str(psql)}

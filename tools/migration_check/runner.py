@@ -18,6 +18,7 @@ from migration_check.project import (
     preflight,
     project_drivername,
     revision_command,
+    start_from_request,
     sync_driver,
 )
 from migration_check.provision import provision
@@ -45,6 +46,7 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
     ini = preflight(settings)
     project_dir = ini.parent
     drivername = project_drivername(settings, ini)
+    start_from = start_from_request(settings)
     database = f"check_migrations_{secrets.token_hex(6)}"
     plan = _cache_plan(settings, ini)
     # Started first: the worker imports SQLAlchemy and Alembic (0.4 s, more without bytecode)
@@ -70,6 +72,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
+            "start_from": start_from,
+            "flask_app": settings.flask_app,
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,
@@ -100,6 +104,9 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
     """The migrated-database cache (cache.py) serves the throwaway server only."""
     if settings.database_url or not settings.use_cache:
+        return None
+    if settings.start_from or settings.flask_app:
+        # The key covers neither the dump nor the app's configuration: replay in full.
         return None
     binaries = find_binaries(settings.postgres_bin)
     user = resolve_server_user(settings.server_user)

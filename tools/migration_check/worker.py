@@ -25,6 +25,7 @@ from migration_check.envpy import alembic_config, databases, run_env
 from migration_check.findings import CheckResult, Finding
 from migration_check.guard import install_guard, refused, refused_message
 from migration_check.multidb import MultiDb
+from migration_check.startfrom import NO_VERSION_ROWS, load_dump
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -39,7 +40,13 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def _upgrade(
-    cfg: Config, script: ScriptDirectory, url: str, emit: Emit, verify: list[str] | None = None
+    cfg: Config,
+    script: ScriptDirectory,
+    url: str,
+    emit: Emit,
+    verify: list[str] | None = None,
+    *,
+    start_from: str | None = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads)."""
 
@@ -56,6 +63,8 @@ def _upgrade(
         state["version_table"] = (context.version_table, context.version_table_schema)
         if len(heads) > 1:
             return []
+        if start_from and not rev:
+            raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("head", rev)
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
         for step in steps:
@@ -184,6 +193,9 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     """Upgrade a fresh scratch database to head, then compare it with the models."""
     if req.get("create_database"):
         _create_scratch(req)
+    if req.get("start_from"):
+        emit({"type": "progress", "message": f"loading {req['start_from']['shown']}"})
+        load_dump(req)
     cache = _open_cache(req, emit)
     url = req["url"]
     # Read before the guard: a multidb project's extra scratch databases are made over the
@@ -228,7 +240,8 @@ def _run(
     if cache is not None:
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
     verify = multi.sync_urls() if multi is not None else None
-    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, verify)
+    start_from = (req.get("start_from") or {}).get("shown")
+    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, verify, start_from=start_from)
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
