@@ -290,3 +290,33 @@ def test_multidb_on_an_existing_server_leaves_no_database(
             "SELECT datname FROM pg_database WHERE datname LIKE 'check\\_migrations\\_%'"
         ).fetchall()
     assert left == []
+
+
+@pytest.mark.usefixtures("quiet")
+def test_models_not_imported_is_a_setup_error_not_every_table_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    alembic_init(project, "generic")
+    # The shape met in the wild: env.py imports a base module whose MetaData the models
+    # (never imported) would fill.
+    (project / "base.py").write_text("import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n")
+    _edit(
+        project / "migrations" / "env.py",
+        "import models\ntarget_metadata = models.metadata\n",
+        "import base\ntarget_metadata = base.metadata\n",
+    )
+    monkeypatch.chdir(project)
+    assert main([]) == EXIT_ERROR
+    out, err = capsys.readouterr()
+    line = _error_line_from(err)
+    assert "remove_table" not in out
+    assert line.startswith("check-migrations: error: migrations/env.py:"), line
+    assert "target_metadata (target_metadata = base.metadata) holds no tables, while the " in line
+    assert "migrated database has 1 (users): the models are probably not imported" in line
+
+
+def _error_line_from(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]

@@ -36,7 +36,8 @@ def install_guard(allowed: dict[str, Any]) -> None:
     want_host = os.path.normpath(str(allowed["host"]))
     want_port = int(allowed["port"])
     # A multidb project (several databases, one env.py) has one scratch database per database.
-    want_dbs = {str(d) for d in allowed.get("databases") or [allowed["database"]]}
+    # Read at each connection: a Flask app's binds get theirs once the app is loaded.
+    want_dbs: list[str] = allowed.setdefault("databases", [str(allowed["database"])])
 
     def check(dialect: str, host: Any, port: Any, database: Any, cargs: Any = ()) -> None:
         host_s = str(host or "")

@@ -21,7 +21,7 @@ from migration_check.envpy import databases
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["MultiDb"]
+__all__ = ["MultiDb", "scratch_name"]
 
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 
@@ -58,7 +58,7 @@ class MultiDb:
         base, sync_base = make_url(req["url"]), make_url(req["sync_url"])
         try:
             for name in databases(cfg):
-                scratch = _scratch_name(req["database"], name, set(multi.names.values()))
+                scratch = scratch_name(req["database"], name, set(multi.names.values()))
                 # Recorded before CREATE: drop() must see a database whose reply was lost.
                 multi.names[name] = scratch
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
@@ -94,7 +94,7 @@ class MultiDb:
             self.admin.close()
 
 
-def _scratch_name(run_database: str, name: str, taken: set[str]) -> str:
+def scratch_name(run_database: str, name: str, taken: set[str]) -> str:
     safe = re.sub(r"[^a-z0-9_]", "_", name.lower())
     scratch = f"{run_database}_{safe}"[:_MAX_IDENTIFIER]
     n = 1

@@ -41,6 +41,9 @@ def revision_command(settings: Settings, ini: Path) -> str:
     parts = []
     if any((d / "uv.lock").is_file() for d in [ini.parent, *ini.parent.parents][:3]):
         parts.append("uv run")
+    if settings.flask_app:
+        parts.append(f'flask --app {settings.flask_app} db migrate -m "describe the change"')
+        return " ".join(parts)
     parts.append("alembic")
     if display_path(ini) != "alembic.ini":
         parts.append(f"-c {display_path(ini)}")
@@ -58,6 +61,10 @@ def preflight(settings: Settings) -> Path:
     ``[tool.alembic]``) is read by Alembic's own ``Config`` in the worker.
     """
     ini = Path(settings.config)
+    flask_ini = Path("migrations") / "alembic.ini"
+    if settings.flask_app and "config" not in settings.source and not ini.exists():
+        # Where `flask db init` puts it (Flask-Migrate's default directory).
+        ini = flask_ini
     if ini.is_dir():
         inside = ini / "alembic.ini"
         hint = (
@@ -65,22 +72,21 @@ def preflight(settings: Settings) -> Path:
             if inside.is_file()
             else "pass --config path/to/alembic.ini"
         )
-        raise ConfigError(f"{settings.config}: is a directory, not an Alembic config file; {hint}")
+        raise ConfigError(f"{ini}: is a directory, not an Alembic config file; {hint}")
     if not ini.is_file():
         raise ConfigError(
-            f"{settings.config}: no such file; run from the project root or pass --config "
-            "path/to/alembic.ini"
+            f"{ini}: no such file; run from the project root or pass --config path/to/alembic.ini"
         )
     try:
         raw = ini.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{settings.config}: cannot read it ({exc.strerror})") from exc
+        raise ConfigError(f"{ini}: cannot read it ({exc.strerror})") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(
-            f"{settings.config}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); Alembic reads "
+            f"{ini}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); Alembic reads "
             "its config as UTF-8: re-save the file as UTF-8"
         ) from exc
     parser = configparser.ConfigParser(interpolation=None)
@@ -88,7 +94,7 @@ def preflight(settings: Settings) -> Path:
         parser.read_string(text, source=str(ini))
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
+        raise ConfigError(f"{ini}: not a valid ini file ({first})") from exc
     return ini.resolve()
 
 

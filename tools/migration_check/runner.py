@@ -44,7 +44,8 @@ def run_check(settings: Settings, progress: Progress = lambda _m: None) -> Check
     Raises a ``CheckError`` subclass when the question cannot be answered.
     """
     ini = preflight(settings)
-    project_dir = ini.parent
+    # A Flask app is loaded from where `flask db` runs: the current directory.
+    project_dir = Path.cwd() if settings.flask_app else ini.parent
     drivername = project_drivername(settings, ini)
     start_from = start_from_request(settings)
     database = f"check_migrations_{secrets.token_hex(6)}"

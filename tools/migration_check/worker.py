@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, env_py, one_line, script_error
-from migration_check.envpy import alembic_config, databases, run_env
+from migration_check.envpy import alembic_config, databases, no_script_location, run_env
 from migration_check.findings import CheckResult, Finding
+from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
 from migration_check.multidb import MultiDb
 from migration_check.startfrom import NO_VERSION_ROWS, load_dump
@@ -206,11 +207,14 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
         # The cache snapshots one database; a multidb run replays in full.
         cache.close()
         cache = None
+    flask = FlaskApp(req) if req.get("flask_app") else None
     try:
-        return _run(req, emit, cfg, cache, multi)
+        return _run(req, emit, cfg, cache, multi, flask)
     finally:
         if multi is not None:
             multi.drop()
+        if flask is not None:
+            flask.close()
 
 
 def _run(
@@ -219,9 +223,26 @@ def _run(
     cfg: Config,
     cache: WorkerCache | None,
     multi: MultiDb | None,
+    flask: FlaskApp | None,
+) -> CheckResult:
+    install_guard(req["allowed"])
+    if flask is None:
+        return _check(req, emit, cfg, cache, multi)
+    # env.py runs inside the app's context, as under `flask db`.
+    with flask.context(cfg):
+        if cfg.get_alembic_option("script_location") is None:
+            raise Failure("config", no_script_location(cfg))
+        return _check(req, emit, cfg, cache, multi)
+
+
+def _check(
+    req: dict[str, Any],
+    emit: Emit,
+    cfg: Config,
+    cache: WorkerCache | None,
+    multi: MultiDb | None,
 ) -> CheckResult:
     url = req["url"]
-    install_guard(req["allowed"])
 
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError

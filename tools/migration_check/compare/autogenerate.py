@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from migration_check.envpy import run_env
+from migration_check.envpy import refuse_empty_metadata, run_env
 from migration_check.findings import Finding
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def compare_autogenerate(
 
     def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
         state["called"] = True
+        refuse_empty_metadata(context, script)
         revision_context.run_autogenerate(rev, context)
         # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
         if revision_context.generated_revisions:
