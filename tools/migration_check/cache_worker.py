@@ -110,8 +110,10 @@ class WorkerCache:
         # a replay builds; the modules a revision imports are hashed after the upgrade.
         env_py = Path(script.dir).resolve() / "env.py"
         locations = _version_locations(script)
+        # pyproject.toml's [tool.alembic] (Alembic 1.16+ layouts) configures the history too.
+        toml = [Path(cfg.toml_file_name).resolve()] if cfg.toml_file_name else []
         self.files = file_digests(
-            [Path(cfg.config_file_name).resolve(), env_py],
+            [Path(cfg.config_file_name).resolve(), env_py, *toml],
             recurse=[p for p in locations if p.is_dir()],
         )
         if self.entry is None:

@@ -115,6 +115,18 @@ _CHECK_OPTIONS = [
         help="A statement waiting longer than this for a lock fails.  [default: 60]",
     ),
     click.option(
+        "--start-from",
+        metavar="FILE.sql",
+        help="Load this pg_dump --schema-only file (with its alembic_version rows) into the "
+        "scratch database first, for a history that does not build from empty.",
+    ),
+    click.option(
+        "--flask-app",
+        metavar="MODULE:FACTORY",
+        help="Run env.py inside this Flask app's context, its database pointed at the scratch "
+        "database (Flask-Migrate).",
+    ),
+    click.option(
         "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
     ),
     click.option(
@@ -170,6 +182,8 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "lock_timeout": kwargs["lock_timeout"],
         "verbose": kwargs["verbose"],
         "autogenerate_only": kwargs["autogenerate_only"],
+        "start_from": kwargs["start_from"],
+        "flask_app": kwargs["flask_app"],
     }
 
 

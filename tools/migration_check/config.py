@@ -48,6 +48,11 @@ class Settings:
     heads: int | tuple[str, ...] | None = None
     # Skip the catalog comparison: the verdict is then exactly `alembic check`'s.
     autogenerate_only: bool = False
+    # A pg_dump --schema-only file loaded before the upgrade, for histories that do not build
+    # from an empty database.
+    start_from: str | None = None
+    # "module:create_app": run env.py inside this Flask app's context (Flask-Migrate).
+    flask_app: str | None = None
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -67,6 +72,8 @@ _TYPES: dict[str, type] = {
     "base_ref": str,
     "heads": tuple,
     "autogenerate_only": bool,
+    "start_from": str,
+    "flask_app": str,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}

@@ -160,8 +160,11 @@ def _sqlstate(exc: Any) -> str:
 def _revision_advice(sqlstate: str) -> str:
     if sqlstate in _MISSING_OBJECT:
         return (
-            "the history does not build a database from empty: fix the revision so that "
-            "`alembic upgrade head` works on an empty database"
+            "the history does not build a database from empty (it needs an object no earlier "
+            "revision creates, as when databases are made with create_all() and stamp): add "
+            "a baseline revision that creates the schema as it stood, or pass --start-from "
+            "FILE.sql, a pg_dump --schema-only of a database at some revision with its "
+            "alembic_version rows"
         )
     if sqlstate == "55P03":
         return (

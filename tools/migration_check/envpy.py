@@ -7,39 +7,118 @@ goes through ``run_env``, so each failure is named the same way wherever it happ
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, classify, env_py
+from migration_check.diagnose import Failure, classify, env_py, one_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
-__all__ = ["alembic_config", "handed_connection", "run_env"]
+__all__ = [
+    "alembic_config",
+    "databases",
+    "handed_connection",
+    "no_script_location",
+    "refuse_empty_metadata",
+    "run_env",
+]
 
 
 def alembic_config(req: dict[str, Any], url: str) -> Config:
-    from alembic.config import Config
+    """The project's configuration as ``alembic`` run from the ini's directory would read it.
 
+    Alembic's own ``Config`` reads it (the ini, and ``[tool.alembic]`` of the pyproject.toml
+    beside it, as ``alembic -c`` would from that directory): the checker never interprets the
+    files itself, so every layout ``alembic init`` creates is read the same way.
+    """
+    import configparser
+    import tomllib
+
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    ini = req["config"]
     cmd_opts = argparse.Namespace(
         x=list(req.get("x_args") or []) or None,
         autogenerate=True,
-        config=req["config"],
+        config=ini,
         name=req["name"],
         raiseerr=True,
     )
-    cfg = Config(req["config"], ini_section=req["name"], cmd_opts=cmd_opts)
-    if not cfg.file_config.has_section(req["name"]):
+    toml = os.path.join(os.path.dirname(ini), "pyproject.toml")
+    cfg = Config(
+        ini,
+        ini_section=req["name"],
+        toml_file=toml if os.path.isfile(toml) else None,
+        cmd_opts=cmd_opts,
+    )
+    shown = os.path.relpath(ini)
+    try:
+        cfg.file_config  # noqa: B018 (read now, so a broken file is named here)
+    except configparser.Error as exc:
         raise Failure(
-            "config",
-            f"{req['config']}: no [{req['name']}] section; pass the section holding "
-            "script_location with --name",
-        )
+            "config", f"{shown}: not a valid ini file ({one_line(exc)})", detail=str(exc)
+        ) from exc
+    try:
+        script_location = cfg.get_alembic_option("script_location")
+    except (tomllib.TOMLDecodeError, CommandError) as exc:
+        raise Failure(
+            "config", f"{os.path.relpath(toml)}: [tool.alembic]: {one_line(exc)}"
+        ) from exc
+    # A Flask-Migrate project sets it at run time, from the app (flaskapp.py).
+    if script_location is None and not req.get("flask_app"):
+        raise Failure("config", no_script_location(cfg))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def no_script_location(cfg: Config) -> str:
+    """The one line for a configuration that names no script_location anywhere."""
+    shown = os.path.relpath(str(cfg.config_file_name))
+    name = cfg.config_ini_section
+    if not cfg.file_config.has_section(name):
+        sections = ", ".join(
+            s
+            for s in cfg.file_config.sections()
+            if not s.startswith(("logger", "handler", "formatter", "post_write"))
+        )
+        return (
+            f"{shown}: no [{name}] section (sections: {sections or 'none'}); "
+            "pass the section holding script_location with --name"
+        )
+    toml = " nor in [tool.alembic] of pyproject.toml" if cfg.toml_file_name else ""
+    if _reads_flask_app(os.path.dirname(os.path.abspath(str(cfg.config_file_name)))):
+        # Flask-Migrate's alembic.ini has none: `flask db` sets it from the app.
+        return (
+            f"{shown}: no script_location in [{name}]{toml}, and the env.py beside it reads "
+            "the Flask app (Flask-Migrate): pass --flask-app module:create_app"
+        )
+    return (
+        f"{shown}: no script_location in [{name}]{toml}; set it to the directory holding "
+        "env.py (as `alembic init` writes it)"
+    )
+
+
+def _reads_flask_app(directory: str) -> bool:
+    try:
+        with open(os.path.join(directory, "env.py"), encoding="utf-8") as fh:
+            return "current_app" in fh.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def databases(cfg: Config) -> list[str]:
+    """The ``databases`` of a multidb project (``alembic init -t multidb``); empty otherwise."""
+    import re
+
+    raw = cfg.get_main_option("databases", "") or ""
+    return [name for name in re.split(r",\s*", raw.strip()) if name]
 
 
 @contextmanager
@@ -85,10 +164,66 @@ def run_env(
     except Failure:
         raise
     except BaseException as exc:
-        raise classify(exc, state, script, phase=phase) from exc
+        failure = classify(exc, state, script, phase=phase)
+        if "outside of application context" in failure.message:
+            failure.message += (
+                "; this env.py reads the Flask app (Flask-Migrate): pass --flask-app "
+                "module:create_app"
+            )
+        raise failure from exc
     if not state["called"]:
         raise Failure(
             "config",
             f"{env_py(script)}: env.py never called context.run_migrations(); "
             "call it in online mode (see Alembic's env.py template)",
         )
+
+
+def refuse_empty_metadata(context: MigrationContext, script: ScriptDirectory) -> None:
+    """No tables in target_metadata while the migrated database has some: a setup fault.
+
+    Autogenerate would report every table as removed; the usual cause is that the module
+    defining the models was never imported (a Flask app that imports them in a view, an
+    env.py that imports only the declarative base), so say that instead.
+    """
+    from sqlalchemy import inspect
+
+    metadata = context.opts.get("target_metadata")
+    if metadata is None:
+        return  # Alembic's own "does not provide a MetaData" error follows
+    metadatas = list(metadata) if isinstance(metadata, (list, tuple)) else [metadata]
+    if any(m.tables for m in metadatas) or context.connection is None:
+        return
+    version_table = context.version_table
+    tables = sorted(
+        t
+        for t in inspect(context.connection).get_table_names(schema=context.version_table_schema)
+        if t != version_table
+    )
+    if not tables:
+        return
+    shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+    raise Failure(
+        "config",
+        f"{_metadata_source(script)} holds no tables, while the migrated database has "
+        f"{len(tables)} ({shown}): the models are probably not imported; import every model "
+        "module before env.py hands target_metadata to context.configure()",
+    )
+
+
+def _metadata_source(script: ScriptDirectory) -> str:
+    """Where env.py gets its metadata: its ``target_metadata`` line, quoted."""
+    path = env_py(script)
+    try:
+        with open(os.path.join(script.dir, "env.py"), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return f"{path}: target_metadata"
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("target_metadata") and "=" in text and "None" not in text:
+            return f"{path}:{number}: target_metadata ({text})"
+    for number, line in enumerate(lines, 1):
+        if "target_metadata=" in line.replace(" ", ""):
+            return f"{path}:{number}: target_metadata ({line.strip().rstrip(',')})"
+    return f"{path}: target_metadata"

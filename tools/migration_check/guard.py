@@ -35,7 +35,9 @@ def install_guard(allowed: dict[str, Any]) -> None:
 
     want_host = os.path.normpath(str(allowed["host"]))
     want_port = int(allowed["port"])
-    want_db = str(allowed["database"])
+    # A multidb project (several databases, one env.py) has one scratch database per database.
+    # Read at each connection: a Flask app's binds get theirs once the app is loaded.
+    want_dbs: list[str] = allowed.setdefault("databases", [str(allowed["database"])])
 
     def check(dialect: str, host: Any, port: Any, database: Any, cargs: Any = ()) -> None:
         host_s = str(host or "")
@@ -50,7 +52,7 @@ def install_guard(allowed: dict[str, Any]) -> None:
             and bool(host_s)
             and os.path.normpath(host_s) == want_host
             and port_i == want_port
-            and str(database or "") == want_db
+            and str(database or "") in want_dbs
         )
         if not ok:
             target = describe_target(dialect, host_s, port_i, str(database or ""), cargs)

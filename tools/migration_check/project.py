@@ -20,6 +20,7 @@ __all__ = [
     "preflight",
     "project_drivername",
     "revision_command",
+    "start_from_request",
     "sync_driver",
 ]
 
@@ -47,6 +48,8 @@ def revision_command(settings: Settings, ini: Path, revision_ids: Sequence[str] 
     if any((d / "uv.lock").is_file() for d in [ini.parent, *ini.parent.parents][:3]):
         parts.append("uv run")
     parts.append("check-migrations revision")
+    if settings.flask_app:
+        parts.append(f"--flask-app {settings.flask_app}")
     if display_path(ini) != "alembic.ini":
         parts.append(f"-c {display_path(ini)}")
     if settings.name != "alembic":
@@ -76,32 +79,47 @@ def next_rev_id(revision_ids: Sequence[str]) -> str | None:
 
 
 def preflight(settings: Settings) -> Path:
-    """Fail on bad configuration before paying for a server."""
+    """Fail on bad configuration before paying for a server.
+
+    Only what the standard library can tell: the file is there, is a file, is UTF-8 text and
+    ini syntax. What it configures (sections, script_location, pyproject.toml's
+    ``[tool.alembic]``) is read by Alembic's own ``Config`` in the worker.
+    """
     ini = Path(settings.config)
+    flask_ini = Path("migrations") / "alembic.ini"
+    if settings.flask_app and "config" not in settings.source and not ini.exists():
+        # Where `flask db init` puts it (Flask-Migrate's default directory).
+        ini = flask_ini
+    if ini.is_dir():
+        inside = ini / "alembic.ini"
+        hint = (
+            f"pass --config {display_path(inside)}"
+            if inside.is_file()
+            else "pass --config path/to/alembic.ini"
+        )
+        raise ConfigError(f"{ini}: is a directory, not an Alembic config file; {hint}")
     if not ini.is_file():
         raise ConfigError(
-            f"{settings.config}: no such file; run from the project root or pass --config "
-            "path/to/alembic.ini"
+            f"{ini}: no such file; run from the project root or pass --config path/to/alembic.ini"
         )
+    try:
+        raw = ini.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{ini}: cannot read it ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{ini}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); Alembic reads "
+            "its config as UTF-8: re-save the file as UTF-8"
+        ) from exc
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(ini, encoding="utf-8")
+        parser.read_string(text, source=str(ini))
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{settings.config}: not a valid ini file ({first})") from exc
-    if not parser.has_section(settings.name):
-        sections = (
-            ", ".join(
-                s
-                for s in parser.sections()
-                if not s.startswith(("logger", "handler", "formatter", "post_write"))
-            )
-            or "none"
-        )
-        raise ConfigError(
-            f"{settings.config}: no [{settings.name}] section (sections: {sections}); "
-            "pass the right one with --name"
-        )
+        raise ConfigError(f"{ini}: not a valid ini file ({first})") from exc
     return ini.resolve()
 
 
@@ -164,3 +182,31 @@ def sync_driver(drivername: str) -> str:
 def first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def start_from_request(settings: Settings) -> dict[str, str] | None:
+    """What the worker needs to load ``--start-from``: the dump and the psql to load it with.
+
+    psql, not a driver: pg_dump writes psql meta-commands (``\\restrict`` since PostgreSQL
+    17.6 and 18) and ``COPY ... FROM stdin`` blocks for the alembic_version rows. The psql
+    comes from the same binaries as the server (the bundled ones on --database-url).
+    """
+    if not settings.start_from:
+        return None
+    dump = Path(settings.start_from)
+    if dump.is_dir():
+        raise ConfigError(f"--start-from {settings.start_from}: is a directory, not a SQL file")
+    if not dump.is_file():
+        raise ConfigError(
+            f"--start-from {settings.start_from}: no such file; make it with "
+            "pg_dump --schema-only --no-owner (see README)"
+        )
+    from migration_check.server import find_binaries
+
+    psql = find_binaries(settings.postgres_bin).bindir / "psql"
+    if not psql.is_file():
+        raise ConfigError(
+            f"--start-from needs psql, and {psql} does not exist; pass --postgres-bin with "
+            "the bin directory of a full PostgreSQL installation"
+        )
+    return {"file": str(dump.resolve()), "shown": display_path(dump), "psql": str(psql)}

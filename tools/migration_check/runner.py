@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from migration_check.project import (
     preflight,
     project_drivername,
     revision_command,
+    start_from_request,
     sync_driver,
 )
 from migration_check.provision import provision
@@ -67,14 +69,23 @@ def run_check(
         if history
         else (None, "")
     )
-    project_dir = ini.parent
+    # A Flask app is loaded from where `flask db` runs: the current directory.
+    project_dir = Path.cwd() if settings.flask_app else ini.parent
     drivername = project_drivername(settings, ini)
+    start_from = start_from_request(settings)
     database = f"check_migrations_{secrets.token_hex(6)}"
     # Before any server or worker: an unchanged check is answered from the verdict cache.
-    verdicts = _verdict_cache(settings, ini, drivername)
+    # Not for the writer (it must write), nor when the round trips of a change's new revisions
+    # or a schema dump are part of the answer: the key covers neither the git base nor the dump.
+    verdicts = (
+        None
+        if write_revision is not None or (base is not None and base.added) or start_from
+        else _verdict_cache(settings, ini, drivername)
+    )
+    history_ctx = _History(base, why_not if history else "")
     cached = verdicts.lookup(progress) if verdicts is not None else None
     if cached is not None:
-        return _result(settings, ini, cached)
+        return _result(settings, ini, cached, history_ctx)
     plan = _cache_plan(settings, ini)
     # Started first: the worker imports SQLAlchemy and Alembic (0.4 s, more without bytecode)
     # while this process starts the server; it then waits for the request on stdin.
@@ -108,6 +119,8 @@ def run_check(
             # The second opinion (compare/catalog.py); off: exactly `alembic check`'s verdict.
             "catalog": not settings.autogenerate_only,
             "record_inputs": verdicts is not None,
+            "start_from": start_from,
+            "flask_app": settings.flask_app,
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,
@@ -120,17 +133,25 @@ def run_check(
             plan.store = event.get("cache_store")
     if verdicts is not None:
         verdicts.store(event)
-    return _result(settings, ini, event)
+    return _result(settings, ini, event, history_ctx)
 
 
-def _result(settings: Settings, ini: Path, event: dict[str, Any]) -> CheckResult:
+@dataclass(frozen=True)
+class _History:
+    """The git base of the change (None: no history checks) and why there is none."""
+
+    base: Any
+    why_not: str
+
+
+def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _History) -> CheckResult:
     """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
     version_dirs = list(event.get("version_dirs", []))
     revision_ids = [str(r) for r in event.get("revision_ids", [])]
     history_findings: list[Finding] = []
-    if base is not None:
-        history_findings += edited_revision_findings(base, version_dirs)
-        history_findings += stale_revision_findings(base, version_dirs)
+    if history.base is not None:
+        history_findings += edited_revision_findings(history.base, version_dirs)
+        history_findings += stale_revision_findings(history.base, version_dirs)
     return CheckResult(
         findings=sorted(
             [
@@ -147,7 +168,7 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any]) -> CheckResult
         revision_command=revision_command(settings, ini, revision_ids),
         written=[str(p) for p in event.get("written", [])],
         revision_ids=revision_ids,
-        notices=[f"history checks skipped: {why_not}"] if history and why_not else [],
+        notices=[f"history checks skipped: {history.why_not}"] if history.why_not else [],
         catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
 
@@ -168,6 +189,9 @@ def _verdict_cache(settings: Settings, ini: Path, drivername: str) -> VerdictCac
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
     """The migrated-database cache (cache.py) serves the throwaway server only."""
     if settings.database_url or not settings.use_cache:
+        return None
+    if settings.start_from or settings.flask_app:
+        # The key covers neither the dump nor the app's configuration: replay in full.
         return None
     binaries = find_binaries(settings.postgres_bin)
     user = resolve_server_user(settings.server_user)

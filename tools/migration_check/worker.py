@@ -17,13 +17,17 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, env_py, one_line, script_error
-from migration_check.envpy import alembic_config, run_env
+from migration_check.envpy import alembic_config, databases, no_script_location, run_env
 from migration_check.findings import CheckResult, Finding
+from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
+from migration_check.multidb import MultiDb
+from migration_check.startfrom import NO_VERSION_ROWS, load_dump
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -46,11 +50,15 @@ def _upgrade(
     emit: Emit,
     expected_heads: Any = None,
     problems: list[Finding] | None = None,
+    verify: list[str] | None = None,
+    *,
+    start_from: str | None = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
     Several heads are upgraded together when they are branches by design (history.py); else
-    nothing is applied and ``problems`` gets the ``multiple_heads`` finding.
+    nothing is applied and ``problems`` gets the ``multiple_heads`` finding. ``verify``: the
+    databases whose version table must hold head afterwards (a multidb project has several).
     """
     from migration_check.history import heads_problem
 
@@ -70,6 +78,8 @@ def _upgrade(
             problems.append(problem)
         if len(heads) > 1 and problem is not None:
             return []
+        if start_from and not rev:
+            raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
         for step in steps:
@@ -87,7 +97,8 @@ def _upgrade(
         destination_rev="head",
         tag=None,
     )
-    _verify_reached_head(url, state, script)
+    for target in verify or [url]:
+        _verify_reached_head(target, state, script)
     if "version_table" in state:
         cfg.attributes["check_migrations.version_table"] = state["version_table"]
     return int(state["applied"]), list(state["heads"])
@@ -131,14 +142,18 @@ def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callab
     def run(**kw: Any) -> Any:
         state["current"] = step.revision
         result = fn(**kw)
-        state["applied"] += 1
+        # A multidb env.py runs each revision once per database: count revisions, not runs.
+        done = state.setdefault("done", set())
+        if step.revision.revision not in done:
+            done.add(step.revision.revision)
+            state["applied"] += 1
         state["current"] = None
         return result
 
     return run
 
 
-def _create_scratch(req: dict[str, Any]) -> None:
+def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
     """Create the scratch database over a maintenance connection (before the guard exists)."""
     import psycopg
     from psycopg import sql
@@ -147,7 +162,9 @@ def _create_scratch(req: dict[str, Any]) -> None:
         with psycopg.connect(
             **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
         ) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(req["database"])))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database or req["database"]))
+            )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise Failure(
             "server",
@@ -228,6 +245,9 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     """Upgrade a fresh scratch database to head, then compare it with the models."""
     if req.get("create_database"):
         _create_scratch(req)
+    if req.get("start_from"):
+        emit({"type": "progress", "message": f"loading {req['start_from']['shown']}"})
+        load_dump(req)
     cache = _open_cache(req, emit)
     # Opened before the guard, as the cache's connection is: env.py stays confined to the
     # scratch database while the checker builds and reads the models' database.
@@ -261,22 +281,64 @@ def _run_guarded(
 ) -> CheckResult:
     url = req["url"]
     history_req = req.get("history") or {}
-    # The round trip rebuilds the scratch database: its admin connection predates the guard.
+    # Read before the guard: a multidb project's extra scratch databases, and the round trip's
+    # rebuilds of the scratch database, go over maintenance connections the guard would refuse.
+    cfg = alembic_config(req, url)
+    multi = MultiDb.open(req, cfg) if databases(cfg) else None
+    if multi is not None and cache is not None:
+        # The cache snapshots one database; a multidb run replays in full.
+        cache.close()
+        cache = None
     admin = _admin_connection(req) if history_req.get("added") else None
+    flask = FlaskApp(req) if req.get("flask_app") else None
+    phases = _Phases(cache, multi, models_db, admin)
+    try:
+        return _run(req, emit, cfg, phases, flask)
+    finally:
+        if multi is not None:
+            multi.drop()
+        if flask is not None:
+            flask.close()
+
+
+@dataclass
+class _Phases:
+    """What a run brings besides env.py: each is None when the run does not use it."""
+
+    cache: WorkerCache | None
+    multi: MultiDb | None
+    models_db: ModelsDatabase | None
+    admin: Any  # the round trip's maintenance connection
+
+
+def _run(
+    req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases, flask: FlaskApp | None
+) -> CheckResult:
     install_guard(req["allowed"])
+    if flask is None:
+        return _check(req, emit, cfg, phases)
+    # env.py runs inside the app's context, as under `flask db`.
+    with flask.context(cfg):
+        if cfg.get_alembic_option("script_location") is None:
+            raise Failure("config", no_script_location(cfg))
+        return _check(req, emit, cfg, phases)
+
+
+def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> CheckResult:
+    url = req["url"]
+    cache, multi, models_db, admin = phases.cache, phases.multi, phases.models_db, phases.admin
 
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    cfg = alembic_config(req, url)
     try:
         script = ScriptDirectory.from_config(cfg)
     except CommandError as exc:
         raise Failure(
             "config",
-            f"{os.path.relpath(req['config'])}: script_location "
+            f"{_script_location_origin(cfg)}: script_location "
             # Alembic adds "Please use the 'init' command": wrong advice for a typo'd path.
-            f"{cfg.get_main_option('script_location')!r}: "
+            f"{cfg.get_alembic_option('script_location')!r}: "
             f"{one_line(exc).split('  ')[0].rstrip('.')}; set script_location to the "
             "directory holding env.py",
         ) from exc
@@ -284,12 +346,20 @@ def _run_guarded(
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
     expected = req.get("heads_expected")
     problems: list[Finding] = []
-    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
+    verify = multi.sync_urls() if multi is not None else None
+    start_from = (req.get("start_from") or {}).get("shown")
+
+    def upgrade() -> tuple[int, list[str]]:
+        return _upgrade(
+            cfg, script, req["sync_url"], emit, expected, problems, verify, start_from=start_from
+        )
+
+    applied, heads = upgrade()
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
             problems.clear()
-            applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
+            applied, heads = upgrade()
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
@@ -298,7 +368,9 @@ def _run_guarded(
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     seen: dict[str, Any] = {}
-    result.findings.extend(compare_autogenerate(cfg, script, req["sync_url"], seen))
+    result.findings.extend(
+        compare_autogenerate(cfg, script, req["sync_url"], seen, per_database=multi is not None)
+    )
     if models_db is not None:
         _second_opinion(req, emit, result, models_db, seen)
     result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
@@ -332,6 +404,14 @@ def _second_opinion(
         )
     except SkipCatalog as exc:
         result.catalog_skipped = str(exc)
+
+
+def _script_location_origin(cfg: Config) -> str:
+    """The file that set script_location: the ini, or pyproject.toml's [tool.alembic]."""
+    name = cfg.config_ini_section
+    if cfg.file_config.has_option(name, "script_location") or not cfg.toml_file_name:
+        return os.path.relpath(str(cfg.config_file_name))
+    return f"{os.path.relpath(cfg.toml_file_name)} [tool.alembic]"
 
 
 def main() -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from migration_check.envpy import run_env
+from migration_check.envpy import refuse_empty_metadata, run_env
 from migration_check.findings import Finding
 
 if TYPE_CHECKING:
@@ -16,12 +17,19 @@ __all__ = ["compare_autogenerate"]
 
 
 def compare_autogenerate(
-    cfg: Config, script: ScriptDirectory, url: str, seen: dict[str, Any] | None = None
+    cfg: Config,
+    script: ScriptDirectory,
+    url: str,
+    seen: dict[str, Any] | None = None,
+    *,
+    per_database: bool = False,
 ) -> list[Finding]:
     """Autogenerate through env.py, exactly as ``alembic.command.check`` does.
 
     ``seen`` receives what env.py configured (``opts``: target metadata, filters, version
     table): the catalog comparison reads it there, after env.py and the revisions loaded.
+    ``per_database``: a multidb env.py runs autogenerate once per database, each adding its
+    own ``UpgradeOps`` (token ``<name>_upgrades``); each finding then says which database.
     """
 
     from alembic import autogenerate as autogen
@@ -45,14 +53,25 @@ def compare_autogenerate(
         state["called"] = True
         if seen is not None:
             seen["opts"] = dict(context.opts)
+        refuse_empty_metadata(context, script)
         revision_context.run_autogenerate(rev, context)
         # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
         if revision_context.generated_revisions:
             from migration_check.ops import findings_from_ops
 
             script_ = revision_context.generated_revisions[-1]
-            for upgrade_ops in script_.upgrade_ops_list:
-                found.extend(findings_from_ops(upgrade_ops, context))
+            # Only the ops this call added: earlier databases' ops are already counted.
+            for upgrade_ops in script_.upgrade_ops_list[state.get("seen", 0) :]:
+                batch = findings_from_ops(upgrade_ops, context)
+                token = str(upgrade_ops.upgrade_token or "")
+                if per_database and token.endswith("_upgrades"):
+                    database = token.removesuffix("_upgrades")
+                    batch = [
+                        dataclasses.replace(f, message=f"database {database}: {f.message}")
+                        for f in batch
+                    ]
+                found.extend(batch)
+            state["seen"] = len(script_.upgrade_ops_list)
         return []
 
     run_env(
