@@ -121,6 +121,12 @@ class CheckResult:
     revision_command: str = ""
     # Where Alembic found revisions once env.py ran: the git check looks there for untracked files.
     version_dirs: list[str] = field(default_factory=list)
+    # Set aside before reporting, so not in ``findings``: matched by an ignore rule
+    # (filters.py), or found in the baseline (baseline.py); and the baseline's entries that
+    # no longer occur (fixed).
+    ignored: list[Finding] = field(default_factory=list)
+    baselined: list[Finding] = field(default_factory=list)
+    fixed: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:

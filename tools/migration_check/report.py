@@ -39,6 +39,34 @@ def _headline(findings: list[Finding]) -> str:
     return "; ".join(parts)
 
 
+def _set_aside(result: CheckResult) -> str:
+    """``3 baselined, 1 ignored, 1 fixed``: what ignore rules and the baseline set aside."""
+    counts = [
+        (len(result.baselined), "baselined"),
+        (len(result.ignored), "ignored"),
+        (len(result.fixed), "fixed"),
+    ]
+    return ", ".join(f"{n} {what}" for n, what in counts if n)
+
+
+def _with_set_aside(line: str, result: CheckResult) -> str:
+    """The summary line (ending in a period) with the set-aside counts appended."""
+    extra = _set_aside(result)
+    return f"{line[:-1]}; {extra}." if extra else line
+
+
+def _fixed_lines(result: CheckResult) -> list[str]:
+    from migration_check.baseline import describe
+
+    if not result.fixed:
+        return []
+    return [
+        "Fixed since the baseline (remove them with `check-migrations baseline`):",
+        *(f"  {describe(entry)}" for entry in result.fixed),
+        "",
+    ]
+
+
 def _problems(n: int) -> str:
     return f"{n} problem{'s' if n != 1 else ''}"
 
@@ -74,13 +102,13 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     style = _Style(color=color)
     if result.in_sync:
         head = result.heads[0] if result.heads else "base (no revisions)"
-        return (
-            style.green(
-                f"check-migrations: models and migrations agree ({result.revisions_applied} "
-                f"revision(s) applied, head {head}, {result.config_file})."
-            )
-            + "\n"
+        verdict = "no new differences" if result.baselined else "models and migrations agree"
+        summary = _with_set_aside(
+            f"check-migrations: {verdict} ({result.revisions_applied} "
+            f"revision(s) applied, head {head}, {result.config_file}).",
+            result,
         )
+        return "\n".join([*_fixed_lines(result), style.green(summary)]) + "\n"
     lines: list[str] = []
     by_table: dict[str, list[Finding]] = defaultdict(list)
     for f in result.findings:
@@ -101,12 +129,16 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         lines.append("Generate the missing revision, review it, and commit it with the models:")
         lines.append(f"  {result.revision_command}")
         lines.append("")
+    lines.extend(_fixed_lines(result))
     tables = len([t for t in by_table if t])
     lines.append(
         style.red(
-            f"check-migrations: {_problems(len(result.findings))}"
-            + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
-            + f": {_headline(result.findings)}."
+            _with_set_aside(
+                f"check-migrations: {_problems(len(result.findings))}"
+                + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
+                + f": {_headline(result.findings)}.",
+                result,
+            )
         )
     )
     return "\n".join(lines) + "\n"
@@ -148,9 +180,18 @@ def render_json(result: CheckResult) -> str:
             "revision_command": result.revision_command,
             "findings": [_finding_json(f, result.config_file) for f in result.findings],
             "errors": [],
+            **_set_aside_json(result),
         }
     )
     return json.dumps(data, indent=2) + "\n"
+
+
+def _set_aside_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "ignored": len(result.ignored),
+        "baselined": [_finding_json(f, result.config_file) for f in result.baselined],
+        "fixed": [dict(entry) for entry in result.fixed],
+    }
 
 
 def render_json_error(kind: str, message: str, *, exit_code: int) -> str:
@@ -187,7 +228,7 @@ def render_github(result: CheckResult) -> str:
     log readable when one file holds many findings.
     """
     if result.in_sync:
-        return render_text(result)
+        return _github_set_aside(result) + render_text(result)
     rows = sorted(
         ((*_location(f, result.config_file), f) for f in result.findings),
         key=lambda r: (r[0], r[1], r[2].sort_key()),
@@ -209,9 +250,32 @@ def render_github(result: CheckResult) -> str:
             )
         out.append("::endgroup::")
     out.append(
-        f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}."
+        _with_set_aside(
+            f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}.",
+            result,
+        )
     )
-    return "\n".join(out) + "\n"
+    return _github_set_aside(result) + "\n".join(out) + "\n"
+
+
+def _github_set_aside(result: CheckResult) -> str:
+    """Baselined findings in a collapsed group (no annotations: they are accepted), and a
+    notice per fixed baseline entry, so the pull request shows the baseline can shrink."""
+    from migration_check.baseline import describe
+
+    out: list[str] = []
+    if result.baselined:
+        out.append(f"::group::Baselined ({len(result.baselined)}, not failing the check)")
+        for f in result.baselined:
+            file, line = _location(f, result.config_file)
+            out.append(f"{file}:{line}: {f.subject}: {f.message} [{f.kind}]")
+        out.append("::endgroup::")
+    for entry in result.fixed:
+        out.append(
+            "::notice title=Fixed since the baseline::"
+            + _escape_data(f"{describe(entry)}: remove it with `check-migrations baseline`")
+        )
+    return "".join(line + "\n" for line in out)
 
 
 def render_github_error(message: str) -> str:
@@ -233,6 +297,7 @@ def step_summary(result: CheckResult) -> str:
         return (
             "### check-migrations: models and migrations agree\n\n"
             f"{result.revisions_applied} revision(s) applied from `{result.config_file}`.\n"
+            + _step_summary_set_aside(result)
         )
     lines = [
         f"### check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}",
@@ -253,4 +318,21 @@ def step_summary(result: CheckResult) -> str:
     hints = sorted({f.hint for f in result.findings if f.hint})
     if hints:
         lines += ["Then:" if lines[-2] == "```" else "Fix:", "", "```sh", *hints, "```", ""]
+    return "\n".join(lines) + _step_summary_set_aside(result)
+
+
+def _step_summary_set_aside(result: CheckResult) -> str:
+    from migration_check.baseline import describe
+
+    lines: list[str] = []
+    if result.ignored or result.baselined:
+        lines += ["", f"Not failing the check: {_set_aside(result)}.", ""]
+    if result.baselined:
+        lines += ["<details><summary>Baselined findings</summary>", ""]
+        lines += [f"- `{_md(f.subject)}`: {_md(f.message)} [{f.kind}]" for f in result.baselined]
+        lines += ["", "</details>", ""]
+    if result.fixed:
+        lines += ["Fixed since the baseline (remove them with `check-migrations baseline`):", ""]
+        lines += [f"- `{_md(describe(entry))}`" for entry in result.fixed]
+        lines += [""]
     return "\n".join(lines)
