@@ -21,6 +21,7 @@ from migration_check.baseline import (
 )
 from migration_check.cli import EXIT_ERROR, EXIT_OK, check_options, settings_flags
 from migration_check.config import load_settings
+from migration_check.project import display_path
 
 __all__ = ["command"]
 
@@ -43,7 +44,8 @@ def command(**kwargs: Any) -> int:
     run = check_configs(settings, _progress(settings), use_baseline=False)
     for outcome in run.errors:
         assert outcome.error is not None
-        print(f"check-migrations: error: {outcome.error.message}", file=sys.stderr)
+        where = display_path(Path(outcome.config))
+        print(f"check-migrations: error: {where}: {outcome.error.message}", file=sys.stderr)
     if run.errors:
         print(f"check-migrations: {path} left unchanged: not every config was checked",
               file=sys.stderr)  # fmt: skip

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -173,6 +174,7 @@ def _use_color(stream: Any) -> bool:
 
 def _run(settings: Settings) -> int:
     from migration_check.multi import check_configs
+    from migration_check.project import display_path
 
     run = check_configs(settings, _progress(settings))
     for rule in run.unused_rules:
@@ -191,7 +193,8 @@ def _run(settings: Settings) -> int:
             if settings.verbose and outcome.error.detail:
                 print(mask_passwords(outcome.error.detail.rstrip()), file=sys.stderr)
             message = mask_passwords(outcome.error.message)
-            print(f"check-migrations: error: {message}", file=sys.stderr)
+            where = display_path(Path(outcome.config))
+            print(f"check-migrations: error: {where}: {message}", file=sys.stderr)
         if run.errors:
             return EXIT_ERROR
         return EXIT_FINDINGS if run.has_findings else EXIT_OK
