@@ -45,7 +45,8 @@ def test_two_configs_one_report_with_a_section_each(
     out, err = capsys.readouterr()
     sections = out.split("\n== ")
     assert sections[0].startswith("== a/alembic.ini ==\nnotes\n")
-    assert "notes.body: type is VARCHAR(1000)" in sections[0]
+    # The model's file as seen from here, not from the project's directory.
+    assert "  a/models.py:31: notes.body: type is VARCHAR(1000)" in sections[0]
     assert "alembic -c a/alembic.ini revision --autogenerate" in sections[0]
     assert sections[1].startswith("b/alembic.ini ==\ncheck-migrations: models and migrations agree")
     assert out.splitlines()[-1] == (
@@ -141,25 +142,64 @@ def run_root() -> Iterator[Path]:
         yield path
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupted_run_stops_every_config_and_leaves_nothing(
-    signum: int, run_root: Path, tmp_path: Path
-) -> None:
+def _hanging_monorepo(root: Path) -> list[str]:
+    """a's third revision sleeps for ten minutes; b is fine. Returns the checker's args."""
     import shutil
 
     for name in ("a", "b"):
-        shutil.copytree(SCENARIOS / "base", tmp_path / name)
-    (tmp_path / "a" / "versions" / "0003_hang.py").write_text(
+        shutil.copytree(SCENARIOS / "base", root / name)
+    (root / "a" / "versions" / "0003_hang.py").write_text(
         '"""hang"""\nfrom alembic import op\n\nrevision = "0003"\ndown_revision = "0002"\n'
         "branch_labels = None\ndepends_on = None\n\n\ndef upgrade() -> None:\n"
         '    op.execute("SELECT pg_sleep(600)")\n\n\ndef downgrade() -> None:\n    pass\n'
     )
-    args = ["-c", "a/alembic.ini", "-c", "b/alembic.ini", "--no-cache"]
-    proc = start_checker(args, tmp_path, checker_env(run_root))
+    return ["-c", "a/alembic.ini", "-c", "b/alembic.ini", "--no-cache"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_run_stops_every_config_and_leaves_nothing(
+    signum: int, run_root: Path, tmp_path: Path
+) -> None:
+    proc = start_checker(_hanging_monorepo(tmp_path), tmp_path, checker_env(run_root))
     seen: list[str] = []
     assert wait_for_line(proc, "a/alembic.ini: upgrading 3 revision(s)", seen), seen
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, "".join(seen) + err
+    assert postgres_pids(run_root) == []
+    assert leftovers(run_root) == []
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigkilled_run_still_tears_every_config_down(run_root: Path, tmp_path: Path) -> None:
+    """The children get SIGTERM from the kernel when their parent dies (parent-death signal)."""
+    import select
+
+    proc = start_checker(_hanging_monorepo(tmp_path), tmp_path, checker_env(run_root))
+    seen: list[str] = []
+    assert wait_for_line(proc, "a/alembic.ini: upgrading 3 revision(s)", seen), seen
+    children = _children_of(proc.pid)
+    assert children
+    pidfds = [os.pidfd_open(pid) for pid in children]
+    proc.kill()
+    proc.communicate()
+    try:
+        for fd in pidfds:  # each child ends once its teardown is done
+            assert select.select([fd], [], [], 60)[0]
+    finally:
+        for fd in pidfds:
+            os.close(fd)
     assert postgres_pids(run_root) == []
     assert leftovers(run_root) == []

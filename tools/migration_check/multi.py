@@ -102,6 +102,7 @@ def check_configs(
         result = outcome.result
         if result is None:
             continue
+        result.findings = [_from_here(f, Path(outcome.config)) for f in result.findings]
         result.findings, result.ignored = apply_ignores(result.findings, rules, used)
         if baseline is not None:
             key = config_key(outcome.config, settings.name, baseline.path)
@@ -111,6 +112,26 @@ def check_configs(
     # A rule for a config that could not be checked has not had its chance to match.
     unused = [] if any(o.error for o in outcomes) else [r.text for r in rules if r.text not in used]
     return RunOutcome(outcomes, unused, baseline)
+
+
+def _from_here(finding: Finding, ini: Path) -> Finding:
+    """The model's file relative to where the checker runs, not to the project's directory.
+
+    The worker runs in the directory holding the ini and names files from there; with
+    ``-c services/a/alembic.ini`` the report (and GitHub's annotations) must say
+    ``services/a/models.py``. Only a path that exists under the project is moved, so a path
+    already relative to here (git's findings, made in this process) stays as it is.
+    """
+    loc = finding.location
+    if loc is None or os.path.isabs(loc.file):
+        return finding
+    under_project = ini.parent / loc.file
+    if ini.parent.resolve() == Path.cwd().resolve() or not under_project.is_file():
+        return finding
+    if Path(loc.file).resolve() == under_project.resolve():
+        return finding
+    moved = display_path(under_project.resolve())
+    return dataclasses.replace(finding, location=dataclasses.replace(loc, file=moved))
 
 
 # --- several configs: one child process each ---------------------------------------------
