@@ -57,6 +57,26 @@ def test_two_configs_one_report_with_a_section_each(
     assert "check-migrations: b/alembic.ini: comparing the database with the models" in err
 
 
+def test_github_format_annotates_each_config_at_its_models(
+    monorepo: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summary = monorepo / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = ["-c", "a/alembic.ini", "-c", "b/alembic.ini", "--format", "github"]
+    assert main(args) == EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert "::error file=a/models.py,line=31,title=Missing migration%3A notes.body::" in out
+    assert out.splitlines()[-1] == (
+        "check-migrations: 2 configs: 1 with findings, 1 without findings."
+    )
+    text = summary.read_text()
+    assert text.startswith("## 2 configs: 1 with findings, 1 without findings.\n")
+    assert "\n## `a/alembic.ini`\n\n### check-migrations: 1 problem" in text
+    assert "\n## `b/alembic.ini`\n\n### check-migrations: models and migrations agree" in text
+
+
 def test_configs_from_pyproject_and_one_flag_replaces_them(
     monorepo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
