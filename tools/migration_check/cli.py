@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from migration_check.interrupts import (
@@ -26,6 +27,7 @@ with during_startup():
     from migration_check import __version__
     from migration_check.config import FormatType, Settings, load_settings
     from migration_check.errors import CheckError, Interrupted
+    from migration_check.findings import CheckResult
     from migration_check.urls import mask_passwords
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
@@ -41,6 +43,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # ("module:attribute" of a click command); anything else is the check itself.
 SUBCOMMANDS: dict[str, str] = {
     "revision": "migration_check.revision_cli:command",
+    "baseline": "migration_check.baseline_cli:command",
 }
 
 
@@ -56,7 +59,8 @@ _CHECK_OPTIONS = [
         "-c",
         "--config",
         metavar="FILE",
-        help="Alembic config file.  [default: alembic.ini]",
+        multiple=True,
+        help="Alembic config file; repeat to check several in one run.  [default: alembic.ini]",
     ),
     click.option(
         "-n",
@@ -169,8 +173,11 @@ def _command(**kwargs: Any) -> int:
 
 def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The options of ``check_options`` as ``load_settings`` takes them (None: not given)."""
+    configs = tuple(kwargs["config"] or ())
     return {
-        "config": kwargs["config"],
+        "config": configs[0] if configs else None,
+        # One -c replaces a `configs` list from pyproject (config.py); several form the list.
+        "configs": configs if len(configs) > 1 else None,
         "name": kwargs["name"],
         "x_args": tuple(kwargs["x_args"]) or None,
         "database_url": kwargs["database_url"],
@@ -208,10 +215,39 @@ def _use_color(stream: Any) -> bool:
 
 
 def _run(settings: Settings) -> int:
-    from migration_check import report
-    from migration_check.runner import run_check
+    from migration_check.multi import check_configs
+    from migration_check.project import display_path
 
-    result = run_check(settings, _progress(settings), history=True)
+    run = check_configs(settings, _progress(settings))
+    for rule in run.unused_rules:
+        origin = settings.source.get("ignore", "ignore setting")
+        print(
+            f"check-migrations: warning: ignore rule {rule!r} ({origin}) matched nothing; "
+            "remove it",
+            file=sys.stderr,
+        )
+    if len(run.outcomes) > 1:
+        from migration_check.sections import write_sections
+
+        write_sections(run, settings, sys.stdout, color=_use_color(sys.stdout))
+        for outcome in run.errors:
+            assert outcome.error is not None
+            if settings.verbose and outcome.error.detail:
+                print(mask_passwords(outcome.error.detail.rstrip()), file=sys.stderr)
+            message = mask_passwords(outcome.error.message)
+            where = display_path(Path(outcome.config))
+            print(f"check-migrations: error: {where}: {message}", file=sys.stderr)
+        if run.errors:
+            return EXIT_ERROR
+        return EXIT_FINDINGS if run.has_findings else EXIT_OK
+    result = run.outcomes[0].result
+    assert result is not None  # one config: its error was raised
+    return _write_report(settings, result)
+
+
+def _write_report(settings: Settings, result: CheckResult) -> int:
+    from migration_check import report
+
     if os.environ.get("CHECK_MIGRATIONS_QUIET") != "1":  # quiet as the progress lines are
         for notice in result.notices:
             print(f"check-migrations: {notice}", file=sys.stderr)

@@ -53,7 +53,17 @@ class Settings:
     start_from: str | None = None
     # "module:create_app": run env.py inside this Flask app's context (Flask-Migrate).
     flask_app: str | None = None
+    # Adoption on existing projects: ignore rules (filters.py), the baseline file
+    # (baseline.py; None: check-migrations.baseline.json when it exists), several configs.
+    ignore: tuple[str, ...] = ()
+    baseline: str | None = None
+    configs: tuple[str, ...] = ()
     source: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def config_files(self) -> tuple[str, ...]:
+        """Every Alembic config this run checks: ``configs`` when set, else ``config``."""
+        return self.configs or (self.config,)
 
 
 _TYPES: dict[str, type] = {
@@ -74,6 +84,9 @@ _TYPES: dict[str, type] = {
     "autogenerate_only": bool,
     "start_from": str,
     "flask_app": str,
+    "ignore": tuple,
+    "baseline": str,
+    "configs": tuple,
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}
@@ -99,13 +112,21 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         if kind is FormatType:
             return FormatType(str(value))
         if kind is tuple:
-            return _heads(value)
+            return _heads(value) if key == "heads" else _string_list(value)
         return str(value)
     except ValueError:
         raise ConfigError(
             f"{origin}: invalid value {value!r} for {key.replace('_', '-')}"
             + (f" (one of {', '.join(f.value for f in FormatType)})" if kind is FormatType else "")
-            + (" (a number of heads, or a list of branch labels)" if kind is tuple else "")
+            + (
+                (
+                    " (a number of heads, or a list of branch labels)"
+                    if key == "heads"
+                    else " (a list of strings)"
+                )
+                if kind is tuple
+                else ""
+            )
         ) from None
 
 
@@ -125,6 +146,15 @@ def _heads(value: Any) -> int | tuple[str, ...]:
     if not labels or len(labels) != len(items) or len(set(labels)) != len(labels):
         raise ValueError(value)
     return labels
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    """A TOML array of strings, or (environment) one comma-separated string."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(value)
 
 
 def _normalise(raw: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -177,13 +207,12 @@ def load_settings(
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
     py, origin = _from_pyproject(cwd or Path.cwd())
-    for k, v in py.items():
-        values[k], source[k] = v, origin
-    for k, v in _from_env(environ).items():
-        values[k], source[k] = v, "environment"
-    for k, v in flags.items():
-        if v is None:
-            continue
-        values[k], source[k] = v, "command line"
+    given = {k: v for k, v in flags.items() if v is not None}
+    for layer, name in ((py, origin), (_from_env(environ), "environment"), (given, "command line")):
+        if "config" in layer and "configs" not in layer:
+            # One config named by a later source replaces an earlier list of them.
+            values.pop("configs", None)
+        for k, v in layer.items():
+            values[k], source[k] = v, name
     known = {f.name for f in dataclasses.fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, source=source)

@@ -172,6 +172,12 @@ class CheckResult:
     notices: list[str] = field(default_factory=list)
     # Why the catalog comparison (second opinion) did not run, when it was asked for and could not.
     catalog_skipped: str = ""
+    # Set aside before reporting, so not in ``findings``: matched by an ignore rule
+    # (filters.py), or found in the baseline (baseline.py); and the baseline's entries that
+    # no longer occur (fixed).
+    ignored: list[Finding] = field(default_factory=list)
+    baselined: list[Finding] = field(default_factory=list)
+    fixed: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:

@@ -71,22 +71,51 @@ def _instructions(result: CheckResult) -> list[str]:
     with_ops = [f for f in result.findings if f.op]
     if not with_ops:
         return []
-    if all(f.source == "catalog" for f in with_ops):
-        return [
-            "Autogenerate cannot write these changes: create an empty revision, write the ops "
-            "above into its upgrade() by hand (their reverse into downgrade()), and commit it "
-            "with the models:",
-            f"  {_by_hand_command(result.revision_command)}",
-        ]
+    writer = "check-migrations revision" in result.revision_command
     if any(f.source == "catalog" for f in with_ops):
+        if writer:
+            return [
+                "Write the missing revision (autogenerate cannot write the [..., catalog] ops; "
+                "the writer adds them under a comment to review), review it, and commit it "
+                "with the models:",
+                f"  {result.revision_command}",
+            ]
         return [
-            "Generate the missing revision (autogenerate writes part of it), add the ops of the "
-            "[..., catalog] findings by hand, review it, and commit it with the models:",
-            f"  {result.revision_command}",
+            "Autogenerate cannot write the [..., catalog] ops: write them into the revision's "
+            "upgrade() by hand (their reverse into downgrade()), and commit it with the models:",
+            f"  {_by_hand_command(result.revision_command)}",
         ]
     return [
         "Generate the missing revision, review it, and commit it with the models:",
         f"  {result.revision_command}",
+    ]
+
+
+def _set_aside(result: CheckResult) -> str:
+    """``3 baselined, 1 ignored, 1 fixed``: what ignore rules and the baseline set aside."""
+    counts = [
+        (len(result.baselined), "baselined"),
+        (len(result.ignored), "ignored"),
+        (len(result.fixed), "fixed"),
+    ]
+    return ", ".join(f"{n} {what}" for n, what in counts if n)
+
+
+def _with_set_aside(line: str, result: CheckResult) -> str:
+    """The summary line (ending in a period) with the set-aside counts appended."""
+    extra = _set_aside(result)
+    return f"{line[:-1]}; {extra}." if extra else line
+
+
+def _fixed_lines(result: CheckResult) -> list[str]:
+    from migration_check.baseline import describe
+
+    if not result.fixed:
+        return []
+    return [
+        "Fixed since the baseline (remove them with `check-migrations baseline`):",
+        *(f"  {describe(entry)}" for entry in result.fixed),
+        "",
     ]
 
 
@@ -127,13 +156,13 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         head = "head " + result.heads[0] if result.heads else "head base (no revisions)"
         if len(result.heads) > 1:  # labelled branches, checked together
             head = "heads " + ", ".join(sorted(result.heads))
-        return (
-            style.green(
-                f"check-migrations: models and migrations agree ({result.revisions_applied} "
-                f"revision(s) applied, {head}, {result.config_file})."
-            )
-            + "\n"
+        verdict = "no new differences" if result.baselined else "models and migrations agree"
+        summary = _with_set_aside(
+            f"check-migrations: {verdict} ({result.revisions_applied} "
+            f"revision(s) applied, {head}, {result.config_file}).",
+            result,
         )
+        return "\n".join([*_fixed_lines(result), style.green(summary)]) + "\n"
     lines: list[str] = []
     by_table: dict[str, list[Finding]] = defaultdict(list)
     for f in result.findings:
@@ -153,12 +182,16 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     instructions = _instructions(result)
     if instructions:
         lines += [*instructions, ""]
+    lines.extend(_fixed_lines(result))
     tables = len([t for t in by_table if t])
     lines.append(
         style.red(
-            f"check-migrations: {_problems(len(result.findings))}"
-            + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
-            + f": {_headline(result.findings)}."
+            _with_set_aside(
+                f"check-migrations: {_problems(len(result.findings))}"
+                + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
+                + f": {_headline(result.findings)}.",
+                result,
+            )
         )
     )
     return "\n".join(lines) + "\n"
@@ -205,9 +238,18 @@ def render_json(result: CheckResult) -> str:
             "findings": [_finding_json(f, result.config_file) for f in result.findings],
             "errors": [],
             "catalog_skipped": result.catalog_skipped or None,
+            **_set_aside_json(result),
         }
     )
     return json.dumps(data, indent=2) + "\n"
+
+
+def _set_aside_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "ignored": len(result.ignored),
+        "baselined": [_finding_json(f, result.config_file) for f in result.baselined],
+        "fixed": [dict(entry) for entry in result.fixed],
+    }
 
 
 def render_json_error(kind: str, message: str, *, exit_code: int) -> str:
@@ -248,7 +290,7 @@ def render_github(result: CheckResult) -> str:
     log readable when one file holds many findings.
     """
     if result.in_sync:
-        return render_text(result)
+        return _github_set_aside(result) + render_text(result)
     rows = sorted(
         ((*_location(f, result.config_file), f) for f in result.findings),
         key=lambda r: (r[0], r[1], r[2].sort_key()),
@@ -276,9 +318,32 @@ def render_github(result: CheckResult) -> str:
             )
         out.append("::endgroup::")
     out.append(
-        f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}."
+        _with_set_aside(
+            f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}.",
+            result,
+        )
     )
-    return "\n".join(out) + "\n"
+    return _github_set_aside(result) + "\n".join(out) + "\n"
+
+
+def _github_set_aside(result: CheckResult) -> str:
+    """Baselined findings in a collapsed group (no annotations: they are accepted), and a
+    notice per fixed baseline entry, so the pull request shows the baseline can shrink."""
+    from migration_check.baseline import describe
+
+    out: list[str] = []
+    if result.baselined:
+        out.append(f"::group::Baselined ({len(result.baselined)}, not failing the check)")
+        for f in result.baselined:
+            file, line = _location(f, result.config_file)
+            out.append(f"{file}:{line}: {f.subject}: {f.message} [{f.kind}]")
+        out.append("::endgroup::")
+    for entry in result.fixed:
+        out.append(
+            "::notice title=Fixed since the baseline::"
+            + _escape_data(f"{describe(entry)}: remove it with `check-migrations baseline`")
+        )
+    return "".join(line + "\n" for line in out)
 
 
 def render_github_error(message: str) -> str:
@@ -300,6 +365,7 @@ def step_summary(result: CheckResult) -> str:
         return (
             "### check-migrations: models and migrations agree\n\n"
             f"{result.revisions_applied} revision(s) applied from `{result.config_file}`.\n"
+            + _step_summary_set_aside(result)
         )
     lines = [
         f"### check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}",
@@ -322,4 +388,21 @@ def step_summary(result: CheckResult) -> str:
     hints = sorted({f.hint for f in result.findings if f.hint})
     if hints:
         lines += ["Then:" if lines[-2] == "```" else "Fix:", "", "```sh", *hints, "```", ""]
+    return "\n".join(lines) + _step_summary_set_aside(result)
+
+
+def _step_summary_set_aside(result: CheckResult) -> str:
+    from migration_check.baseline import describe
+
+    lines: list[str] = []
+    if result.ignored or result.baselined:
+        lines += ["", f"Not failing the check: {_set_aside(result)}.", ""]
+    if result.baselined:
+        lines += ["<details><summary>Baselined findings</summary>", ""]
+        lines += [f"- `{_md(f.subject)}`: {_md(f.message)} [{f.kind}]" for f in result.baselined]
+        lines += ["", "</details>", ""]
+    if result.fixed:
+        lines += ["Fixed since the baseline (remove them with `check-migrations baseline`):", ""]
+        lines += [f"- `{_md(describe(entry))}`" for entry in result.fixed]
+        lines += [""]
     return "\n".join(lines)
