@@ -259,6 +259,9 @@ def test_pyproject_layout_names_where_script_location_is(
     line = _error_line(capsys)
     assert "pyproject.toml [tool.alembic]: script_location 'migratons'" in line
 
+    assert main(["--config", "pyproject.toml"]) == EXIT_ERROR
+    assert "pass the alembic.ini beside it with --config" in _error_line(capsys)
+
     _edit(toml, 'script_location = "migratons"\n', "")
     assert main([]) == EXIT_ERROR
     line = _error_line(capsys)
