@@ -154,3 +154,20 @@ def test_models_never_imported_is_not_every_table_removed(
     assert "the models are probably not imported" in err
     assert "migrations/env.py:" in err
     assert "get_metadata()" in err
+
+
+def test_factory_that_creates_tables_is_named(
+    flask_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECK_MIGRATIONS_QUIET", "1")
+    app = flask_project / "app.py"
+    app.write_text(
+        app.read_text().replace(
+            "    return app\n",
+            "    with app.app_context():\n        db.create_all()\n    return app\n",
+        )
+    )
+    assert main(["--flask-app", "app:create_app"]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "creating the app created tables (users) before any revision ran" in err

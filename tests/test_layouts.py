@@ -259,6 +259,9 @@ def test_pyproject_layout_names_where_script_location_is(
     line = _error_line(capsys)
     assert "pyproject.toml [tool.alembic]: script_location 'migratons'" in line
 
+    assert main(["--config", "pyproject.toml"]) == EXIT_ERROR
+    assert "pass the alembic.ini beside it with --config" in _error_line(capsys)
+
     _edit(toml, 'script_location = "migratons"\n', "")
     assert main([]) == EXIT_ERROR
     line = _error_line(capsys)
@@ -320,3 +323,36 @@ def _error_line_from(err: str) -> str:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def test_cache_sees_a_script_location_change_in_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[tool.alembic] decides which history replays: the cache key must cover pyproject.toml.
+
+    Two script directories hold a revision 0001 each, building ``name`` differently; moving
+    script_location from one to the other changes no file the first run hashed but
+    pyproject.toml. The cached run must say what the uncached one says.
+    """
+    import shutil
+
+    project = tmp_path / "project"
+    alembic_init(project, "pyproject")
+    shutil.copytree(project / "migrations", project / "migrations_b")
+    _edit(
+        project / "migrations_b" / "versions" / "0001_init.py",
+        'sa.Column("name", sa.String(50), nullable=False)',
+        'sa.Column("name", sa.String(80), nullable=False)',
+    )
+    monkeypatch.chdir(project)
+    assert main([]) == EXIT_OK, capsys.readouterr()
+    assert main([]) == EXIT_OK  # served from the cache
+    assert "using cached migrated database" in capsys.readouterr().err
+
+    _edit(project / "pyproject.toml", "%(here)s/migrations", "%(here)s/migrations_b")
+    rc = main([])
+    out, err = capsys.readouterr()
+    assert rc == EXIT_FINDINGS, out + err
+    assert "using cached migrated database" not in err
+    assert "users.name" in out
+    assert main(["--no-cache"]) == EXIT_FINDINGS

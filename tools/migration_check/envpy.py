@@ -66,6 +66,9 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
             "config", f"{shown}: not a valid ini file ({one_line(exc)})", detail=str(exc)
         ) from exc
     try:
+        # Parsed now, whatever the ini holds: Alembic reads [tool.alembic] for other keys
+        # (version_locations, prepend_sys_path) later, where a TOML error is no one line.
+        cfg.toml_alembic_config  # noqa: B018
         script_location = cfg.get_alembic_option("script_location")
     except (tomllib.TOMLDecodeError, CommandError) as exc:
         raise Failure(
@@ -117,6 +120,8 @@ def databases(cfg: Config) -> list[str]:
     """The ``databases`` of a multidb project (``alembic init -t multidb``); empty otherwise."""
     import re
 
+    if not cfg.file_config.has_section(cfg.config_ini_section):
+        return []
     raw = cfg.get_main_option("databases", "") or ""
     return [name for name in re.split(r",\s*", raw.strip()) if name]
 

@@ -49,6 +49,8 @@ class FlaskApp:
     def context(self, cfg: Config) -> Iterator[None]:
         """Load the app with its databases redirected, and keep its app context pushed."""
         app = self._load()
+        if not self.req.get("start_from"):
+            self._refuse_tables_made_by_the_app()
         migrate = app.extensions.get("migrate")
         if migrate is not None:
             self.directory = os.path.abspath(str(migrate.directory))
@@ -59,6 +61,29 @@ class FlaskApp:
             migrate.migrate.call_configure_callbacks(cfg)
         with app.app_context():
             yield
+
+    def _refuse_tables_made_by_the_app(self) -> None:
+        """Tables before the upgrade: the factory built them (``db.create_all()``).
+
+        The first revision would then fail with "already exists", blaming the history.
+        """
+        from sqlalchemy import create_engine, inspect
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(self.req["sync_url"], poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+        finally:
+            engine.dispose()
+        if tables:
+            raise Failure(
+                "config",
+                f"--flask-app {self.spec}: creating the app created tables "
+                f"({', '.join(sorted(tables)[:3])}) before any revision ran (db.create_all() "
+                "in the factory?); the check needs the database the migrations build: create "
+                "tables outside the factory, e.g. in a CLI command",
+            )
 
     def _load(self) -> Any:
         from flask.cli import NoAppException, ScriptInfo

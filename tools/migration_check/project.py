@@ -90,6 +90,12 @@ def preflight(settings: Settings) -> Path:
     if settings.flask_app and "config" not in settings.source and not ini.exists():
         # Where `flask db init` puts it (Flask-Migrate's default directory).
         ini = flask_ini
+    if ini.name == "pyproject.toml":
+        # `alembic -c pyproject.toml` works; here the ini is named and its sibling read.
+        raise ConfigError(
+            f"{ini}: pass the alembic.ini beside it with --config; the [tool.alembic] of the "
+            "pyproject.toml in the same directory is read with it"
+        )
     if ini.is_dir():
         inside = ini / "alembic.ini"
         hint = (
