@@ -259,7 +259,8 @@ def _run_children(settings: Settings, configs: tuple[str, ...]) -> list[ConfigOu
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
             for child in running:
-                child.proc.wait()
+                # communicate(), not wait(): a child blocked on a full pipe never ends.
+                child.proc.communicate()
         raise
     finally:
         sel.close()
