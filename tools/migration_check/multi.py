@@ -210,7 +210,9 @@ def _start(settings: Settings, index: int, config: str) -> _Child:
     assert proc.stdin is not None
     with contextlib.suppress(BrokenPipeError):
         proc.stdin.write(settings_to_json(one).encode())
+    with contextlib.suppress(BrokenPipeError):
         proc.stdin.close()
+    proc.stdin = None  # sent and closed: communicate() must not flush it again
     return _Child(index, config, proc)
 
 
