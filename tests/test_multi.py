@@ -223,3 +223,38 @@ def test_sigkilled_run_still_tears_every_config_down(run_root: Path, tmp_path: P
             os.close(fd)
     assert postgres_pids(run_root) == []
     assert leftovers(run_root) == []
+
+
+def _findings(doc: dict[str, object]) -> list[dict[str, object]]:
+    found = doc["findings"]
+    assert isinstance(found, list)
+    return [{k: v for k, v in f.items() if k != "config"} for f in found]
+
+
+def test_child_processes_and_filters_that_match_nothing_change_no_verdict(
+    monorepo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The slow path (one config, in process, no rules, no baseline) against the others."""
+    name = "    name: Mapped[str | None] = mapped_column(String(100))\n"
+    edit(monorepo / "a" / "models.py", name, "")
+    assert main(["-c", "a/alembic.ini", "--format", "json"]) == EXIT_FINDINGS
+    plain = json.loads(capsys.readouterr().out)
+    assert len(plain["findings"]) == 2
+
+    # Through child processes (the same config twice, so that two run).
+    assert main(["-c", "a/alembic.ini", "-c", "a/alembic.ini", "--format", "json"]) == 1
+    both = json.loads(capsys.readouterr().out)
+    for doc in both["configs"]:
+        assert doc["findings"] == plain["findings"]
+
+    # Rules that match nothing and a baseline of another config set nothing aside.
+    settings(monorepo, 'ignore = ["remove_table:legacy_*", "add_column:notes.*"]')
+    (monorepo / "check-migrations.baseline.json").write_text(
+        '{"version": 1, "findings": [{"config": "b/alembic.ini", "kind": "remove_column", '
+        '"table": "users", "column": "name", "message": "column name in the database, gone '
+        'from the models"}]}'
+    )
+    assert main(["-c", "a/alembic.ini", "--format", "json"]) == EXIT_FINDINGS
+    filtered = json.loads(capsys.readouterr().out)
+    assert _findings(filtered) == _findings(plain)
+    assert (filtered["ignored"], filtered["baselined"]) == (0, [])

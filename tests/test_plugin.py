@@ -79,7 +79,7 @@ def test_one_item_per_config_with_ignore_rules_and_errors(pytester: pytest.Pytes
             "*check-migrations?c/alembic.ini? FAILED*",
             "*_ check-migrations?b/alembic.ini? _*",
             "users",
-            "  models.py:*: users.phone: column phone VARCHAR(30) in the models, no revision "
+            "  b/models.py:*: users.phone: column phone VARCHAR(30) in the models, no revision "
             "adds it ?add_column?",
             "*_ check-migrations?c/alembic.ini? _*",
             "check-migrations: error: revision 0002 (versions/0002_broken.py) failed*",

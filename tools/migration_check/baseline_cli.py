@@ -19,7 +19,13 @@ from migration_check.baseline import (
     load_baseline,
     render_baseline,
 )
-from migration_check.cli import EXIT_ERROR, EXIT_OK, check_options, settings_flags
+from migration_check.cli import (
+    EXIT_ERROR,
+    EXIT_OK,
+    check_options,
+    settings_flags,
+    warn_unused_rules,
+)
 from migration_check.config import load_settings
 from migration_check.project import display_path
 
@@ -42,6 +48,7 @@ def command(**kwargs: Any) -> int:
     path, _required = baseline_path(settings.baseline)
     previous = load_baseline(path, required=False)
     run = check_configs(settings, _progress(settings), use_baseline=False)
+    warn_unused_rules(run.unused_rules, settings)
     for outcome in run.errors:
         assert outcome.error is not None
         where = display_path(Path(outcome.config))

@@ -219,13 +219,7 @@ def _run(settings: Settings) -> int:
     from migration_check.project import display_path
 
     run = check_configs(settings, _progress(settings))
-    for rule in run.unused_rules:
-        origin = settings.source.get("ignore", "ignore setting")
-        print(
-            f"check-migrations: warning: ignore rule {rule!r} ({origin}) matched nothing; "
-            "remove it",
-            file=sys.stderr,
-        )
+    warn_unused_rules(run.unused_rules, settings)
     if len(run.outcomes) > 1:
         from migration_check.sections import write_sections
 
@@ -243,6 +237,17 @@ def _run(settings: Settings) -> int:
     result = run.outcomes[0].result
     assert result is not None  # one config: its error was raised
     return _write_report(settings, result)
+
+
+def warn_unused_rules(rules: Sequence[str], settings: Settings) -> None:
+    """Stale ignore rules rot: say which matched nothing (on stderr; not an error)."""
+    origin = settings.source.get("ignore", "ignore setting")
+    for rule in rules:
+        print(
+            f"check-migrations: warning: ignore rule {rule!r} ({origin}) matched nothing; "
+            "remove it",
+            file=sys.stderr,
+        )
 
 
 def _write_report(settings: Settings, result: CheckResult) -> int:

@@ -210,7 +210,9 @@ def _start(settings: Settings, index: int, config: str) -> _Child:
     assert proc.stdin is not None
     with contextlib.suppress(BrokenPipeError):
         proc.stdin.write(settings_to_json(one).encode())
+    with contextlib.suppress(BrokenPipeError):
         proc.stdin.close()
+    proc.stdin = None  # sent and closed: communicate() must not flush it again
     return _Child(index, config, proc)
 
 
@@ -259,7 +261,8 @@ def _run_children(settings: Settings, configs: tuple[str, ...]) -> list[ConfigOu
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
             for child in running:
-                child.proc.wait()
+                # communicate(), not wait(): a child blocked on a full pipe never ends.
+                child.proc.communicate()
         raise
     finally:
         sel.close()

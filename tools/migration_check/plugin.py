@@ -53,6 +53,8 @@ def _settings(root: Path) -> Settings:
         return load_settings({})
 
 
+# First, so that -k and -m deselect these items like any other.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
