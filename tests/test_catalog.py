@@ -356,3 +356,31 @@ def test_pipelined_ddl_builds_what_create_all_builds(
         for name in names:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.mark.parametrize("how", ["engine", "psycopg"])
+def test_env_py_is_refused_the_models_database(
+    how: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checker reaches its second database its own way; env.py still gets only its own."""
+    project = scenario("base")
+    env_py = project / "env.py"
+    reach = {
+        "engine": "create_engine(url.set(database=url.database + '_models')).connect()",
+        "psycopg": "__import__('psycopg').connect(host=url.query['host'], "
+        "dbname=url.database + '_models', user=url.username)",
+    }[how]
+    env_py.write_text(
+        env_py.read_text().replace(
+            "def run_migrations_online() -> None:\n",
+            "def run_migrations_online() -> None:\n"
+            "    from sqlalchemy import make_url\n"
+            "    url = make_url(os.environ['DATABASE_URL'])\n"
+            f"    {reach}\n",
+        )
+    )
+    code = main([])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "env.py tried to connect to postgresql server" in err
+    assert "_models', not the checker's scratch database" in err
