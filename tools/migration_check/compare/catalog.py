@@ -66,7 +66,26 @@ def compare_catalog(
             compared.append((ref, table))
             found.extend(_table_findings(ref, table, filters, db, models))
     found.extend(_enum_findings(compared, filters, db, models))
-    return _located(_new_only(found, first), opts.get("target_metadata"), compared)
+    found = [(f, w) for f, w in _new_only(found, first) if not _same_default(models_db, f)]
+    return _located(found, opts.get("target_metadata"), compared)
+
+
+def _same_default(models_db: ModelsDatabase, f: Finding) -> bool:
+    """Two spellings of one default (``now()`` and ``CURRENT_TIMESTAMP``) are no drift.
+
+    As Alembic's PostgreSQL comparison does, PostgreSQL evaluates both, in a transaction that
+    is rolled back; never a ``nextval()``, which would advance a sequence.
+    """
+    a, b = f.in_database, f.in_models
+    if f.kind != "modify_default" or a is None or b is None or "nextval(" in a + b:
+        return False
+    conn = models_db.conn
+    try:
+        with conn.transaction(force_rollback=True):
+            row = conn.execute(f"SELECT ({a}) IS NOT DISTINCT FROM ({b})").fetchone()
+    except Exception:  # not comparable as values: the texts differ, so it is a finding
+        return False
+    return bool(row and row[0])
 
 
 def _metadatas(target: Any) -> list[Any]:

@@ -1,18 +1,21 @@
 """The second database: what ``create_all()`` builds from the models, on the checker's server.
 
-Its connections are opened before the connection guard exists (``open_models_database`` runs
-where cache.py opens its own), so the guard keeps refusing env.py everything but the scratch
-database while the checker builds and reads this one. The database is named after the scratch
-database (``<scratch>_models``), so every sweep of ``check_migrations_*`` covers it too.
+It is created while the upgrade runs, in a thread started before the connection guard exists:
+the thread connects through psycopg's ``connect`` as it was before the guard wrapped it, so the
+guard keeps refusing env.py everything but the scratch database while the checker builds and
+reads this one (the checker never asks the guard for a second database). The database is named
+after the scratch database (``<scratch>_models``), so every sweep of ``check_migrations_*``
+covers it too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
+__all__ = ["ModelsDatabase", "PendingModelsDatabase", "SkipCatalog", "open_models_database"]
 
 
 class SkipCatalog(Exception):  # a verdict, not an error: the run goes on
@@ -119,21 +122,61 @@ class ModelsDatabase:
         )
 
     def _create_all(self, metadatas: list[Any]) -> str | None:
+        """``create_all()``; None when it worked, else PostgreSQL's one-line error.
+
+        The DDL is compiled as ``create_all()`` would send it and then pipelined: one round
+        trip instead of one per statement (800 tables: 1.8 s instead of 2.7 s here).
+        """
+        import psycopg
         from sqlalchemy.exc import SQLAlchemyError
 
         from migration_check.diagnose import one_line
 
-        engine = self.engine()
+        statements = self._compiled_ddl(metadatas)
         try:
-            with engine.begin() as conn:
-                for metadata in metadatas:
-                    metadata.create_all(conn)
-        except SQLAlchemyError as exc:
+            if statements is None:
+                with self.engine().begin() as conn:
+                    for metadata in metadatas:
+                        metadata.create_all(conn, checkfirst=False)
+            else:
+                with self.conn.transaction(), self.conn.pipeline():
+                    for statement in statements:
+                        # () as SQLAlchemy passes it: psycopg then reads its %% as %.
+                        self.conn.execute(statement, ())
+        except (SQLAlchemyError, psycopg.Error) as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
             orig = getattr(exc, "orig", None)
             return one_line(orig if orig is not None else exc)
         return None
+
+    def _compiled_ddl(self, metadatas: list[Any]) -> list[str] | None:
+        """The statements ``create_all(checkfirst=False)`` emits, or None if they cannot be had.
+
+        A DDL event listener may want a real connection (it queries the database): the
+        caller then runs ``create_all()`` itself.
+        """
+        from sqlalchemy import create_mock_engine
+
+        statements: list[str] = []
+        engine = self.engine()
+        with engine.connect():  # the dialect learns the server's version, as create_all's would
+            pass
+        dialect = engine.dialect
+
+        def collect(sql: Any, *multiparams: Any, **params: Any) -> None:
+            if any(m is not None for m in multiparams) or params:
+                raise ValueError("DDL with parameters")
+            statements.append(str(sql.compile(dialect=dialect)))
+
+        mock = create_mock_engine("postgresql+psycopg://", collect)
+        try:
+            for metadata in metadatas:
+                # An empty database: checkfirst's per-table lookups would only cost time.
+                metadata.create_all(mock, checkfirst=False)
+        except Exception:
+            return None
+        return statements
 
     def _copy_foreign_types(self, migrated: Any, created: set[tuple[str | None, str]]) -> None:
         """Enums, domains and functions of the migrated database the models do not create."""
@@ -210,16 +253,54 @@ def _created_type_names(metadatas: list[Any]) -> set[tuple[str | None, str]]:
     return out
 
 
-def open_models_database(req: dict[str, Any]) -> ModelsDatabase:
-    """Create ``<scratch>_models`` and connect to it; call before the guard is installed.
+class PendingModelsDatabase:
+    """``<scratch>_models`` being created in a thread, overlapping the upgrade (0.1 s here)."""
+
+    def __init__(self, req: dict[str, Any]) -> None:
+        import psycopg
+
+        # Bound now, before install_guard() replaces it: the checker's own way in.
+        connect = psycopg.Connection.connect
+        self._db: ModelsDatabase | None = None
+        self._error = ""
+
+        def create() -> None:
+            from migration_check.diagnose import one_line
+
+            try:
+                self._db = open_models_database(req, connect)
+            except Exception as exc:  # e.g. --database-url's role may create only one database
+                self._error = (
+                    f"could not create the models' database {req['database']}_models on "
+                    f"{req['server_label']} ({one_line(exc)}); only the autogenerate "
+                    "comparison ran"
+                )
+
+        self._thread = threading.Thread(target=create, name="models-database", daemon=True)
+        self._thread.start()
+
+    def get(self) -> ModelsDatabase:
+        """The database, once created; ``SkipCatalog`` saying why it could not be."""
+        self._thread.join()
+        if self._db is None:
+            raise SkipCatalog(self._error)
+        return self._db
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._db is not None:
+            self._db.close()
+
+
+def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
+    """Create ``<scratch>_models`` and connect to it with ``connect`` (psycopg's, unguarded).
 
     Raises psycopg errors as they come: the caller turns them into a skipped opinion.
     """
-    import psycopg
     from psycopg import sql
 
     name = f"{req['database']}_models"
-    admin = psycopg.connect(
+    admin = connect(
         **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
     )
     try:
@@ -229,7 +310,7 @@ def open_models_database(req: dict[str, Any]) -> ModelsDatabase:
         )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         info = {**req["admin_conninfo"], "dbname": name}
-        conn = psycopg.connect(**info, connect_timeout=req["connect_timeout"])
+        conn = connect(**info, connect_timeout=req["connect_timeout"])
     except BaseException:
         with contextlib.suppress(Exception):
             admin.execute(
