@@ -121,9 +121,12 @@ def _drop_database(
         with psycopg.connect(
             **admin, autocommit=True, connect_timeout=int(settings.connect_timeout)
         ) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+            # ..._models: the catalog comparison's second database (compare/modelsdb.py),
+            # left behind when the worker was killed before its own drop.
+            for name in (database, f"{database}_models"):
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
     except psycopg.Error as exc:
         msg = mask_passwords(str(exc).strip().splitlines()[0] if str(exc) else "", hidden)
         print(

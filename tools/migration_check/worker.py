@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from migration_check.cache import WorkerCache
-    from migration_check.compare.modelsdb import ModelsDatabase
+    from migration_check.compare.modelsdb import PendingModelsDatabase
 
 __all__ = ["main"]
 
@@ -228,35 +228,30 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     if req.get("create_database"):
         _create_scratch(req)
     cache = _open_cache(req, emit)
-    # Opened before the guard, as the cache's connection is: env.py stays confined to the
-    # scratch database while the checker builds and reads the models' database.
-    models_db, skipped = _open_models_db(req) if req.get("catalog") else (None, "")
+    # Started before the guard, as the cache's connection is opened: env.py stays confined to
+    # the scratch database while the checker builds and reads the models' database.
+    models_db = _start_models_db(req) if req.get("catalog") else None
     try:
         result = _run_guarded(req, emit, cache, models_db)
     finally:
         if models_db is not None:
             models_db.close()
-    if skipped and not result.catalog_skipped:
-        result.catalog_skipped = skipped
     if cache is not None:
         emit({"type": "cache_store", "meta": cache.finish()})
     return result
 
 
-def _open_models_db(req: dict[str, Any]) -> tuple[ModelsDatabase | None, str]:
-    from migration_check.compare.modelsdb import open_models_database
+def _start_models_db(req: dict[str, Any]) -> PendingModelsDatabase:
+    from migration_check.compare.modelsdb import PendingModelsDatabase
 
-    try:
-        return open_models_database(req), ""
-    except Exception as exc:  # e.g. --database-url's role may create only one database
-        return None, (
-            f"could not create the models' database {req['database']}_models on "
-            f"{req['server_label']} ({one_line(exc)}); only the autogenerate comparison ran"
-        )
+    return PendingModelsDatabase(req)
 
 
 def _run_guarded(
-    req: dict[str, Any], emit: Emit, cache: WorkerCache | None, models_db: ModelsDatabase | None
+    req: dict[str, Any],
+    emit: Emit,
+    cache: WorkerCache | None,
+    models_db: PendingModelsDatabase | None,
 ) -> CheckResult:
     url = req["url"]
     history_req = req.get("history") or {}
@@ -317,7 +312,7 @@ def _second_opinion(
     req: dict[str, Any],
     emit: Emit,
     result: CheckResult,
-    models_db: ModelsDatabase,
+    models_db: PendingModelsDatabase,
     seen: dict[str, Any],
 ) -> None:
     """The catalog comparison (compare/catalog.py): what autogenerate cannot see."""
@@ -327,7 +322,7 @@ def _second_opinion(
     emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
     try:
         result.findings.extend(
-            compare_catalog(models_db, req["sync_url"], seen, list(result.findings))
+            compare_catalog(models_db.get(), req["sync_url"], seen, list(result.findings))
         )
     except SkipCatalog as exc:
         result.catalog_skipped = str(exc)

@@ -1,5 +1,7 @@
 """Models that use types and a function only the revisions create: create_all() alone fails."""
-from sqlalchemy import MetaData, String, text
+import datetime
+
+from sqlalchemy import DateTime, MetaData, String, text
 from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
@@ -27,3 +29,7 @@ class Ticket(Base):
     mood: Mapped[str] = mapped_column(ENUM(name="mood", create_type=False))
     seats: Mapped[int] = mapped_column(PositiveInt())
     code: Mapped[str] = mapped_column(String(20), server_default=text("next_code()"))
+    # The revision says now(): the same value, so no finding (PostgreSQL compares the two).
+    opened_at: Mapped[datetime.datetime] = mapped_column(
+        DateTime, server_default=text("CURRENT_TIMESTAMP")
+    )

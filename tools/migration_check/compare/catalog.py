@@ -65,8 +65,27 @@ def compare_catalog(
         if ref is not None:
             compared.append((ref, table))
             found.extend(_table_findings(ref, table, filters, db, models))
-    found.extend(_enum_findings(compared, db, models))
-    return _located(_new_only(found, first), opts.get("target_metadata"), compared)
+    found.extend(_enum_findings(compared, filters, db, models))
+    found = [(f, w) for f, w in _new_only(found, first) if not _same_default(models_db, f)]
+    return _located(found, opts.get("target_metadata"), compared)
+
+
+def _same_default(models_db: ModelsDatabase, f: Finding) -> bool:
+    """Two spellings of one default (``now()`` and ``CURRENT_TIMESTAMP``) are no drift.
+
+    As Alembic's PostgreSQL comparison does, PostgreSQL evaluates both, in a transaction that
+    is rolled back; never a ``nextval()``, which would advance a sequence.
+    """
+    a, b = f.in_database, f.in_models
+    if f.kind != "modify_default" or a is None or b is None or "nextval(" in a + b:
+        return False
+    conn = models_db.conn
+    try:
+        with conn.transaction(force_rollback=True):
+            row = conn.execute(f"SELECT ({a}) IS NOT DISTINCT FROM ({b})").fetchone()
+    except Exception:  # not comparable as values: the texts differ, so it is a finding
+        return False
+    return bool(row and row[0])
 
 
 def _metadatas(target: Any) -> list[Any]:
@@ -138,12 +157,8 @@ def _table_findings(
     if db.tables[kdb] != models.tables[km]:
         yield _finding(ref, render.table_comment_change(ref, db.tables[kdb], models.tables[km]))
     db_cols, m_cols = db.columns.get(kdb, {}), models.columns.get(km, {})
-    for name, m_col in sorted(m_cols.items(), key=lambda kv: kv[1].position):
-        d_col = db_cols.get(name)
-        if d_col is None or not filters.name(name, "column", parents):
-            continue
-        if not filters.obj(table.c.get(name), name, "column"):
-            continue
+    for name in _included_columns(ref, table, filters, db, models):
+        d_col, m_col = db_cols[name], m_cols[name]
         changes = render.column_changes(
             ref, d_col, m_col, db.sequences.get((*kdb, name)), models.sequences.get((*km, name))
         )
@@ -157,6 +172,23 @@ def _table_findings(
         ref, table, filters, parents, explicit | {i.name for i in models.indexes.get(km, [])},
         db.indexes.get(kdb, []), models.indexes.get(km, []),
     )  # fmt: skip
+
+
+def _included_columns(
+    ref: TableRef, table: Any, filters: _Filters, db: Snapshot, models: Snapshot
+) -> list[str]:
+    """Columns on both sides that env.py's filters let through, in the models' order."""
+    parents = {"table_name": ref.name, "schema_name": ref.schema,
+               "schema_qualified_table_name": ref.fullname}  # fmt: skip
+    by_name = {c.name: c for c in table.columns}  # table.c is keyed by key, not name
+    db_cols, m_cols = db.columns.get(_key(ref, db), {}), models.columns.get(_key(ref, models), {})
+    return [
+        name
+        for name, _col in sorted(m_cols.items(), key=lambda kv: kv[1].position)
+        if name in db_cols
+        and filters.name(name, "column", parents)
+        and filters.obj(by_name.get(name), name, "column")
+    ]
 
 
 def _explicit_names(table: Any) -> set[str]:
@@ -243,19 +275,16 @@ def _metadata_object(table: Any, name: str) -> Any:
 
 
 def _enum_findings(
-    compared: list[tuple[TableRef, Any]], db: Snapshot, models: Snapshot
+    compared: list[tuple[TableRef, Any]], filters: _Filters, db: Snapshot, models: Snapshot
 ) -> Iterator[_Found]:
     """ENUM types the compared columns use, label by label in order."""
     used: dict[tuple[str, str], tuple[TableRef, str]] = {}
-    for ref, _table in compared:
-        for col in sorted(models.columns.get(_key(ref, models), {}).values(),
-                          key=lambda c: c.position):  # fmt: skip
-            if (
-                col.enum is not None
-                and (ref.name, col.name)
-                and col.name in db.columns.get(_key(ref, db), {})
-            ):
-                used.setdefault(col.enum, (ref, col.name))
+    for ref, table in compared:
+        m_cols = models.columns.get(_key(ref, models), {})
+        for name in _included_columns(ref, table, filters, db, models):
+            enum = m_cols[name].enum
+            if enum is not None:
+                used.setdefault(enum, (ref, name))
     for key, (ref, column) in sorted(used.items()):
         db_key = (db.default_schema if key[0] == models.default_schema else key[0], key[1])
         labels_db, labels_m = db.enums.get(db_key), models.enums.get(key)

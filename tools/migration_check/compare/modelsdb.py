@@ -1,18 +1,21 @@
 """The second database: what ``create_all()`` builds from the models, on the checker's server.
 
-Its connections are opened before the connection guard exists (``open_models_database`` runs
-where cache.py opens its own), so the guard keeps refusing env.py everything but the scratch
-database while the checker builds and reads this one. The database is named after the scratch
-database (``<scratch>_models``), so every sweep of ``check_migrations_*`` covers it too.
+It is created while the upgrade runs, in a thread started before the connection guard exists:
+the thread connects through psycopg's ``connect`` as it was before the guard wrapped it, so the
+guard keeps refusing env.py everything but the scratch database while the checker builds and
+reads this one (the checker never asks the guard for a second database). The database is named
+after the scratch database (``<scratch>_models``), so every sweep of ``check_migrations_*``
+covers it too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
+__all__ = ["ModelsDatabase", "PendingModelsDatabase", "SkipCatalog", "open_models_database"]
 
 
 class SkipCatalog(Exception):  # a verdict, not an error: the run goes on
@@ -73,6 +76,19 @@ class ModelsDatabase:
                 "WHERE e.extname <> 'plpgsql' ORDER BY e.oid"
             )
         )
+        import psycopg
+
+        try:
+            self._create_namespaces(schemas, extensions)
+        except psycopg.Error as exc:  # e.g. --database-url's role may not create an extension
+            from migration_check.diagnose import one_line
+
+            raise SkipCatalog(
+                f"could not copy the schemas and extensions into the models' database "
+                f"({one_line(exc)}); only the autogenerate comparison ran"
+            ) from exc
+
+    def _create_namespaces(self, schemas: list[str], extensions: list[Any]) -> None:
         with self.conn.transaction():
             for schema in schemas:
                 self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
@@ -114,7 +130,8 @@ class ModelsDatabase:
         try:
             with engine.begin() as conn:
                 for metadata in metadatas:
-                    metadata.create_all(conn)
+                    # An empty database: checkfirst's per-table lookups would only cost time.
+                    metadata.create_all(conn, checkfirst=False)
         except SQLAlchemyError as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
@@ -197,16 +214,54 @@ def _created_type_names(metadatas: list[Any]) -> set[tuple[str | None, str]]:
     return out
 
 
-def open_models_database(req: dict[str, Any]) -> ModelsDatabase:
-    """Create ``<scratch>_models`` and connect to it; call before the guard is installed.
+class PendingModelsDatabase:
+    """``<scratch>_models`` being created in a thread, overlapping the upgrade (0.1 s here)."""
+
+    def __init__(self, req: dict[str, Any]) -> None:
+        import psycopg
+
+        # Bound now, before install_guard() replaces it: the checker's own way in.
+        connect = psycopg.Connection.connect
+        self._db: ModelsDatabase | None = None
+        self._error = ""
+
+        def create() -> None:
+            from migration_check.diagnose import one_line
+
+            try:
+                self._db = open_models_database(req, connect)
+            except Exception as exc:  # e.g. --database-url's role may create only one database
+                self._error = (
+                    f"could not create the models' database {req['database']}_models on "
+                    f"{req['server_label']} ({one_line(exc)}); only the autogenerate "
+                    "comparison ran"
+                )
+
+        self._thread = threading.Thread(target=create, name="models-database", daemon=True)
+        self._thread.start()
+
+    def get(self) -> ModelsDatabase:
+        """The database, once created; ``SkipCatalog`` saying why it could not be."""
+        self._thread.join()
+        if self._db is None:
+            raise SkipCatalog(self._error)
+        return self._db
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._db is not None:
+            self._db.close()
+
+
+def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
+    """Create ``<scratch>_models`` and connect to it with ``connect`` (psycopg's, unguarded).
 
     Raises psycopg errors as they come: the caller turns them into a skipped opinion.
     """
-    import psycopg
     from psycopg import sql
 
     name = f"{req['database']}_models"
-    admin = psycopg.connect(
+    admin = connect(
         **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
     )
     try:
@@ -216,7 +271,7 @@ def open_models_database(req: dict[str, Any]) -> ModelsDatabase:
         )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         info = {**req["admin_conninfo"], "dbname": name}
-        conn = psycopg.connect(**info, connect_timeout=req["connect_timeout"])
+        conn = connect(**info, connect_timeout=req["connect_timeout"])
     except BaseException:
         with contextlib.suppress(Exception):
             admin.execute(

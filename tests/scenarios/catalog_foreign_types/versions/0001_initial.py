@@ -22,7 +22,8 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE TABLE tickets (id serial CONSTRAINT pk_tickets PRIMARY KEY, mood mood NOT NULL, "
-        "seats positive_int NOT NULL, code varchar(20) DEFAULT next_code() NOT NULL)"
+        "seats positive_int NOT NULL, code varchar(20) DEFAULT next_code() NOT NULL, "
+        "opened_at timestamp DEFAULT now() NOT NULL)"
     )
 
 
