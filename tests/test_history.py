@@ -135,6 +135,26 @@ def test_two_heads_on_one_label_are_a_finding(
     assert f"branch expand has more than one head: {heads}" in out
 
 
+def test_writer_on_labelled_branches_needs_head(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("branches")
+    _edit(
+        project / "models.py",
+        "    body: Mapped[str] = mapped_column(String(500))\n",
+        "    body: Mapped[str] = mapped_column(String(500))\n"
+        "    title: Mapped[str | None] = mapped_column(String(50))\n",
+    )
+    assert main(["revision", "-m", "title"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "revision: the history has several heads: pass --head contract@head" in err
+    args = ["revision", "-m", "title", "--head", "expand@head", "--rev-id", "0004"]
+    assert main(args) == EXIT_OK
+    assert 'down_revision = "0002"' in (project / "versions" / "0004_title.py").read_text()
+    assert main([]) == EXIT_OK
+    assert "heads 0003, 0004" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("setting", "labelled", "expected"),
     [
