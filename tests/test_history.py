@@ -332,3 +332,19 @@ def test_hook_measures_from_the_staged_files(
     _git(project, "commit", "-q", "-m", "add nickname", "--no-verify")
     # Committed: the next commit does not add it, so it is not round-tripped again.
     assert main([]) == EXIT_OK
+
+
+def test_no_base_branch_is_said_once(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A repository whose only branch is not a default one: off, and --base-ref turns it on."""
+    project = scenario("history")
+    _git(project, "init", "-q", "-b", "trunk")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "base")
+    _add_revision(project, downgrade="pass")
+    assert main([]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("history checks skipped: no base branch") == 1
+    assert main(["--base-ref", "trunk"]) == EXIT_FINDINGS
+    assert "[downgrade_incomplete]" in capsys.readouterr().out

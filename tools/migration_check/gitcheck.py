@@ -199,8 +199,10 @@ def find_base(cwd: Path, base_ref: str | None, *, hook: bool) -> tuple[Base | No
         added_from, modified_from = head, merge_base or head
         if tip is None or merge_base is None:
             tip, label = head, "the last commit"
-    elif merge_base is None or tip is None:
+    elif tip is None:
         return None, "no base branch (main, master or origin/HEAD); pass --base-ref REF"
+    elif merge_base is None:
+        return None, f"no common history with {label} (a shallow clone? fetch more of it)"
     else:
         added_from = modified_from = merge_base
     return (
