@@ -348,3 +348,20 @@ def test_no_base_branch_is_said_once(
     assert err.count("history checks skipped: no base branch") == 1
     assert main(["--base-ref", "trunk"]) == EXIT_FINDINGS
     assert "[downgrade_incomplete]" in capsys.readouterr().out
+
+
+def test_round_trip_on_database_url_leaves_nothing(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The round trip rebuilds its scratch database on the user's server: that one only."""
+    from .fault_helpers import second_server
+
+    project = scenario("history")
+    _repo_on_feature(project)
+    _add_revision(project, downgrade="pass")
+    with second_server() as server:
+        before, databases = server.dump(), server.databases()
+        assert main(["--database-url", server.url()]) == EXIT_FINDINGS
+        assert "[downgrade_incomplete]" in capsys.readouterr().out
+        assert server.dump() == before
+        assert server.databases() == databases
