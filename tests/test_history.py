@@ -272,8 +272,9 @@ def test_edited_merged_revision(
     _edit(project / "models.py", "String(500)", "String(600)")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
+    line = merged.read_text().splitlines().index("def upgrade() -> None:") + 1
     assert (
-        "versions/0002_notes.py:1: 0002: upgrade() of revision 0002 changed since main: "
+        f"versions/0002_notes.py:{line}: 0002: upgrade() of revision 0002 changed since main: "
         "databases already at 0002 never run it again [revision_modified]"
     ) in out
     assert "fix: revert the edit and put the change in a new revision" in out

@@ -272,6 +272,14 @@ def edited_revision_findings(base: Base, version_dirs: Iterable[str]) -> list[Fi
             continue
         shown = _display(path)
         rev = _assignments(new).get("revision") or path.stem
+        line = next(
+            (
+                i
+                for i, text in enumerate(new.splitlines(), 1)
+                if text.startswith(f"def {changed[0]}(")
+            ),
+            1,
+        )
         findings.append(
             Finding(
                 kind="revision_modified",
@@ -279,7 +287,7 @@ def edited_revision_findings(base: Base, version_dirs: Iterable[str]) -> list[Fi
                 name=str(rev),
                 message=f"{' and '.join(f'{f}()' for f in changed)} of revision {rev} changed "
                 f"since {base.label}: databases already at {rev} never run it again",
-                location=Location(shown, 1),
+                location=Location(shown, line),
                 hint="revert the edit and put the change in a new revision",
                 source="history",
             )
