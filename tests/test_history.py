@@ -366,3 +366,23 @@ def test_round_trip_on_database_url_leaves_nothing(
         assert "[downgrade_incomplete]" in capsys.readouterr().out
         assert server.dump() == before
         assert server.databases() == databases
+
+
+def test_downgrade_that_forgets_a_function(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Objects only migrations create (functions, triggers, views) must go on the way down too."""
+    project = scenario("history")
+    _repo_on_feature(project)
+    path = project / "versions" / "0003_touch.py"
+    path.write_text(
+        REVISION.format(message="touch", rev="0003", down="0002", downgrade="pass").replace(
+            'op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))',
+            "op.execute(\"CREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1'\")",
+        )
+    )
+    assert main([]) == EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert (
+        "0003: downgrade does not undo the upgrade: function public.touch() is left behind" in out
+    )
