@@ -21,7 +21,7 @@ import pytest
 
 from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
 
-from .conftest import ScenarioFactory
+from .conftest import SCENARIOS, ScenarioFactory
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
 SERVERS = [
@@ -280,3 +280,107 @@ def test_models_database_is_dropped_on_database_url(
     code, document, err = _run(["--database-url", url], capsys)
     assert (code, document["catalog_skipped"]) == (EXIT_OK, None), err
     assert databases() == before
+
+
+def _load_models(path: Path, name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.metadata
+
+
+def _percent_metadata() -> Any:
+    from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String, Table, text
+
+    metadata = MetaData()
+    Table(
+        "codes",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("code", String(20), CheckConstraint("code LIKE 'X%'"), server_default=text("'5%'")),
+    )
+    return metadata
+
+
+@pytest.mark.parametrize("models", ["catalog_all", "expense_models", "percent"])
+def test_pipelined_ddl_builds_what_create_all_builds(
+    models: str, admin_conninfo: dict[str, Any]
+) -> None:
+    """The shortcut (create_all's DDL compiled, then pipelined) against create_all itself."""
+    import secrets
+
+    import psycopg
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    from migration_check.compare.catalog_sql import read_snapshot
+    from migration_check.compare.modelsdb import ModelsDatabase
+
+    if models == "catalog_all":
+        metadata = _load_models(SCENARIOS / "catalog_all" / "models.py", "catalog_all_models")
+    elif models == "expense_models":
+        from expense_models import metadata
+    else:
+        metadata = _percent_metadata()
+    admin = psycopg.connect(**admin_conninfo, autocommit=True)
+    names = [f"test_{secrets.token_hex(5)}" for _ in range(2)]
+    conns: list[Any] = []
+    try:
+        for name in names:
+            admin.execute(f"CREATE DATABASE {name}")
+            conn = psycopg.connect(**{**admin_conninfo, "dbname": name})
+            conns.append(conn)
+            conn.execute("CREATE EXTENSION citext; CREATE SCHEMA billing")
+            conn.commit()
+        fast = ModelsDatabase(names[0], admin, conns[0])
+        assert fast._compiled_ddl([metadata]) is not None  # the shortcut is what is tested
+        assert fast._create_all([metadata]) is None
+        slow = create_engine(
+            "postgresql+psycopg://", creator=lambda: conns[1], poolclass=StaticPool
+        )
+        with slow.begin() as connection:
+            metadata.create_all(connection)
+        snapshots = []
+        for engine in (fast.engine(), slow):
+            with engine.connect() as connection:
+                snapshots.append(read_snapshot(connection))
+        assert snapshots[0].tables  # not vacuous
+        assert snapshots[0] == snapshots[1]
+    finally:
+        for conn in conns:
+            conn.close()
+        for name in names:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.mark.parametrize("how", ["engine", "psycopg"])
+def test_env_py_is_refused_the_models_database(
+    how: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checker reaches its second database its own way; env.py still gets only its own."""
+    project = scenario("base")
+    env_py = project / "env.py"
+    reach = {
+        "engine": "create_engine(url.set(database=url.database + '_models')).connect()",
+        "psycopg": "__import__('psycopg').connect(host=url.query['host'], "
+        "dbname=url.database + '_models', user=url.username)",
+    }[how]
+    env_py.write_text(
+        env_py.read_text().replace(
+            "def run_migrations_online() -> None:\n",
+            "def run_migrations_online() -> None:\n"
+            "    from sqlalchemy import make_url\n"
+            "    url = make_url(os.environ['DATABASE_URL'])\n"
+            f"    {reach}\n",
+        )
+    )
+    code = main([])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "env.py tried to connect to postgresql server" in err
+    assert "_models', not the checker's scratch database" in err

