@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure
+from migration_check.diagnose import Failure, one_line
 from migration_check.envpy import run_env
 from migration_check.findings import Finding, Location
 
@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 
-__all__ = ["catalog_snapshot", "heads_problem", "round_trip", "snapshot_differences"]
+__all__ = [
+    "catalog_snapshot",
+    "heads_problem",
+    "open_admin",
+    "round_trip",
+    "round_trip_scratch",
+    "snapshot_differences",
+]
 
 Emit = Callable[[dict[str, Any]], None]
 _MERGE_HINT = 'alembic merge heads -m "merge heads"'
@@ -232,6 +239,40 @@ def round_trip(
             ),
         )
     return findings
+
+
+def open_admin(req: dict[str, Any]) -> Any:
+    """A maintenance connection for rebuilding the scratch database; open it before the guard."""
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+        )
+    except psycopg.OperationalError as exc:
+        raise Failure(
+            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
+        ) from exc
+
+
+def round_trip_scratch(
+    cfg: Config, script: ScriptDirectory, req: dict[str, Any], admin: Any, emit: Emit
+) -> list[Finding]:
+    """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
+    from psycopg import sql
+
+    def recreate() -> None:
+        name = sql.Identifier(req["database"])
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+    version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
+    try:
+        return round_trip(
+            cfg, script, req["sync_url"], req["history"]["added"], recreate, version_table, emit
+        )
+    finally:
+        admin.close()
 
 
 def _finding(kind: str, names: str, message: str, where: Location) -> Finding:

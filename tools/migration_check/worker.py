@@ -24,6 +24,7 @@ from migration_check.diagnose import Failure, env_py, one_line, script_error
 from migration_check.envpy import alembic_config, run_env
 from migration_check.findings import CheckResult, Finding
 from migration_check.guard import install_guard, refused, refused_message
+from migration_check.history import open_admin, round_trip_scratch
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -159,41 +160,6 @@ def _create_scratch(req: dict[str, Any]) -> None:
         ) from exc
 
 
-def _admin_connection(req: dict[str, Any]) -> Any:
-    import psycopg
-
-    try:
-        return psycopg.connect(
-            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-        )
-    except psycopg.OperationalError as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
-
-
-def _round_trip(
-    cfg: Config, script: ScriptDirectory, req: dict[str, Any], admin: Any, emit: Emit
-) -> list[Finding]:
-    """history.round_trip on the scratch database, rebuilt empty over ``admin`` on the way."""
-    from psycopg import sql
-
-    from migration_check.history import round_trip
-
-    def recreate() -> None:
-        name = sql.Identifier(req["database"])
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-    version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
-    try:
-        return round_trip(
-            cfg, script, req["sync_url"], req["history"]["added"], recreate, version_table, emit
-        )
-    finally:
-        admin.close()
-
-
 def _version_dirs(script: ScriptDirectory) -> list[str]:
     """Revision directories as resolved after env.py ran (it may set version_locations).
 
@@ -256,7 +222,7 @@ def _run_guarded(
     url = req["url"]
     history_req = req.get("history") or {}
     # The round trip rebuilds the scratch database: its admin connection predates the guard.
-    admin = _admin_connection(req) if history_req.get("added") else None
+    admin = open_admin(req) if history_req.get("added") else None
     install_guard(req["allowed"])
 
     from alembic.script import ScriptDirectory
@@ -304,7 +270,7 @@ def _run_guarded(
             options = req.get("revision") or {}
             result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     elif admin is not None:
-        result.findings.extend(_round_trip(cfg, script, req, admin, emit))
+        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit))
     return result
 
 
