@@ -6,6 +6,7 @@ the scenario is committed on ``main``, the change happens on a feature branch.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -386,3 +387,44 @@ def test_downgrade_that_forgets_a_function(
     assert (
         "0003: downgrade does not undo the upgrade: function public.touch() is left behind" in out
     )
+
+
+def test_base_caught_on_the_way_up_matches_the_replay(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shortcut (base schema read during the upgrade) gives the replay's verdict.
+
+    Without the cache, and on a cold cache, the upgrade passes through the base's state and the
+    round trip uses it; once the cache holds the new revision it must replay the base. Same
+    findings each time, for a downgrade that leaves a column, a function and an index behind.
+    """
+    project = scenario("history")
+    _repo_on_feature(project)
+    path = _add_revision(project, downgrade="pass")
+    _edit(
+        path,
+        '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n',
+        '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n'
+        "    op.execute(\"CREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1'\")\n"
+        '    op.create_index("ix_notes_body", "notes", ["body"])\n',
+    )
+    _edit(
+        project / "models.py",
+        "    body: Mapped[str] = mapped_column(String(500))\n",
+        "    body: Mapped[str] = mapped_column(String(500), index=True)\n",
+    )
+    verdicts = []
+    for args, how in [
+        (["--no-cache"], "base schema caught on the way up"),
+        ([], "base schema caught on the way up"),  # cold cache: stores the database at head
+        ([], "base replayed"),  # the cached database already holds 0003
+    ]:
+        assert main([*args, "--format", "json"]) == EXIT_FINDINGS
+        out, err = capsys.readouterr()
+        assert f"round trip of 0003: downgrade, compare, upgrade ({how})" in err
+        verdicts.append(json.loads(out)["findings"])
+    assert verdicts[0] == verdicts[1] == verdicts[2]
+    [incomplete] = [f for f in verdicts[0] if f["kind"] == "downgrade_incomplete"]
+    for left in ("column public.users.nickname", "function public.touch()",
+                 "index public.notes.ix_notes_body"):  # fmt: skip
+        assert f"{left} is left behind" in incomplete["message"]

@@ -24,7 +24,7 @@ from migration_check.diagnose import Failure, env_py, one_line, script_error
 from migration_check.envpy import alembic_config, run_env
 from migration_check.findings import CheckResult, Finding
 from migration_check.guard import install_guard, refused, refused_message
-from migration_check.history import open_admin, round_trip_scratch
+from migration_check.history import BaseCatch, open_admin, round_trip_scratch
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -46,6 +46,7 @@ def _upgrade(
     emit: Emit,
     expected_heads: Any = None,
     problems: list[Finding] | None = None,
+    catch: BaseCatch | None = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
@@ -72,8 +73,12 @@ def _upgrade(
             return []
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
+        if catch is not None:
+            catch.plan(script, steps, context)
         for step in steps:
-            step.migration_fn = _tracked(step, step.migration_fn, state)
+            step.migration_fn = _tracked(
+                step, step.migration_fn, state, catch.before if catch is not None else None
+            )
         return steps
 
     run_env(
@@ -127,8 +132,15 @@ def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirector
         )
 
 
-def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callable[..., Any]:
+def _tracked(
+    step: Any,
+    fn: Callable[..., Any],
+    state: dict[str, Any],
+    before: Callable[[Any], None] | None = None,
+) -> Callable[..., Any]:
     def run(**kw: Any) -> Any:
+        if before is not None:
+            before(step)
         state["current"] = step.revision
         result = fn(**kw)
         state["applied"] += 1
@@ -244,12 +256,13 @@ def _run_guarded(
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
     expected = req.get("heads_expected")
     problems: list[Finding] = []
-    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
+    catch = BaseCatch(history_req["added"]) if admin is not None else None
+    applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems, catch)
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
             problems.clear()
-            applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems)
+            applied, heads = _upgrade(cfg, script, req["sync_url"], emit, expected, problems, catch)
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
@@ -270,7 +283,8 @@ def _run_guarded(
             options = req.get("revision") or {}
             result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     elif admin is not None:
-        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit))
+        reference = catch.snapshot if catch is not None else None
+        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
     return result
 
 
