@@ -162,7 +162,7 @@ def test_op_code_and_wording(scenario: ScenarioFactory, capsys: pytest.CaptureFi
     ) in out
     assert """op.execute("ALTER TYPE invoice_status ADD VALUE 'void'")""" in out
     assert "Autogenerate cannot write these changes" in out
-    assert '  alembic revision -m "describe the change"' in out
+    assert '  check-migrations revision -m "describe the change" --rev-id 0002' in out
 
 
 def test_github_format_says_write_it_by_hand(

@@ -6,6 +6,7 @@ the scenario is committed on ``main``, the change happens on a feature branch.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -135,6 +136,26 @@ def test_two_heads_on_one_label_are_a_finding(
     assert f"branch expand has more than one head: {heads}" in out
 
 
+def test_writer_on_labelled_branches_needs_head(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = scenario("branches")
+    _edit(
+        project / "models.py",
+        "    body: Mapped[str] = mapped_column(String(500))\n",
+        "    body: Mapped[str] = mapped_column(String(500))\n"
+        "    title: Mapped[str | None] = mapped_column(String(50))\n",
+    )
+    assert main(["revision", "-m", "title"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "revision: the history has several heads: pass --head contract@head" in err
+    args = ["revision", "-m", "title", "--head", "expand@head", "--rev-id", "0004"]
+    assert main(args) == EXIT_OK
+    assert 'down_revision = "0002"' in (project / "versions" / "0004_title.py").read_text()
+    assert main([]) == EXIT_OK
+    assert "heads 0003, 0004" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("setting", "labelled", "expected"),
     [
@@ -252,8 +273,9 @@ def test_edited_merged_revision(
     _edit(project / "models.py", "String(500)", "String(600)")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
+    line = merged.read_text().splitlines().index("def upgrade() -> None:") + 1
     assert (
-        "versions/0002_notes.py:1: 0002: upgrade() of revision 0002 changed since main: "
+        f"versions/0002_notes.py:{line}: 0002: upgrade() of revision 0002 changed since main: "
         "databases already at 0002 never run it again [revision_modified]"
     ) in out
     assert "fix: revert the edit and put the change in a new revision" in out
@@ -312,3 +334,97 @@ def test_hook_measures_from_the_staged_files(
     _git(project, "commit", "-q", "-m", "add nickname", "--no-verify")
     # Committed: the next commit does not add it, so it is not round-tripped again.
     assert main([]) == EXIT_OK
+
+
+def test_no_base_branch_is_said_once(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A repository whose only branch is not a default one: off, and --base-ref turns it on."""
+    project = scenario("history")
+    _git(project, "init", "-q", "-b", "trunk")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "base")
+    _add_revision(project, downgrade="pass")
+    assert main([]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("history checks skipped: no base branch") == 1
+    assert main(["--base-ref", "trunk"]) == EXIT_FINDINGS
+    assert "[downgrade_incomplete]" in capsys.readouterr().out
+
+
+def test_round_trip_on_database_url_leaves_nothing(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The round trip rebuilds its scratch database on the user's server: that one only."""
+    from .fault_helpers import second_server
+
+    project = scenario("history")
+    _repo_on_feature(project)
+    _add_revision(project, downgrade="pass")
+    with second_server() as server:
+        before, databases = server.dump(), server.databases()
+        assert main(["--database-url", server.url()]) == EXIT_FINDINGS
+        assert "[downgrade_incomplete]" in capsys.readouterr().out
+        assert server.dump() == before
+        assert server.databases() == databases
+
+
+def test_downgrade_that_forgets_a_function(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Objects only migrations create (functions, triggers, views) must go on the way down too."""
+    project = scenario("history")
+    _repo_on_feature(project)
+    path = project / "versions" / "0003_touch.py"
+    path.write_text(
+        REVISION.format(message="touch", rev="0003", down="0002", downgrade="pass").replace(
+            'op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))',
+            "op.execute(\"CREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1'\")",
+        )
+    )
+    assert main([]) == EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert (
+        "0003: downgrade does not undo the upgrade: function public.touch() is left behind" in out
+    )
+
+
+def test_base_caught_on_the_way_up_matches_the_replay(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shortcut (base schema read during the upgrade) gives the replay's verdict.
+
+    Without the cache, and on a cold cache, the upgrade passes through the base's state and the
+    round trip uses it; once the cache holds the new revision it must replay the base. Same
+    findings each time, for a downgrade that leaves a column, a function and an index behind.
+    """
+    project = scenario("history")
+    _repo_on_feature(project)
+    path = _add_revision(project, downgrade="pass")
+    _edit(
+        path,
+        '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n',
+        '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n'
+        "    op.execute(\"CREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1'\")\n"
+        '    op.create_index("ix_notes_body", "notes", ["body"])\n',
+    )
+    _edit(
+        project / "models.py",
+        "    body: Mapped[str] = mapped_column(String(500))\n",
+        "    body: Mapped[str] = mapped_column(String(500), index=True)\n",
+    )
+    verdicts = []
+    for args, how in [
+        (["--no-cache"], "base schema caught on the way up"),
+        ([], "base schema caught on the way up"),  # cold cache: stores the database at head
+        ([], "base replayed"),  # the cached database already holds 0003
+    ]:
+        assert main([*args, "--format", "json"]) == EXIT_FINDINGS
+        out, err = capsys.readouterr()
+        assert f"round trip of 0003: downgrade, compare, upgrade ({how})" in err
+        verdicts.append(json.loads(out)["findings"])
+    assert verdicts[0] == verdicts[1] == verdicts[2]
+    [incomplete] = [f for f in verdicts[0] if f["kind"] == "downgrade_incomplete"]
+    for left in ("column public.users.nickname", "function public.touch()",
+                 "index public.notes.ix_notes_body"):  # fmt: skip
+        assert f"{left} is left behind" in incomplete["message"]

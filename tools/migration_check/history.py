@@ -18,16 +18,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure
+from migration_check.diagnose import Failure, one_line
 from migration_check.envpy import run_env
 from migration_check.findings import Finding, Location
+from migration_check.schema_snapshot import catalog_snapshot, snapshot_differences, snapshot_of
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 
-__all__ = ["catalog_snapshot", "heads_problem", "round_trip", "snapshot_differences"]
+__all__ = ["BaseCatch", "heads_problem", "open_admin", "round_trip", "round_trip_scratch"]
 
 Emit = Callable[[dict[str, Any]], None]
 _MERGE_HINT = 'alembic merge heads -m "merge heads"'
@@ -174,11 +175,14 @@ def round_trip(
     recreate: Callable[[], None],
     version_table: tuple[str, str | None],
     emit: Emit,
+    reference: dict[str, str] | None = None,
 ) -> list[Finding]:
     """Down, compare with a database at the base's heads, up again: for new revisions only.
 
     ``added`` are absolute paths of files new relative to the base; the database at ``url`` is
-    at every head when called, and rebuilt by ``recreate`` (empty) on the way.
+    at every head when called. The base's schema is ``reference`` when the upgrade caught it on
+    the way (``BaseCatch``); else the database is rebuilt by ``recreate`` (empty) and upgraded
+    to the base's heads, which costs a replay of the base's history.
     """
     wanted = {os.path.realpath(p) for p in added}
     revisions = list(script.walk_revisions())
@@ -193,7 +197,9 @@ def round_trip(
     first = sorted(new, key=lambda r: r.revision)[0]
     where = Location(os.path.relpath(first.path), _def_line(first.path, "downgrade"))
     up = _order(new)
-    emit({"type": "progress", "message": f"round trip of {names}: downgrade, compare, upgrade"})
+    how = "base schema caught on the way up" if reference is not None else "base replayed"
+    emit({"type": "progress", "message": f"round trip of {names}: downgrade, compare, upgrade "
+          f"({how})"})  # fmt: skip
     try:
         _run_steps(cfg, script, url, list(reversed(up)), upgrade=False)
     except Failure as exc:
@@ -215,9 +221,11 @@ def round_trip(
                 where,
             )
         )
-    recreate()
-    _run_steps(cfg, script, url, _order(old), upgrade=True)
-    differences = snapshot_differences(downgraded, catalog_snapshot(url, version_table))
+    if reference is None:
+        recreate()
+        _run_steps(cfg, script, url, _order(old), upgrade=True)
+        reference = catalog_snapshot(url, version_table)
+    differences = snapshot_differences(downgraded, reference)
     if differences:
         shown = "; ".join(differences[:5]) + (
             f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
@@ -232,6 +240,52 @@ def round_trip(
             ),
         )
     return findings
+
+
+def open_admin(req: dict[str, Any]) -> Any:
+    """A maintenance connection for rebuilding the scratch database; open it before the guard."""
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+        )
+    except psycopg.OperationalError as exc:
+        raise Failure(
+            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
+        ) from exc
+
+
+def round_trip_scratch(
+    cfg: Config,
+    script: ScriptDirectory,
+    req: dict[str, Any],
+    admin: Any,
+    emit: Emit,
+    reference: dict[str, str] | None = None,
+) -> list[Finding]:
+    """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
+    from psycopg import sql
+
+    def recreate() -> None:
+        name = sql.Identifier(req["database"])
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+    version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
+    try:
+        return round_trip(
+            cfg,
+            script,
+            req["sync_url"],
+            req["history"]["added"],
+            recreate,
+            version_table,
+            emit,
+            reference,
+        )
+    finally:
+        admin.close()
 
 
 def _finding(kind: str, names: str, message: str, where: Location) -> Finding:
@@ -251,88 +305,56 @@ def _finding(kind: str, names: str, message: str, where: Location) -> Finding:
     )
 
 
-# The schema as the catalog prints it, one query per kind of object; keys name the object.
-_SYSTEM = (
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
-    "AND n.nspname NOT LIKE 'pg\\_temp%' "
-    # Objects an extension owns come and go with the extension, which is listed itself.
-    "AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.objid = {oid} AND dep.deptype = 'e')"
-)
-_QUERIES = {
-    "schema": "SELECT n.nspname, '' FROM pg_namespace n WHERE " + _SYSTEM.format(oid="n.oid"),
-    "extension": "SELECT extname, extversion FROM pg_extension",
-    "relation": "SELECT n.nspname || '.' || c.relname, c.relkind::text FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','f','S') "
-    "AND " + _SYSTEM.format(oid="c.oid"),
-    "column": "SELECT n.nspname || '.' || c.relname || '.' || a.attname, "
-    "concat_ws(' ', format_type(a.atttypid, a.atttypmod), "
-    "CASE WHEN a.attnotnull THEN 'NOT NULL' END, "
-    "'DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), "
-    "CASE a.attidentity WHEN 'a' THEN 'IDENTITY ALWAYS' WHEN 'd' THEN 'IDENTITY BY DEFAULT' END, "
-    "CASE WHEN a.attgenerated <> '' THEN 'GENERATED' END, "
-    "'COMMENT ' || quote_literal(col_description(c.oid, a.attnum))) "
-    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-    "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','p','v','m','f') "
-    "AND " + _SYSTEM.format(oid="c.oid"),
-    "constraint": "SELECT n.nspname || '.' || c.relname || '.' || con.conname, "
-    "pg_get_constraintdef(con.oid) FROM pg_constraint con "
-    "JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE " + _SYSTEM.format(oid="c.oid"),
-    "index": "SELECT n.nspname || '.' || t.relname || '.' || c.relname, pg_get_indexdef(c.oid) "
-    "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + _SYSTEM.format(oid="c.oid"),
-    "type": "SELECT n.nspname || '.' || t.typname, t.typtype::text || ' ' || coalesce(("
-    "SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e "
-    "WHERE e.enumtypid = t.oid), format_type(t.typbasetype, t.typtypmod)) FROM pg_type t "
-    "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('e', 'd') "
-    "AND " + _SYSTEM.format(oid="t.oid"),
-    "view": "SELECT n.nspname || '.' || c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') "
-    "AND " + _SYSTEM.format(oid="c.oid"),
-    "function": "SELECT n.nspname || '.' || p.proname || '(' "
-    "|| pg_get_function_identity_arguments(p.oid) || ')', md5(pg_get_functiondef(p.oid)) "
-    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f','p') "
-    "AND " + _SYSTEM.format(oid="p.oid"),
-    "trigger": "SELECT t.tgrelid::regclass::text || '.' || t.tgname, pg_get_triggerdef(t.oid) "
-    "FROM pg_trigger t WHERE NOT t.tgisinternal",
-}
+class BaseCatch:
+    """The base's schema, caught during the check's own upgrade instead of replayed later.
 
-
-def catalog_snapshot(url: str, version_table: tuple[str, str | None]) -> dict[str, str]:
-    """``{"kind name": definition}`` of everything a revision can create, as PostgreSQL prints it.
-
-    Alembic's version table is left out: its rows are the one thing a downgrade must change.
+    When every old revision has run (or was already in the database) before the first new one
+    runs, the database at that moment is exactly a database upgraded to the base's heads: the
+    same revisions applied to an empty database. Its catalog is read then, on the migration's
+    own connection (inside its transaction). If a new revision is already in the database (a
+    cached migrated database) or runs before some old one (interleaved branches), nothing is
+    caught and the round trip replays the base. tests/test_history.py compares both paths.
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
 
-    table, schema = version_table
-    engine = create_engine(url, poolclass=NullPool)
-    snapshot: dict[str, str] = {}
-    try:
-        with engine.connect() as conn:
-            where = schema or str(conn.execute(text("SELECT current_schema()")).scalar())
-            skip = f"{where}.{table}"
-            for kind, query in _QUERIES.items():
-                for name, definition in conn.execute(text(query)):
-                    if name == skip or str(name).startswith(skip + "."):
-                        continue
-                    snapshot[f"{kind} {name}"] = str(definition)
-    finally:
-        engine.dispose()
-    return snapshot
+    def __init__(self, added: Iterable[str]) -> None:
+        self.wanted = {os.path.realpath(p) for p in added}
+        self.snapshot: dict[str, str] | None = None
+        self._new: set[str] = set()
+        self._pending_old: set[str] = set()
+        self._spoiled = True
+        self._context: MigrationContext | None = None
 
+    def plan(
+        self, script: ScriptDirectory, steps: Sequence[Any], context: MigrationContext
+    ) -> None:
+        """Called with the upgrade's steps, before any runs."""
+        revisions = list(script.walk_revisions())
+        self._new = {
+            r.revision for r in revisions if r.path and os.path.realpath(r.path) in self.wanted
+        }
+        running = {step.revision.revision for step in steps}
+        self._pending_old = running - self._new
+        # A new revision already applied (not among the steps): the base state is gone.
+        self._spoiled = not self._new or not self._new <= running
+        self._context = context
+        self.snapshot = None
 
-def snapshot_differences(downgraded: dict[str, str], base: dict[str, str]) -> list[str]:
-    """What the downgraded database has that the base does not, and the reverse; sorted."""
-    out = []
-    for key in sorted(set(downgraded) | set(base)):
-        if key not in base:
-            out.append(f"{key} is left behind")
-        elif key not in downgraded:
-            out.append(f"{key} is missing")
-        elif downgraded[key] != base[key]:
-            out.append(f"{key} is {downgraded[key]!r}, the base has {base[key]!r}")
-    return out
+    def before(self, step: Any) -> None:
+        """Called before each step's migration function."""
+        rid = step.revision.revision
+        if rid not in self._new:
+            self._pending_old.discard(rid)
+            return
+        if self._spoiled or self.snapshot is not None or self._context is None:
+            return
+        if self._pending_old:  # a new revision before an old one: no base state on the way
+            self._spoiled = True
+            return
+        version_table = (self._context.version_table, self._context.version_table_schema)
+        conn = self._context.connection
+        try:
+            # A savepoint: should a query fail, the migration's transaction must not abort.
+            with conn.begin_nested():  # type: ignore[union-attr]
+                self.snapshot = snapshot_of(conn, version_table)
+        except Exception:
+            self._spoiled, self.snapshot = True, None  # then the round trip replays the base

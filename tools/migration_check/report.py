@@ -61,29 +61,23 @@ def _tag(f: Finding) -> str:
     return f"[{f.kind}, catalog]" if f.source == "catalog" else f"[{f.kind}]"
 
 
-def _by_hand_command(command: str) -> str:
-    """The revision command without --autogenerate: an empty revision to fill in."""
-    return command.replace(" --autogenerate", "")
-
-
 def _instructions(result: CheckResult) -> list[str]:
     """What to run: autogenerate writes its findings' ops; catalog findings are written by hand."""
     with_ops = [f for f in result.findings if f.op]
     if not with_ops:
         return []
-    writer = "check-migrations revision" in result.revision_command
-    if any(f.source == "catalog" for f in with_ops):
-        if writer:
-            return [
-                "Write the missing revision (autogenerate cannot write the [..., catalog] ops; "
-                "the writer adds them under a comment to review), review it, and commit it "
-                "with the models:",
-                f"  {result.revision_command}",
-            ]
+    if all(f.source == "catalog" for f in with_ops):
         return [
-            "Autogenerate cannot write the [..., catalog] ops: write them into the revision's "
-            "upgrade() by hand (their reverse into downgrade()), and commit it with the models:",
-            f"  {_by_hand_command(result.revision_command)}",
+            "Autogenerate cannot write these changes; this writes the ops above into upgrade() "
+            "under a review comment (write their reverse into downgrade()); review it and commit "
+            "it with the models:",
+            f"  {result.revision_command}",
+        ]
+    if any(f.source == "catalog" for f in with_ops):
+        return [
+            "Generate the missing revision (the ops of the [..., catalog] findings go under a "
+            "review comment), review it, and commit it with the models:",
+            f"  {result.revision_command}",
         ]
     return [
         "Generate the missing revision, review it, and commit it with the models:",
@@ -306,9 +300,8 @@ def render_github(result: CheckResult) -> str:
                 message += f"\nFix: {f.hint}"
             elif f.op and f.source == "catalog":
                 message += (
-                    "\nAutogenerate cannot see this change (found in the PostgreSQL catalog): "
-                    "write the op into the revision by hand: "
-                    + _by_hand_command(result.revision_command)
+                    "\nAutogenerate cannot see this change (found in the PostgreSQL catalog); "
+                    f"this writes it under a review comment: {result.revision_command}"
                 )
             elif f.op:
                 message += f"\nGenerate it: {result.revision_command}"

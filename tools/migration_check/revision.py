@@ -144,7 +144,7 @@ def write_revision(
     try:
         revision_context = autogen.RevisionContext(cfg, script, command_args)
     except CommandError as exc:
-        raise Failure("config", f"revision: {exc}") from exc
+        raise _command_failure(exc, script) from exc
     state: dict[str, Any] = {"called": False}
 
     def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
@@ -166,7 +166,7 @@ def write_revision(
         revision_context=revision_context,
     )
     if "command_error" in state:
-        raise Failure("config", f"revision: {state['command_error']}")
+        raise _command_failure(state["command_error"], script)
     scripts = revision_context.generated_revisions
     # env.py's process_revision_directives may have dropped the revision, or kept it empty.
     if scripts and codes:
@@ -183,5 +183,17 @@ def write_revision(
             if generated is not None:
                 written.append(os.path.abspath(generated.path))
     except CommandError as exc:
-        raise Failure("config", f"revision: {exc}") from exc
+        raise _command_failure(exc, script) from exc
     return written
+
+
+def _command_failure(exc: Exception, script: ScriptDirectory) -> Failure:
+    """Alembic's refusal as one line; for several heads, the --head that would do."""
+    message = str(exc)
+    if "Multiple heads" in message:
+        labels = sorted(
+            {lb for h in script.get_heads() for lb in script.get_revision(h).branch_labels}
+        )
+        example = f"{labels[0]}@head" if labels else "REVISION"
+        message = f"the history has several heads: pass --head {example} (or merge the heads)"
+    return Failure("config", f"revision: {message}")

@@ -57,6 +57,8 @@ def command(**kwargs: Any) -> int:
         "depends_on": list(kwargs["depends_on"]) or None,
     }
     result = run_check(settings, _progress(settings), write_revision=options)
+    if result.catalog_skipped:  # then nothing autogenerate misses can be added for review
+        print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     heads = [f for f in result.findings if f.kind == "multiple_heads"]
     if heads and not result.written:
         print(

@@ -15,12 +15,8 @@ from typing import Any
 from migration_check.cache import CachePlan, choose_entry, scope_key
 from migration_check.config import Settings
 from migration_check.findings import CheckResult, Finding
-from migration_check.gitcheck import (
-    edited_revision_findings,
-    find_base,
-    stale_revision_findings,
-    untracked_revision_findings,
-)
+from migration_check.gitbase import edited_revision_findings, find_base, stale_revision_findings
+from migration_check.gitcheck import untracked_revision_findings
 from migration_check.project import (
     display_path,
     preflight,

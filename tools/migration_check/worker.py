@@ -26,6 +26,7 @@ from migration_check.envpy import alembic_config, databases, no_script_location,
 from migration_check.findings import CheckResult, Finding
 from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
+from migration_check.history import BaseCatch, open_admin, round_trip_scratch
 from migration_check.multidb import MultiDb
 from migration_check.startfrom import NO_VERSION_ROWS, load_dump
 
@@ -53,6 +54,7 @@ def _upgrade(
     verify: list[str] | None = None,
     *,
     start_from: str | None = None,
+    catch: BaseCatch | None = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
@@ -82,8 +84,12 @@ def _upgrade(
             raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
+        if catch is not None:
+            catch.plan(script, steps, context)
         for step in steps:
-            step.migration_fn = _tracked(step, step.migration_fn, state)
+            step.migration_fn = _tracked(
+                step, step.migration_fn, state, catch.before if catch is not None else None
+            )
         return steps
 
     run_env(
@@ -138,8 +144,15 @@ def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirector
         )
 
 
-def _tracked(step: Any, fn: Callable[..., Any], state: dict[str, Any]) -> Callable[..., Any]:
+def _tracked(
+    step: Any,
+    fn: Callable[..., Any],
+    state: dict[str, Any],
+    before: Callable[[Any], None] | None = None,
+) -> Callable[..., Any]:
     def run(**kw: Any) -> Any:
+        if before is not None:
+            before(step)
         state["current"] = step.revision
         result = fn(**kw)
         # A multidb env.py runs each revision once per database: count revisions, not runs.
@@ -175,41 +188,6 @@ def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
         raise Failure(
             "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
         ) from exc
-
-
-def _admin_connection(req: dict[str, Any]) -> Any:
-    import psycopg
-
-    try:
-        return psycopg.connect(
-            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-        )
-    except psycopg.OperationalError as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
-
-
-def _round_trip(
-    cfg: Config, script: ScriptDirectory, req: dict[str, Any], admin: Any, emit: Emit
-) -> list[Finding]:
-    """history.round_trip on the scratch database, rebuilt empty over ``admin`` on the way."""
-    from psycopg import sql
-
-    from migration_check.history import round_trip
-
-    def recreate() -> None:
-        name = sql.Identifier(req["database"])
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-    version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
-    try:
-        return round_trip(
-            cfg, script, req["sync_url"], req["history"]["added"], recreate, version_table, emit
-        )
-    finally:
-        admin.close()
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
@@ -284,7 +262,8 @@ def _run_guarded(
         # The cache snapshots one database; a multidb run replays in full.
         cache.close()
         cache = None
-    admin = _admin_connection(req) if history_req.get("added") else None
+    # The round trip rebuilds the scratch database: its admin connection predates the guard.
+    admin = open_admin(req) if history_req.get("added") else None
     flask = FlaskApp(req) if req.get("flask_app") else None
     phases = _Phases(cache, multi, models_db, admin)
     try:
@@ -343,10 +322,19 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
     problems: list[Finding] = []
     verify = multi.sync_urls() if multi is not None else None
     start_from = (req.get("start_from") or {}).get("shown")
+    catch = BaseCatch((req.get("history") or {})["added"]) if admin is not None else None
 
     def upgrade() -> tuple[int, list[str]]:
         return _upgrade(
-            cfg, script, req["sync_url"], emit, expected, problems, verify, start_from=start_from
+            cfg,
+            script,
+            req["sync_url"],
+            emit,
+            expected,
+            problems,
+            verify,
+            start_from=start_from,
+            catch=catch,
         )
 
     applied, heads = upgrade()
@@ -383,7 +371,8 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             options = req.get("revision") or {}
             result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     elif admin is not None:
-        result.findings.extend(_round_trip(cfg, script, req, admin, emit))
+        reference = catch.snapshot if catch is not None else None
+        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
     return result
 
 
