@@ -105,6 +105,8 @@ class Finding:
     # one object: what the migrated database has, and what the models would build.
     in_database: str | None = None
     in_models: str | None = None
+    # The code that reverses ``op`` (the downgrade), where the finding's source can render it.
+    undo: str = ""
 
     @property
     def subject(self) -> str:
@@ -150,6 +152,7 @@ class Finding:
             source=data.get("source", "autogenerate"),
             in_database=data.get("in_database"),
             in_models=data.get("in_models"),
+            undo=data.get("undo", ""),
         )
 
 

@@ -30,12 +30,14 @@ __all__ = [
     "UNDO_COMMENT",
     "add_hand_written",
     "hand_written_code",
+    "hand_written_undo",
     "write_revision",
 ]
 
 # Short enough for a 100-column line limit once indented (ruff format never wraps comments).
 REVIEW_COMMENT = "# ### check-migrations: autogenerate cannot write these; review them! ###"
 UNDO_COMMENT = "# ### check-migrations: undo the reviewed part of upgrade() here, if it can be ###"
+UNDONE_COMMENT = "# ### check-migrations: reverses the reviewed part of upgrade(); review it! ###"
 _COMMAND_KEYS = (
     "message",
     "head",
@@ -45,6 +47,24 @@ _COMMAND_KEYS = (
     "rev_id",
     "depends_on",
 )
+
+
+def hand_written_undo(findings: Sequence[Finding]) -> list[str] | None:
+    """The reverse of ``hand_written_code``, last change first; None when one has no reverse.
+
+    A downgrade that undoes only part of the upgrade would pass for complete: without every
+    reverse, the writer leaves the note to write it rather than half of it.
+    """
+    catalog = [f for f in findings if f.source == "catalog" and f.op.strip()]
+    if any(not f.undo.strip() for f in catalog):
+        return None
+    seen: set[str] = set()
+    undo: list[str] = []
+    for code in sorted(catalog, key=lambda f: f.op.strip(), reverse=True):
+        if code.undo.strip() not in seen:
+            seen.add(code.undo.strip())
+            undo.append(code.undo.strip())
+    return undo
 
 
 def hand_written_code(findings: Sequence[Finding]) -> list[str]:
@@ -172,9 +192,17 @@ def write_revision(
     if scripts and codes:
         add_hand_written(scripts[-1].upgrade_ops_list[-1], codes)
         downgrade = scripts[-1].downgrade_ops_list[-1]
-        # A body of comments alone is not Python: keep the pass the renderer would have put.
-        note = [UNDO_COMMENT] + (["pass"] if downgrade.is_empty() else [])
-        downgrade.ops.insert(0, _hand_written_op_class()(note))
+        undo = hand_written_undo(findings)
+        if undo:
+            # Reversed first: downgrade() undoes the upgrade's last step first.
+            lines = [UNDONE_COMMENT]
+            for code in undo:
+                lines.extend(_block_lines(code))
+            downgrade.ops.insert(0, _hand_written_op_class()(lines))
+        else:
+            # A body of comments alone is not Python: keep the pass the renderer would have put.
+            note = [UNDO_COMMENT] + (["pass"] if downgrade.is_empty() else [])
+            downgrade.ops.insert(0, _hand_written_op_class()(note))
     if not any(not ops.is_empty() for s in scripts for ops in s.upgrade_ops_list):
         return []
     written: list[str] = []

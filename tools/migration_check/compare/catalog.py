@@ -155,14 +155,19 @@ def _table_findings(
     parents = {"table_name": ref.name, "schema_name": ref.schema,
                "schema_qualified_table_name": ref.fullname}  # fmt: skip
     if db.tables[kdb] != models.tables[km]:
-        yield _finding(ref, render.table_comment_change(ref, db.tables[kdb], models.tables[km]))
+        yield _finding(
+            ref,
+            render.table_comment_change(ref, db.tables[kdb], models.tables[km]),
+            undo=render.table_comment_change(ref, models.tables[km], db.tables[kdb]),
+        )
     db_cols, m_cols = db.columns.get(kdb, {}), models.columns.get(km, {})
     for name in _included_columns(ref, table, filters, db, models):
         d_col, m_col = db_cols[name], m_cols[name]
-        changes = render.column_changes(
-            ref, d_col, m_col, db.sequences.get((*kdb, name)), models.sequences.get((*km, name))
-        )
-        yield from (_finding(ref, c) for c in changes)
+        d_seq, m_seq = db.sequences.get((*kdb, name)), models.sequences.get((*km, name))
+        changes = render.column_changes(ref, d_col, m_col, d_seq, m_seq)
+        # The same column rendered the other way round: each kind's reverse, for downgrade().
+        undos = {c.kind: c for c in render.column_changes(ref, m_col, d_col, m_seq, d_seq)}
+        yield from (_finding(ref, c, undo=undos.get(c.kind)) for c in changes)
     explicit = _explicit_names(table)
     yield from _object_findings(
         ref, table, filters, parents, explicit,
@@ -262,9 +267,12 @@ def _object_findings(
                 continue
         if isinstance(some, Index):
             change = render.index_change(ref, d, m)  # type: ignore[arg-type]
+            undo = render.index_change(ref, m, d)  # type: ignore[arg-type]
         else:
             change = render.constraint_change(ref, d, m)  # type: ignore[arg-type]
-        yield _finding(ref, change, first_column=some.columns[0] if some.columns else None)
+            undo = render.constraint_change(ref, m, d)  # type: ignore[arg-type]
+        first = some.columns[0] if some.columns else None
+        yield _finding(ref, change, first_column=first, undo=undo)
 
 
 def _metadata_object(table: Any, name: str) -> Any:
@@ -299,14 +307,17 @@ def _enum_findings(
         ]  # fmt: skip
         schema = None if key[0] == models.default_schema else key[0]
         change = render.enum_change(schema, key[1], labels_db, labels_m, users)
-        yield _finding(ref, change, first_column=column)
+        undo = render.enum_change(schema, key[1], labels_m, labels_db, users)
+        yield _finding(ref, change, first_column=column, undo=undo)
 
 
 # A finding and the column that locates it (a constraint's or index's first column).
 _Found = tuple[Finding, str | None]
 
 
-def _finding(ref: TableRef, change: Change, first_column: str | None = None) -> _Found:
+def _finding(
+    ref: TableRef, change: Change, first_column: str | None = None, undo: Change | None = None
+) -> _Found:
     return Finding(
         kind=change.kind,
         table=ref.fullname,
@@ -317,6 +328,7 @@ def _finding(ref: TableRef, change: Change, first_column: str | None = None) -> 
         source="catalog",
         in_database=change.in_database,
         in_models=change.in_models,
+        undo=undo.op if undo is not None else "",
     ), first_column or change.column
 
 
