@@ -19,14 +19,10 @@ from typing import IO, Any
 
 import migration_check
 from migration_check.config import Settings
+from migration_check.dirs import cache_base_dir
 from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
-from migration_check.server import (
-    PORT,
-    cache_base_dir,
-    child_setup,
-    kill_group,
-    signals_held,
-)
+from migration_check.processes import child_setup, kill_group, signals_held
+from migration_check.server import PORT
 from migration_check.urls import DbUrl, mask_passwords, parse_url
 
 _DB_VARIABLES = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
