@@ -417,6 +417,31 @@ def test_unreachable_host_fails_within_the_connect_timeout(tmp_path: Path, run_r
     assert 4 < result.seconds < 10, result.seconds
 
 
+def test_connect_timeout_flag_bounds_the_wait(tmp_path: Path, run_root: Path) -> None:
+    """--connect-timeout (connect-timeout in pyproject) replaces the 5 s default."""
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(16)
+        port = sink.getsockname()[1]
+        result = run_checker(
+            [
+                "--database-url",
+                f"postgresql://app:{OWNER_PASSWORD}@127.0.0.1:{port}/app",
+                "--connect-timeout",
+                "1",
+            ],
+            project,
+            checker_env(run_root, extra={"CHECK_MIGRATIONS_QUIET": "1"}),
+        )
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert result.stderr == (
+        f"check-migrations: error: cannot connect to 127.0.0.1:{port}/app: connection timeout "
+        "expired (gave up after 1 s); check the host, port, user and password of --database-url\n"
+    )
+
+
 def test_closed_port_fails_at_once(tmp_path: Path, run_root: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / "base", project)

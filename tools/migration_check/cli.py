@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -101,6 +102,12 @@ _CHECK_OPTIONS = [
         "worker bytecode).",
     ),
     click.option(
+        "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Give up connecting to --database-url after this long.  [default: 5]",
+    ),
+    click.option(
         "--timeout",
         type=click.FloatRange(min=0, min_open=True),
         metavar="SECONDS",
@@ -118,8 +125,34 @@ _CHECK_OPTIONS = [
 ]
 
 
+def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from migration_check.dirs import clear_cache
+
+    removed = clear_cache()
+    for path, size in removed:
+        click.echo(f"removed {path} ({size / 1e6:.1f} MB)")
+    total = sum(size for _path, size in removed)
+    click.echo(
+        f"cleared {len(removed)} cache item(s), {total / 1e6:.1f} MB"
+        if removed
+        else "the cache was empty"
+    )
+    ctx.exit(EXIT_OK)
+
+
 @click.command(context_settings=_CONTEXT)
 @check_options
+@click.option(
+    "--clear-cache",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_clear_cache,
+    help="Remove everything the checker caches (clusters, migrated databases, bytecode), "
+    "say what, and exit.",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.
@@ -149,6 +182,7 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "use_cache": False if kwargs["no_cache"] else None,
         "timeout": kwargs["timeout"],
         "lock_timeout": kwargs["lock_timeout"],
+        "connect_timeout": kwargs.get("connect_timeout"),
         "verbose": kwargs["verbose"],
     }
 
@@ -175,8 +209,16 @@ def _use_color(stream: Any) -> bool:
 
 def _run(settings: Settings) -> int:
     from migration_check import report
+    from migration_check.dirs import cache_problem
     from migration_check.runner import run_check
 
+    if settings.use_cache and (why := cache_problem()) is not None:
+        print(
+            f"check-migrations: warning: cannot write the cache ({why}); running without it "
+            "(set CHECK_MIGRATIONS_CACHE_DIR to a writable directory)",
+            file=sys.stderr,
+        )
+        settings = dataclasses.replace(settings, use_cache=False)
     result = run_check(settings, _progress(settings))
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))

@@ -25,7 +25,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from migration_check.dirs import cache_base_dir, copy_tree, private_dir, run_base_dir
+from migration_check.dirs import (
+    cache_base_dir,
+    copy_tree,
+    private_dir,
+    prune_clusters,
+    run_base_dir,
+)
 from migration_check.errors import ServerError
 from migration_check.pgbin import (
     PgBinaries,
@@ -214,6 +220,8 @@ class ThrowawayServer:
             self._initdb(bindir, data)
             return
         cache = cache_base_dir() / f"cluster-{self.binaries.fingerprint()}-{self.user.uid}"
+        with contextlib.suppress(OSError):
+            os.utime(cache)  # most recently used: prune_clusters keeps it
         if not (cache / "PG_VERSION").is_file():
             self._progress("initialising a PostgreSQL cluster (cached for later runs)")
             self._initdb(bindir, data)
@@ -223,6 +231,7 @@ class ThrowawayServer:
                 staging.rename(cache)
             except OSError:
                 shutil.rmtree(staging, ignore_errors=True)
+            prune_clusters(cache.parent)
             return
         if self.template is not None:
             try:
@@ -231,7 +240,12 @@ class ThrowawayServer:
             except ServerError:  # pruned by a concurrent run mid-copy: start from the cluster
                 shutil.rmtree(data, ignore_errors=True)
         if not self.template_used:
-            copy_tree(cache, data)
+            try:
+                copy_tree(cache, data)
+            except ServerError:  # removed by --clear-cache or a prune mid-copy
+                shutil.rmtree(data, ignore_errors=True)
+                self._progress("initialising a PostgreSQL cluster")
+                self._initdb(bindir, data)
         if not self.user.is_self:
             os.chown(self.run_dir, self.user.uid, self.user.gid)
         os.chmod(data, 0o700)
