@@ -280,9 +280,46 @@ def _report_error(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
+    """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal).
+
+    Run as the program (``argv`` None), SIGINT and SIGTERM stay blocked once the exit code is
+    decided: a signal that arrived before is reported (130/143 and its line), one after cannot
+    turn a finished run into a silent death by signal.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    mask: set[int | signal.Signals] | None = None
+    try:
+        try:
+            rc = _main(args)
+        finally:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    except KeyboardInterrupt as exc:  # landed outside _main's own handlers
+        print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
+        rc = EXIT_SIGINT
+    except Interrupted as exc:
+        print(interrupt_line(exc.signum, cleanup_notes(exc)), file=sys.stderr)
+        rc = 128 + exc.signum
+    if mask is None:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    waiting = sorted(signal.sigpending() & _SIGNALS)
+    for signum in waiting:
+        signal.sigtimedwait([signum], 0)  # consumed: nothing fires once they are unblocked
+    if waiting and rc not in (EXIT_SIGINT, EXIT_SIGTERM):
+        print(interrupt_line(waiting[0], []), file=sys.stderr)
+        rc = 128 + waiting[0]
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+    if argv is not None:  # a library caller gets its signal mask back
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask or ())
+    return rc
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _main(args: list[str]) -> int:
     loaded: dict[str, Settings] = {}
     try:
         install()
@@ -333,10 +370,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             detail,
         )
         return EXIT_ERROR
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
