@@ -182,10 +182,13 @@ def test_database_url_scratch_database_dropped_when_interrupted(
     # The scratch database exists now, under a fresh unique name.
     created = _scratch_databases(real_server) - before
     assert len(created) == 1
-    assert SCRATCH.match(created.pop())
+    name = created.pop()
+    assert SCRATCH.match(name)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, "".join(seen) + err
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert err.splitlines()[-1] == f"check-migrations: {verb}; scratch database {name} dropped"
     assert real_server.databases() == before
     assert OWNER_PASSWORD not in out + err + "".join(seen)
 

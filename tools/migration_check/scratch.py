@@ -87,7 +87,9 @@ class ScratchOwner:
 
         key = lock_key(self.database)
         assert key is not None, self.database
-        self.conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        # try: whoever holds this key (another application's lock on the same pair) keeps the
+        # database as safe from sweeps as our own hold would; never wait on it.
+        self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
         self.swept = sweep(self.conn, own=self.database)
         # From here an interrupt may leave the database created: drop() looks whatever happens.
         self.created = True
