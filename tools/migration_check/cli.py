@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import signal
 import sys
-import time
-from collections.abc import Sequence
-from typing import Any
 
 from migration_check.interrupts import (
     EXIT_SIGINT,
@@ -20,8 +15,14 @@ from migration_check.interrupts import (
     pending,
 )
 
-# A signal while click loads (the slow part of start-up): its one line, never a traceback.
+# A signal while the rest loads (click is the slow part of start-up): one line, no traceback.
 with during_startup():
+    import dataclasses
+    import os
+    import time
+    from collections.abc import Sequence
+    from typing import Any
+
     import click
 
     from migration_check import __version__
