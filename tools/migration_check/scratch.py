@@ -199,10 +199,12 @@ def sweep(conn: Any, *, own: str = "", age: float | None = None) -> list[str]:
                 "WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
             ).fetchall()
         }
+        # The server's clock: runs on several machines share the marks, not their clocks.
+        clock = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
     except psycopg.Error:
         return dropped
     comments = {str(name): str(comment or "") for name, comment in rows}
-    now = time.time()
+    now = float(clock[0]) if clock else time.time()
     for name, comment in sorted(comments.items(), key=lambda nc: (len(nc[0]), nc[0]), reverse=True):
         key = lock_key(name)
         if key is None or key in held or name == own:
