@@ -383,15 +383,25 @@ def test_sweep_never_drops_a_live_runs_database_and_waits_out_unmarked_ones(
     assert not {d for d in real_server.databases() if d.startswith(live.database)}
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("not a url://@@", "scheme 'not a url' is not postgresql or postgresql+DRIVER"),
+        (
+            f"postgresql://app:{OWNER_PASSWORD}@x@127.0.0.1/app",
+            "more than one '@'; percent-encode an '@' in the password as %40",
+        ),
+    ],
+    ids=["bad_scheme", "unencoded_at"],
+)
 def test_malformed_database_url_names_the_expected_shape(
-    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+    url: str, why: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario("base")
-    assert main(["--database-url", "not a url://@@"]) == EXIT_ERROR
+    assert main(["--database-url", url]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err == (
-        "check-migrations: error: --database-url: malformed URL 'not a url://@@' (scheme "
-        "'not a url' is not postgresql or postgresql+DRIVER); expected "
+        f"check-migrations: error: --database-url: malformed URL ({why}); expected "
         "postgresql://user:***@host:port/database\n"
     )
 
