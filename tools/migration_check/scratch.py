@@ -79,7 +79,13 @@ class ScratchOwner:
 
     def connect(self) -> None:
         """Open the owner session; raises psycopg's error when the server cannot be reached."""
+        import psycopg
+
         self.conn = self._connect()
+        # The owner session idles for the whole run: a server-wide idle_session_timeout would
+        # end it and free the lock under a live run (PostgreSQL 14+; older servers lack it).
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("SET idle_session_timeout = 0")
 
     def create(self) -> None:
         """Lock, sweep the dead runs' leftovers, create, mark; psycopg errors propagate."""
