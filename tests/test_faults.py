@@ -138,6 +138,9 @@ def test_sigkill_server_dies_with_checker_and_next_run_sweeps(
     for pid in servers:
         assert _wait_exit(pid, 10), f"postgres {pid} outlived the SIGKILLed checker"
     assert postgres_pids(run_root) == []
+    # The worker's parent-death signal is as asynchronous as the postmaster's: wait for it too.
+    for pid in _workers(project):
+        assert _wait_exit(pid, 10), f"worker {pid} outlived the SIGKILLed checker"
     assert _workers(project) == []
     assert leftovers(run_root) == orphan_dirs  # nobody was left to remove it...
 
@@ -155,15 +158,15 @@ def test_fifty_random_interrupts_leave_nothing(
     plan = [(rng.choice(list(SIGNALS)), rng.uniform(0.2, 3.0)) for _ in range(50)]
     env = checker_env(run_root, tmp_path / "cache")
 
-    def one(sig: signal.Signals, delay: float) -> tuple[signal.Signals, int]:
+    def one(sig: signal.Signals, delay: float) -> tuple[signal.Signals, int, str]:
         proc = start_checker([], project, env)
         try:
             # The random moment itself is the point here, not a synchronisation.
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(sig)
-        proc.communicate(timeout=60)
-        return sig, proc.returncode
+        out, err = proc.communicate(timeout=60)
+        return sig, proc.returncode, out + err
 
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -171,11 +174,11 @@ def test_fifty_random_interrupts_leave_nothing(
     elapsed = time.monotonic() - start
 
     interrupted = 0
-    for sig, code in results:
+    for sig, code, output in results:
         # 0: finished first; -sig: the signal beat Python's own start-up (nothing to clean).
-        assert code in (SIGNALS[sig], 0, -sig), (sig, code)
+        assert code in (SIGNALS[sig], 0, -sig), (sig, code, output)
         interrupted += code == SIGNALS[sig]
-    assert interrupted >= 25, results
+    assert interrupted >= 25, [r[:2] for r in results]
     _assert_clean(run_root, project)
     assert elapsed < 240, elapsed
 

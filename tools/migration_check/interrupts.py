@@ -10,11 +10,12 @@ than being dropped by a restored default. Stdlib only, and cheap to import.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
-from types import FrameType
+from types import FrameType, TracebackType
 
 from migration_check.errors import Interrupted
 
@@ -49,9 +50,27 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 def install() -> None:
     """SIGTERM raises ``Interrupted``, SIGINT ``KeyboardInterrupt`` (undoing the shim's own)."""
     received.clear()
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _excepthook
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupted)
         signal.signal(signal.SIGINT, _raise_interrupted)
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """The last net: a signal's exception that escaped to the top level between two handlers
+    (the instants between the import guard and ``main()``'s own) still gets its line and code.
+    """
+    if not issubclass(kind, KeyboardInterrupt | Interrupted):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    with contextlib.suppress(OSError, ValueError):
+        print(interrupt_line(signum, cleanup_notes(exc)), file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+    # Not SystemExit: the interpreter is already unwinding an uncaught exception.
+    os._exit(128 + signum)
 
 
 def pending() -> int | None:
@@ -88,8 +107,8 @@ def interrupt_line(signum: int, notes: list[str]) -> str:
 @contextlib.contextmanager
 def during_startup() -> Iterator[None]:
     """Around imports: nothing exists yet, so a signal ends the process with its line at once."""
-    install()
     try:
+        install()
         yield
     except KeyboardInterrupt:
         _exit(signal.SIGINT)
