@@ -384,6 +384,26 @@ def _rows(
             )
             agreement.append(("800 tables", *_agree(big, big_env)))
 
+    progress("what a resident worker would save: the worker's library imports")
+    imports = "import sqlalchemy, psycopg, alembic.script, alembic.runtime.environment, " + (
+        "alembic.autogenerate"
+    )
+    heavy, bare = _alternate(
+        reps,
+        lambda: _run([PYTHON, "-c", imports], cwd=project, env=base_env).seconds,
+        lambda: _run([PYTHON, "-c", "pass"], cwd=project, env=base_env).seconds,
+    )
+    rows.append(
+        Row(
+            "worker start-up: python + SQLAlchemy, psycopg, Alembic imports",
+            heavy,
+            "python -c pass",
+            bare,
+            None,
+            "",
+        )
+    )
+
     progress("cold vs the scripted pipeline")
 
     def cold() -> float:
