@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -401,3 +402,39 @@ def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
     removed = prune(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["verdict-0.json", "verdict-1.json", "verdict-2.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict-3.json", "verdict-4.json"]
+
+
+def _other_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, tuple):
+        return (*value, "k=v")
+    if isinstance(value, str) or value is None:
+        return f"{value}-other"
+    raise AssertionError(f"no other value for {value!r}: teach this test the type")
+
+
+def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path) -> None:
+    """A setting added later (say, one that turns a comparison off) is in the key by default."""
+    import dataclasses
+
+    from migration_check.config import Settings
+    from migration_check.verdict import _NOT_IN_KEY, static_key
+
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\n")
+    base = Settings()
+
+    def key(settings: Settings) -> str:
+        return static_key(settings, ini, drivername="postgresql+psycopg", pg_fingerprint="pg")
+
+    for f in dataclasses.fields(Settings):
+        if f.name in _NOT_IN_KEY:
+            continue
+        changed = dataclasses.replace(base, **{f.name: _other_value(getattr(base, f.name))})
+        assert key(changed) != key(base), f.name
+    assert key(dataclasses.replace(base, timeout=1.0)) == key(base)
+    assert key(base) != static_key(base, ini, drivername="postgresql+asyncpg", pg_fingerprint="pg")
+    assert key(base) != static_key(base, ini, drivername="postgresql+psycopg", pg_fingerprint="p2")
