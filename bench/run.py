@@ -462,6 +462,29 @@ def _rows(
         )
     )
 
+    progress("CI with the initialised cluster restored vs the scripted pipeline")
+    ci_env = {**base_env, **_caches(tmp, "ci")}
+    _run(CHECK, cwd=project, env=ci_env)  # initialises the cluster, as a restored cache holds it
+
+    def ci() -> float:
+        # What migrations.yml restores is the cluster alone: no migrated database, no verdict.
+        run_root = Path(ci_env["CHECK_MIGRATIONS_RUN_DIR"])
+        for path in [*run_root.glob("check-migrations-cache-*"),
+                     Path(ci_env["XDG_CACHE_HOME"]) / "check-migrations" / "verdicts"]:  # fmt: skip
+            shutil.rmtree(path, ignore_errors=True)
+        return _run(CHECK, cwd=project, env=ci_env).seconds
+
+    ours, theirs = _alternate(reps, ci, lambda: _scripted_pipeline(project, base_env, tmp, bindir))
+    rows.append(
+        Row(
+            "CI: initialised cluster restored, nothing else",
+            ours,
+            "scripted: initdb, start, upgrade, check, stop",
+            theirs,
+            0.35,
+        )
+    )
+
     progress("verdicts with and without the caches")
     agreement.append(("this repository", *_agree(project, warm_env)))
     text = model.read_text()
