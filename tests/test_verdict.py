@@ -438,3 +438,35 @@ def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path
     assert key(dataclasses.replace(base, timeout=1.0)) == key(base)
     assert key(base) != static_key(base, ini, drivername="postgresql+asyncpg", pg_fingerprint="pg")
     assert key(base) != static_key(base, ini, drivername="postgresql+psycopg", pg_fingerprint="p2")
+
+
+def test_entries_are_private_and_hold_no_variable_values(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = scenario("base")
+    _prepare(project, monkeypatch)
+    monkeypatch.setenv("STATUS_DEFAULT", "s3cret-token-value")
+    _edit(project / "versions" / "0001_initial.py", "'active'", "'s3cret-token-value'")
+    assert _stored_then(capsys)[0] == EXIT_OK
+    [entry] = _verdicts(cache_dir)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert "s3cret-token-value" not in entry.read_text()
+
+
+def test_a_damaged_entry_is_a_miss_not_a_crash(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys
+) -> None:
+    import json
+
+    scenario("base")
+    _stored_then(capsys)
+    [entry] = _verdicts(cache_dir)
+    data = json.loads(entry.read_text())
+    for damage in ({**data, "inputs": {}}, {**data, "event": {"type": "result"}}, [1], "x"):
+        entry.write_text(json.dumps(damage))
+        rc, _, err = _check(capsys)
+        assert rc == EXIT_OK
+        assert HIT not in err
+    entry.write_text("{not json")
+    rc, _, err = _check(capsys)
+    assert (rc, HIT in err) == (EXIT_OK, False)

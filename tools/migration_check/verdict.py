@@ -149,9 +149,9 @@ class VerdictCache:
             entry = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        if not _well_formed(entry):
             return None
-        inputs = entry.get("inputs") or {}
+        inputs = entry["inputs"]
         reason = unchanged(inputs)
         if reason is None:
             key = expected_env(self.worker_environ, inputs.get("env", {}))
@@ -182,12 +182,30 @@ class VerdictCache:
         try:
             self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.base / f".tmp-{self.path.name}-{secrets.token_hex(4)}"
-            tmp.write_text(json.dumps(entry, sort_keys=True), encoding="utf-8")
+            # 0600: it lists the project's paths and what its code read.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True))
             tmp.replace(self.path)  # a concurrent reader sees the old entry or the new, whole
         except OSError:
             return False  # a cache that cannot be written costs speed, never the verdict
         prune(self.base, keep=max_entries())
         return True
+
+
+def _well_formed(entry: Any) -> bool:
+    """An entry this checker wrote whole: anything else (older format, a hand edit) is a miss."""
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        return False
+    event, inputs = entry.get("event"), entry.get("inputs")
+    return (
+        isinstance(event, dict)
+        and event.get("type") == "result"
+        and isinstance(event.get("findings"), list)
+        and isinstance(inputs, dict)
+        and all(isinstance(inputs.get(k), dict) for k in ("files", "dirs", "env", "libraries"))
+        and isinstance(entry.get("closure"), dict)
+    )
 
 
 def prune(base: Path, *, keep: int) -> list[Path]:
