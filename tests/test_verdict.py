@@ -394,6 +394,26 @@ def test_cached_and_uncached_verdicts_agree_over_a_series_of_edits(
     assert hits >= 2
 
 
+def test_a_module_loaded_before_the_worker_watched_is_in_the_key(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sitecustomize runs at interpreter start-up, before the worker installs its hook."""
+    project = scenario("base")
+    site_dir = project.parent / "site"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 500\n")
+    monkeypatch.setenv("PYTHONPATH", str(site_dir))
+    _edit(
+        project / "models.py",
+        "from sqlalchemy import",
+        "import sitecustomize\nfrom sqlalchemy import",
+    )
+    _edit(project / "models.py", "String(500)", "String(sitecustomize.BODY_LENGTH)")
+    assert _stored_then(capsys)[0] == EXIT_OK
+    (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 400\n")
+    assert _misses_and_agrees(capsys) == EXIT_FINDINGS
+
+
 def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
     for i in range(5):
         path = tmp_path / f"verdict-{i}.json"

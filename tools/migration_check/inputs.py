@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -120,6 +119,8 @@ class InputRecorder:
         self._exclude = tuple(os.path.realpath(p) + os.sep for p in exclude if p)
         libdirs = [os.path.realpath(p) for p in sys.path if p and _is_library_dir(p)]
         self.libraries = {p: library_digest(p) for p in libdirs}
+        import sysconfig  # the worker's side only: the CLI's lookup stays light
+
         stdlib = {sysconfig.get_path(n) for n in ("stdlib", "platstdlib")}
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *stdlib, *libdirs}
         self._library_roots = tuple(os.path.realpath(p) + os.sep for p in prefixes if p)

@@ -36,9 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migration_check.closure import closure_changed
 from migration_check.config import Settings
-from migration_check.inputs import expected_env, unchanged
+from migration_check.inputs import expected_env, file_digest, unchanged
 
 __all__ = ["FORMAT", "VerdictCache", "static_key"]
 
@@ -126,12 +125,21 @@ def max_entries() -> int:
 
 
 def _closure_changed(recorded: Any) -> str | None:
-    """Every module the worker loaded (closure.py), including those loaded before ``inputs``
-    started watching (``sitecustomize``, the checker's own); libraries are keyed by ``inputs``'
-    listing of every installed distribution, a superset of the closure's."""
-    if not isinstance(recorded, dict):
+    """Every module the worker loaded (closure.py's record), including those loaded before
+    ``inputs`` started watching (``sitecustomize``, the checker's own).
+
+    Checked here rather than through ``closure.closure_changed``, which imports
+    ``importlib.metadata`` (25 ms, a quarter of a served verdict) for the library versions:
+    those are keyed by ``inputs``' listing of every installed distribution, a superset.
+    """
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
         return "no record of the modules it loaded"
-    return closure_changed({**recorded, "libraries": {}})
+    if recorded.get("python") != sys.version:
+        return "the Python version changed"
+    for path, digest in recorded["files"].items():
+        if file_digest(path) != digest:
+            return f"{path} changed"
+    return None
 
 
 class VerdictCache:
