@@ -12,12 +12,13 @@ the worker (the git check for untracked revision files, filters, rendering) runs
 check, cached or not.
 
 The key (``static_key``): the format, the checker's own source files, the interpreter, the working
-directory, alembic.ini's path and content, every setting that is not about output or time limits,
-the driver, and the PostgreSQL build. The entry then holds the recorded inputs, checked one by one.
-Only complete runs are stored (a result event, exit 0 or 1), never errors; a file that changed
-while the worker read it prevents storing. ``--no-cache`` (``use_cache``) and ``verdict-cache =
-false`` bypass it. At most ``CHECK_MIGRATIONS_VERDICT_ENTRIES`` (default 64) entries of a few KB
-are kept, least recently used pruned.
+directory, alembic.ini's path and content, every ``.env`` from there up, every setting that is not
+about output or time limits, the driver, and the PostgreSQL build. The entry then holds the
+recorded inputs, checked one by one. Only complete runs are stored (a result event, exit 0 or 1),
+never errors; a file that changed while the worker read it prevents storing. ``--no-cache``
+(``use_cache``) and ``verdict-cache = false`` bypass it. At most
+``CHECK_MIGRATIONS_VERDICT_ENTRIES`` (default 64) entries of a few KB are kept, least recently
+used pruned.
 
 Stdlib only, and cheap: it runs in the CLI process before any server or worker exists.
 """
@@ -39,7 +40,7 @@ from typing import Any
 from migration_check.config import Settings
 from migration_check.inputs import expected_env, file_digest, unchanged
 
-__all__ = ["FORMAT", "VerdictCache", "static_key"]
+__all__ = ["FORMAT", "VerdictCache", "prune", "static_key"]
 
 FORMAT = 1
 _DEFAULT_ENTRIES = 64
