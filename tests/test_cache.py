@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from migration_check.cache import FORMAT, prune
 from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.dirs import bound_pycache
 
 from .conftest import REPO, ScenarioFactory
+from .fault_helpers import shared_dir
 
 USING = "using cached migrated database"
 STORED = "cached the migrated database for later runs"
@@ -398,3 +404,141 @@ def test_every_import_shape_invalidates_the_entry(
     assert USING not in err
     assert "upgrading 3 revision(s)" in err
     assert (rc, out) == (slow, slow_out)
+
+
+def _mount_read_only(target: Path) -> None:
+    """A read-only file system at ``target`` (root ignores permission bits; EROFS it does not)."""
+    target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    target = tmp_path / "ro"
+    _mount_read_only(target)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.mark.parametrize("where", ["home", "cache_dir"])
+def test_read_only_cache_location_runs_without_the_cache(
+    where: str,
+    read_only: Path,
+    scenario: ScenarioFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("base")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    if where == "home":
+        monkeypatch.delenv("CHECK_MIGRATIONS_CACHE_DIR", raising=False)
+        monkeypatch.setenv("HOME", str(read_only))
+        unwritable = read_only / ".cache"
+    else:
+        monkeypatch.setenv("CHECK_MIGRATIONS_CACHE_DIR", str(read_only))
+        unwritable = read_only
+    rc, out, err = _check(capsys)
+    assert rc == EXIT_OK, err
+    assert "models and migrations agree" in out
+    warnings = [ln for ln in err.splitlines() if "warning" in ln or "error" in ln]
+    assert warnings == [
+        f"check-migrations: warning: cannot write the cache ({unwritable}: Read-only file "
+        "system); running without it (set CHECK_MIGRATIONS_CACHE_DIR to a writable directory)"
+    ], err
+    assert STORED not in err
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_initialised_clusters_are_bounded_least_recently_used_first(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One cluster per PostgreSQL build, ~30 MB each: only the two most recently used stay."""
+    scenario("base")
+    cache_dir.mkdir()
+    for i in range(3):  # clusters of builds no longer installed, used long ago
+        fake = cache_dir / f"cluster-{i:016x}-0"
+        fake.mkdir()
+        (fake / "PG_VERSION").write_text("16\n")
+        os.utime(fake, (1000 + i, 1000 + i))
+    assert _check(capsys)[0] == EXIT_OK
+    clusters = sorted(p.name for p in cache_dir.glob("cluster-*"))
+    assert len(clusters) == 2, clusters
+    assert f"cluster-{2:016x}-0" in clusters  # the most recently used of the old ones
+    assert not list(cache_dir.glob(".trash-*"))
+    # The surviving real cluster still serves the next run.
+    rc, _out, err = _check(capsys)
+    assert rc == EXIT_OK
+    assert "initialising" not in err
+
+
+def test_worker_bytecode_cache_is_bounded(
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("base")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("CHECK_MIGRATIONS_PYCACHE_MB", "1")
+    assert _check(capsys)[0] == EXIT_OK
+    pycache = cache_dir / "pycache"
+    assert pycache.is_dir()
+    assert 0 < _tree_size(pycache) <= 1024 * 1024
+
+
+def test_bound_pycache_removes_least_recently_used_files(tmp_path: Path) -> None:
+    root = tmp_path / "pycache"
+    for i in range(10):
+        path = root / f"d{i % 3}" / f"m{i}.pyc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (2000 + i, 2000 + i))
+    assert bound_pycache(root, cap_bytes=5000) == 7000  # down to three quarters of the cap
+    assert sorted(p.name for p in root.rglob("*.pyc")) == ["m7.pyc", "m8.pyc", "m9.pyc"]
+    assert bound_pycache(root, cap_bytes=1) == 0  # walked at most once an hour
+
+
+def test_clear_cache_removes_everything_and_says_what(
+    scenario: ScenarioFactory,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario("base")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    with shared_dir("cm-clear-") as tmp:
+        # The server user's copy of the binaries lives under $TMPDIR: this test's own.
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+        assert _check(capsys)[0] == EXIT_OK
+        assert _entries(cache_dir)
+        cached = sorted(p.name for p in cache_dir.iterdir())
+        assert any(n.startswith("cluster-") for n in cached), cached
+        assert "pycache" in cached
+        rc, out, err = _check(capsys, "--clear-cache")
+        assert rc == EXIT_OK, err
+        lines = out.splitlines()
+        for name in cached:
+            assert any(ln.startswith(f"removed {cache_dir / name} (") for ln in lines), out
+        assert re.fullmatch(r"cleared \d+ cache item\(s\), [\d.]+ MB", lines[-1]), out
+        assert list(cache_dir.iterdir()) == []
+        assert not list(tmp.glob("check-migrations-pg/*"))
+        assert _check(capsys, "--clear-cache")[1] == "the cache was empty\n"
+        # And the checker still works from nothing.
+        rc, _out, err = _check(capsys)
+        assert rc == EXIT_OK, err

@@ -182,10 +182,13 @@ def test_database_url_scratch_database_dropped_when_interrupted(
     # The scratch database exists now, under a fresh unique name.
     created = _scratch_databases(real_server) - before
     assert len(created) == 1
-    assert SCRATCH.match(created.pop())
+    name = created.pop()
+    assert SCRATCH.match(name)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, "".join(seen) + err
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert err.splitlines()[-1] == f"check-migrations: {verb}; scratch database {name} dropped"
     assert real_server.databases() == before
     assert OWNER_PASSWORD not in out + err + "".join(seen)
 
@@ -380,15 +383,25 @@ def test_sweep_never_drops_a_live_runs_database_and_waits_out_unmarked_ones(
     assert not {d for d in real_server.databases() if d.startswith(live.database)}
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("not a url://@@", "scheme 'not a url' is not postgresql or postgresql+DRIVER"),
+        (
+            f"postgresql://app:{OWNER_PASSWORD}@x@127.0.0.1/app",
+            "more than one '@'; percent-encode an '@' in the password as %40",
+        ),
+    ],
+    ids=["bad_scheme", "unencoded_at"],
+)
 def test_malformed_database_url_names_the_expected_shape(
-    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+    url: str, why: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario("base")
-    assert main(["--database-url", "not a url://@@"]) == EXIT_ERROR
+    assert main(["--database-url", url]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err == (
-        "check-migrations: error: --database-url: malformed URL 'not a url://@@' (scheme "
-        "'not a url' is not postgresql or postgresql+DRIVER); expected "
+        f"check-migrations: error: --database-url: malformed URL ({why}); expected "
         "postgresql://user:***@host:port/database\n"
     )
 
@@ -415,6 +428,31 @@ def test_unreachable_host_fails_within_the_connect_timeout(tmp_path: Path, run_r
     # The issue's bound: within 10 s. connect_timeout is 5 s, the rest interpreter start-up; a
     # second wait to drop a database that was never created would double it.
     assert 4 < result.seconds < 10, result.seconds
+
+
+def test_connect_timeout_flag_bounds_the_wait(tmp_path: Path, run_root: Path) -> None:
+    """--connect-timeout (connect-timeout in pyproject) replaces the 5 s default."""
+    project = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", project)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(16)
+        port = sink.getsockname()[1]
+        result = run_checker(
+            [
+                "--database-url",
+                f"postgresql://app:{OWNER_PASSWORD}@127.0.0.1:{port}/app",
+                "--connect-timeout",
+                "1",
+            ],
+            project,
+            checker_env(run_root, extra={"CHECK_MIGRATIONS_QUIET": "1"}),
+        )
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert result.stderr == (
+        f"check-migrations: error: cannot connect to 127.0.0.1:{port}/app: connection timeout "
+        "expired (gave up after 1 s); check the host, port, user and password of --database-url\n"
+    )
 
 
 def test_closed_port_fails_at_once(tmp_path: Path, run_root: Path) -> None:

@@ -133,13 +133,13 @@ def _base() -> Path:
     the disk cache took 0.08 s idle and 0.77 s while tests ran; the price is that entries live
     in memory (at most ``max_entries()`` of them) and do not survive a reboot.
     """
-    from migration_check.server import _default_base, _private_dir, cache_base_dir
+    from migration_check.dirs import cache_base_dir, default_base, private_dir
 
     if os.environ.get("CHECK_MIGRATIONS_CACHE_DIR"):
         return cache_base_dir()
-    root = Path(os.environ.get("CHECK_MIGRATIONS_RUN_DIR") or _default_base())
+    root = Path(os.environ.get("CHECK_MIGRATIONS_RUN_DIR") or default_base())
     base = root / f"check-migrations-cache-{os.geteuid()}"
-    _private_dir(base, 0o700)  # refuses a link or someone else's directory in a shared /dev/shm
+    private_dir(base, 0o700)  # refuses a link or someone else's directory in a shared /dev/shm
     return base
 
 
@@ -187,7 +187,7 @@ def choose_entry(scope: str, ini: Path) -> Entry | None:
 
 def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None:
     """Copy a stopped data directory into the cache under its final name, atomically."""
-    from migration_check.server import _copy_tree
+    from migration_check.dirs import copy_tree
 
     base = _base()
     body = json.dumps(
@@ -205,7 +205,7 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
         try:
             data_dir.rename(staging / "data")  # same file system: free (stop() is next anyway)
         except OSError:
-            _copy_tree(data_dir, staging / "data")
+            copy_tree(data_dir, staging / "data")
         for leftover in ("postmaster.pid", "postmaster.opts"):
             with contextlib.suppress(FileNotFoundError):
                 (staging / "data" / leftover).unlink()

@@ -106,8 +106,8 @@ class WorkerCache:
             x_args=list(req.get("x_args") or []),
             drivername=drivername,
         )
-        # env.py's own imports are mostly the models, which change what is compared, not what
-        # a replay builds; the modules a revision imports are hashed after the upgrade.
+        # Every module env.py and the revisions load is recorded after the upgrade
+        # (take_snapshot, closure.py); here only the files named before anything runs.
         env_py = Path(script.dir).resolve() / "env.py"
         locations = _version_locations(script)
         self.files = file_digests(

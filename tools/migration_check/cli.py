@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import time
-from collections.abc import Sequence
-from typing import Any
 
 from migration_check.interrupts import (
     EXIT_SIGINT,
@@ -19,8 +15,14 @@ from migration_check.interrupts import (
     pending,
 )
 
-# A signal while click loads (the slow part of start-up): its one line, never a traceback.
+# A signal while the rest loads (click is the slow part of start-up): one line, no traceback.
 with during_startup():
+    import dataclasses
+    import os
+    import time
+    from collections.abc import Sequence
+    from typing import Any
+
     import click
 
     from migration_check import __version__
@@ -101,6 +103,12 @@ _CHECK_OPTIONS = [
         "worker bytecode).",
     ),
     click.option(
+        "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Give up connecting to --database-url after this long.  [default: 5]",
+    ),
+    click.option(
         "--timeout",
         type=click.FloatRange(min=0, min_open=True),
         metavar="SECONDS",
@@ -118,8 +126,34 @@ _CHECK_OPTIONS = [
 ]
 
 
+def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from migration_check.dirs import clear_cache
+
+    removed = clear_cache()
+    for path, size in removed:
+        click.echo(f"removed {path} ({size / 1e6:.1f} MB)")
+    total = sum(size for _path, size in removed)
+    click.echo(
+        f"cleared {len(removed)} cache item(s), {total / 1e6:.1f} MB"
+        if removed
+        else "the cache was empty"
+    )
+    ctx.exit(EXIT_OK)
+
+
 @click.command(context_settings=_CONTEXT)
 @check_options
+@click.option(
+    "--clear-cache",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_clear_cache,
+    help="Remove everything the checker caches (clusters, migrated databases, bytecode), "
+    "say what, and exit.",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:
     """Fail when SQLAlchemy models changed without a matching Alembic revision.
@@ -149,6 +183,7 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "use_cache": False if kwargs["no_cache"] else None,
         "timeout": kwargs["timeout"],
         "lock_timeout": kwargs["lock_timeout"],
+        "connect_timeout": kwargs.get("connect_timeout"),
         "verbose": kwargs["verbose"],
     }
 
@@ -175,8 +210,16 @@ def _use_color(stream: Any) -> bool:
 
 def _run(settings: Settings) -> int:
     from migration_check import report
+    from migration_check.dirs import cache_problem
     from migration_check.runner import run_check
 
+    if settings.use_cache and (why := cache_problem()) is not None:
+        print(
+            f"check-migrations: warning: cannot write the cache ({why}); running without it "
+            "(set CHECK_MIGRATIONS_CACHE_DIR to a writable directory)",
+            file=sys.stderr,
+        )
+        settings = dataclasses.replace(settings, use_cache=False)
     result = run_check(settings, _progress(settings))
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
@@ -238,9 +281,46 @@ def _report_error(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal)."""
+    """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal).
+
+    Run as the program (``argv`` None), SIGINT and SIGTERM stay blocked once the exit code is
+    decided: a signal that arrived before is reported (130/143 and its line), one after cannot
+    turn a finished run into a silent death by signal.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    mask: set[int | signal.Signals] | None = None
+    try:
+        try:
+            rc = _main(args)
+        finally:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    except KeyboardInterrupt as exc:  # landed outside _main's own handlers
+        print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
+        rc = EXIT_SIGINT
+    except Interrupted as exc:
+        print(interrupt_line(exc.signum, cleanup_notes(exc)), file=sys.stderr)
+        rc = 128 + exc.signum
+    if mask is None:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    waiting = sorted(signal.sigpending() & _SIGNALS)
+    for signum in waiting:
+        signal.sigtimedwait([signum], 0)  # consumed: nothing fires once they are unblocked
+    if waiting and rc not in (EXIT_SIGINT, EXIT_SIGTERM):
+        print(interrupt_line(waiting[0], []), file=sys.stderr)
+        rc = 128 + waiting[0]
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+    if argv is not None:  # a library caller gets its signal mask back
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask or ())
+    return rc
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _main(args: list[str]) -> int:
     loaded: dict[str, Settings] = {}
     try:
         install()
@@ -291,10 +371,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             detail,
         )
         return EXIT_ERROR
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

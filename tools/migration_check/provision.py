@@ -34,7 +34,7 @@ _SCHEME = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?$")
 
 def _parse_database_url(raw: str) -> DbUrl:
     """The URL, or a ConfigError saying what is malformed and the shape expected."""
-    masked = mask_passwords(raw)
+    # The URL itself is not echoed: when malformed, no mask can tell where its password ends.
     if "://" not in raw:
         try:
             return parse_url(raw)  # raises: "not a URL (expected ...)"
@@ -43,13 +43,13 @@ def _parse_database_url(raw: str) -> DbUrl:
     scheme = raw.split("://", 1)[0]
     if not _SCHEME.match(scheme):
         raise ConfigError(
-            f"--database-url: malformed URL {masked!r} (scheme {scheme!r} is not postgresql or "
+            f"--database-url: malformed URL (scheme {scheme!r} is not postgresql or "
             f"postgresql+DRIVER); expected {_SHAPE}"
         )
     netloc = urlsplit("//" + raw.split("://", 1)[1]).netloc
     if netloc.count("@") > 1:
         raise ConfigError(
-            f"--database-url: malformed URL {masked!r} (more than one '@'; percent-encode an "
+            f"--database-url: malformed URL (more than one '@'; percent-encode an "
             f"'@' in the password as %40); expected {_SHAPE}"
         )
     try:

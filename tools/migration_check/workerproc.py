@@ -19,14 +19,10 @@ from typing import IO, Any
 
 import migration_check
 from migration_check.config import Settings
+from migration_check.dirs import bound_pycache, cache_base_dir, cache_dir_path
 from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
-from migration_check.server import (
-    PORT,
-    cache_base_dir,
-    child_setup,
-    kill_group,
-    signals_held,
-)
+from migration_check.processes import child_setup, kill_group, signals_held
+from migration_check.server import PORT
 from migration_check.urls import DbUrl, mask_passwords, parse_url
 
 _DB_VARIABLES = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
@@ -117,6 +113,9 @@ def spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterator
                 if proc.stdout is not None:
                     relay = _relay_masked(proc.stdout, settings)
             yield Worker(proc, read_fd, log)
+            own = str(cache_dir_path() / "pycache")
+            if env.get("PYTHONPYCACHEPREFIX") == own:  # ours, not a prefix the user chose
+                bound_pycache(Path(own))
         finally:
             with signals_held():
                 if proc is not None:
