@@ -8,14 +8,16 @@ Each row times the checker and a peer alternately (A B A B ..., so a change in t
 hits both) and prints the ratio of the medians:
 
 - warm, inputs changed: this repository with every cache filled, a model file edited before
-  each run (so the verdict cache misses and the migrated database is reused), against a bare
-  ``alembic check`` on a PostgreSQL this bench keeps running with a database already at head;
+  each run (so the verdict cache misses), against a bare ``alembic check`` on a PostgreSQL this
+  bench keeps running with a database already at head; and the same with the verdict cache
+  off and nothing edited, so the migrated database is reused (a model edit replays the history
+  today: the migrated database's key holds every module env.py loaded);
 - unchanged inputs: the same check again with nothing changed (the verdict cache answers),
   against the same bare ``alembic check``;
 - cold: empty caches, against the scripted pipeline a user would write (``initdb``, ``pg_ctl
   start``, ``alembic upgrade head``, ``alembic check``, ``pg_ctl stop``);
-- 800 tables: a project from ``bench/generate.py``, warm with inputs changed, against a bare
-  ``alembic check`` on the same project at head;
+- 800 tables: a project from ``bench/generate.py``, warm with a model edited (and with the
+  history reused), against a bare ``alembic check`` on the same project at head;
 - the catalog comparison's cost: warm against warm with ``--autogenerate-only`` (skipped with a
   note while the checker has no such flag).
 
@@ -294,11 +296,29 @@ def _rows(
             assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
             return outcome.seconds
 
-        progress("warm, inputs changed vs bare alembic check")
+        progress("warm, a model edited vs bare alembic check")
         ours, theirs = _alternate(reps, warm_changed, lambda: Peer.check(project, base_env, url))
         rows.append(
             Row(
-                "warm check, inputs changed (caches filled)",
+                "warm check, a model edited (caches filled)",
+                ours,
+                "bare `alembic check`, server up, database at head",
+                theirs,
+                0.5,
+            )
+        )
+        # The migrated-database cache keys on every module env.py loaded, the models included,
+        # so a model edit replays the history; this row shows the check when it does not.
+        no_verdict = {**warm_env, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
+        _run(CHECK, cwd=project, env=no_verdict)
+        ours, theirs = _alternate(
+            reps,
+            lambda: _run(CHECK, cwd=project, env=no_verdict).seconds,
+            lambda: Peer.check(project, base_env, url),
+        )
+        rows.append(
+            Row(
+                "  same, history reused (verdict cache off, no edit)",
                 ours,
                 "bare `alembic check`, server up, database at head",
                 theirs,
@@ -375,7 +395,23 @@ def _rows(
             )
             rows.append(
                 Row(
-                    "800 tables, warm, inputs changed",
+                    "800 tables, warm, a model edited",
+                    ours,
+                    "bare `alembic check` on it, at head",
+                    theirs,
+                    1.0,
+                )
+            )
+            big_no_verdict = {**big_env, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
+            _run(CHECK, cwd=big, env=big_no_verdict)
+            ours, theirs = _alternate(
+                max(3, reps // 2),
+                lambda: _run(CHECK, cwd=big, env=big_no_verdict).seconds,
+                lambda: Peer.check(big, base_env, big_url),
+            )
+            rows.append(
+                Row(
+                    "  same, history reused (verdict cache off, no edit)",
                     ours,
                     "bare `alembic check` on it, at head",
                     theirs,
@@ -383,6 +419,26 @@ def _rows(
                 )
             )
             agreement.append(("800 tables", *_agree(big, big_env)))
+
+    progress("what a resident worker would save: the worker's library imports")
+    imports = "import sqlalchemy, psycopg, alembic.script, alembic.runtime.environment, " + (
+        "alembic.autogenerate"
+    )
+    heavy, bare = _alternate(
+        reps,
+        lambda: _run([PYTHON, "-c", imports], cwd=project, env=base_env).seconds,
+        lambda: _run([PYTHON, "-c", "pass"], cwd=project, env=base_env).seconds,
+    )
+    rows.append(
+        Row(
+            "worker start-up: python + SQLAlchemy, psycopg, Alembic imports",
+            heavy,
+            "python -c pass",
+            bare,
+            None,
+            "",
+        )
+    )
 
     progress("cold vs the scripted pipeline")
 
@@ -399,6 +455,29 @@ def _rows(
     rows.append(
         Row(
             "cold check (empty caches)",
+            ours,
+            "scripted: initdb, start, upgrade, check, stop",
+            theirs,
+            0.35,
+        )
+    )
+
+    progress("CI with the initialised cluster restored vs the scripted pipeline")
+    ci_env = {**base_env, **_caches(tmp, "ci")}
+    _run(CHECK, cwd=project, env=ci_env)  # initialises the cluster, as a restored cache holds it
+
+    def ci() -> float:
+        # What migrations.yml restores is the cluster alone: no migrated database, no verdict.
+        run_root = Path(ci_env["CHECK_MIGRATIONS_RUN_DIR"])
+        for path in [*run_root.glob("check-migrations-cache-*"),
+                     Path(ci_env["XDG_CACHE_HOME"]) / "check-migrations" / "verdicts"]:  # fmt: skip
+            shutil.rmtree(path, ignore_errors=True)
+        return _run(CHECK, cwd=project, env=ci_env).seconds
+
+    ours, theirs = _alternate(reps, ci, lambda: _scripted_pipeline(project, base_env, tmp, bindir))
+    rows.append(
+        Row(
+            "CI: initialised cluster restored, nothing else",
             ours,
             "scripted: initdb, start, upgrade, check, stop",
             theirs,

@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -393,6 +394,26 @@ def test_cached_and_uncached_verdicts_agree_over_a_series_of_edits(
     assert hits >= 2
 
 
+def test_a_module_loaded_before_the_worker_watched_is_in_the_key(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sitecustomize runs at interpreter start-up, before the worker installs its hook."""
+    project = scenario("base")
+    site_dir = project.parent / "site"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 500\n")
+    monkeypatch.setenv("PYTHONPATH", str(site_dir))
+    _edit(
+        project / "models.py",
+        "from sqlalchemy import",
+        "import sitecustomize\nfrom sqlalchemy import",
+    )
+    _edit(project / "models.py", "String(500)", "String(sitecustomize.BODY_LENGTH)")
+    assert _stored_then(capsys)[0] == EXIT_OK
+    (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 400\n")
+    assert _misses_and_agrees(capsys) == EXIT_FINDINGS
+
+
 def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
     for i in range(5):
         path = tmp_path / f"verdict-{i}.json"
@@ -401,3 +422,71 @@ def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
     removed = prune(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["verdict-0.json", "verdict-1.json", "verdict-2.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict-3.json", "verdict-4.json"]
+
+
+def _other_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, tuple):
+        return (*value, "k=v")
+    if isinstance(value, str) or value is None:
+        return f"{value}-other"
+    raise AssertionError(f"no other value for {value!r}: teach this test the type")
+
+
+def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path) -> None:
+    """A setting added later (say, one that turns a comparison off) is in the key by default."""
+    import dataclasses
+
+    from migration_check.config import Settings
+    from migration_check.verdict import _NOT_IN_KEY, static_key
+
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\n")
+    base = Settings()
+
+    def key(settings: Settings) -> str:
+        return static_key(settings, ini, drivername="postgresql+psycopg", pg_fingerprint="pg")
+
+    for f in dataclasses.fields(Settings):
+        if f.name in _NOT_IN_KEY:
+            continue
+        changed = dataclasses.replace(base, **{f.name: _other_value(getattr(base, f.name))})
+        assert key(changed) != key(base), f.name
+    assert key(dataclasses.replace(base, timeout=1.0)) == key(base)
+    assert key(base) != static_key(base, ini, drivername="postgresql+asyncpg", pg_fingerprint="pg")
+    assert key(base) != static_key(base, ini, drivername="postgresql+psycopg", pg_fingerprint="p2")
+
+
+def test_entries_are_private_and_hold_no_variable_values(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = scenario("base")
+    _prepare(project, monkeypatch)
+    monkeypatch.setenv("STATUS_DEFAULT", "s3cret-token-value")
+    _edit(project / "versions" / "0001_initial.py", "'active'", "'s3cret-token-value'")
+    assert _stored_then(capsys)[0] == EXIT_OK
+    [entry] = _verdicts(cache_dir)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert "s3cret-token-value" not in entry.read_text()
+
+
+def test_a_damaged_entry_is_a_miss_not_a_crash(
+    scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys
+) -> None:
+    import json
+
+    scenario("base")
+    _stored_then(capsys)
+    [entry] = _verdicts(cache_dir)
+    data = json.loads(entry.read_text())
+    for damage in ({**data, "inputs": {}}, {**data, "event": {"type": "result"}}, [1], "x"):
+        entry.write_text(json.dumps(damage))
+        rc, _, err = _check(capsys)
+        assert rc == EXIT_OK
+        assert HIT not in err
+    entry.write_text("{not json")
+    rc, _, err = _check(capsys)
+    assert (rc, HIT in err) == (EXIT_OK, False)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ __all__ = [
     "CONTROLLED_ENV",
     "IGNORED_NAMES",
     "InputRecorder",
+    "env_digest",
     "file_digest",
     "library_digest",
     "listing_digest",
@@ -119,6 +119,8 @@ class InputRecorder:
         self._exclude = tuple(os.path.realpath(p) + os.sep for p in exclude if p)
         libdirs = [os.path.realpath(p) for p in sys.path if p and _is_library_dir(p)]
         self.libraries = {p: library_digest(p) for p in libdirs}
+        import sysconfig  # the worker's side only: the CLI's lookup stays light
+
         stdlib = {sysconfig.get_path(n) for n in ("stdlib", "platstdlib")}
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *stdlib, *libdirs}
         self._library_roots = tuple(os.path.realpath(p) + os.sep for p in prefixes if p)
@@ -196,7 +198,10 @@ class InputRecorder:
         return {
             "files": dict(sorted(self.files.items())),
             "dirs": dict(sorted(self.dirs.items())),
-            "env": {k: v for k, v in sorted(self.env.items()) if k not in CONTROLLED_ENV},
+            # Hashed: a variable the models read may hold a secret, and this lands on disk.
+            "env": {
+                k: env_digest(v) for k, v in sorted(self.env.items()) if k not in CONTROLLED_ENV
+            },
             "libraries": dict(sorted(self.libraries.items())),
             "python": f"{sys.executable}|{sys.version}",
         }
@@ -245,10 +250,15 @@ def _stop_recording_environ() -> None:
     _RecordingEnviron._reads = None
 
 
+def env_digest(value: str | None) -> str | None:
+    """A variable's value as recorded: its sha256, or None when it was unset."""
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+
+
 def expected_env(worker_environ: dict[str, str], recorded: dict[str, str | None]) -> str | None:
     """The first recorded variable whose value the next worker would not see, or None."""
-    for key, value in recorded.items():
-        if worker_environ.get(key) != value:
+    for key, digest in recorded.items():
+        if env_digest(worker_environ.get(key)) != digest:
             return key
     return None
 

@@ -12,12 +12,13 @@ the worker (the git check for untracked revision files, filters, rendering) runs
 check, cached or not.
 
 The key (``static_key``): the format, the checker's own source files, the interpreter, the working
-directory, alembic.ini's path and content, every setting that is not about output or time limits,
-the driver, and the PostgreSQL build. The entry then holds the recorded inputs, checked one by one.
-Only complete runs are stored (a result event, exit 0 or 1), never errors; a file that changed
-while the worker read it prevents storing. ``--no-cache`` (``use_cache``) and ``verdict-cache =
-false`` bypass it. At most ``CHECK_MIGRATIONS_VERDICT_ENTRIES`` (default 64) entries of a few KB
-are kept, least recently used pruned.
+directory, alembic.ini's path and content, every ``.env`` from there up, every setting that is not
+about output or time limits, the driver, and the PostgreSQL build. The entry then holds the
+recorded inputs, checked one by one. Only complete runs are stored (a result event, exit 0 or 1),
+never errors; a file that changed while the worker read it prevents storing. ``--no-cache``
+(``use_cache``) and ``verdict-cache = false`` bypass it. At most
+``CHECK_MIGRATIONS_VERDICT_ENTRIES`` (default 64) entries of a few KB are kept, least recently
+used pruned.
 
 Stdlib only, and cheap: it runs in the CLI process before any server or worker exists.
 """
@@ -36,11 +37,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migration_check.closure import closure_changed
 from migration_check.config import Settings
-from migration_check.inputs import expected_env, unchanged
+from migration_check.inputs import expected_env, file_digest, unchanged
 
-__all__ = ["FORMAT", "VerdictCache", "static_key"]
+__all__ = ["FORMAT", "VerdictCache", "prune", "static_key"]
 
 FORMAT = 1
 _DEFAULT_ENTRIES = 64
@@ -126,12 +126,21 @@ def max_entries() -> int:
 
 
 def _closure_changed(recorded: Any) -> str | None:
-    """Every module the worker loaded (closure.py), including those loaded before ``inputs``
-    started watching (``sitecustomize``, the checker's own); libraries are keyed by ``inputs``'
-    listing of every installed distribution, a superset of the closure's."""
-    if not isinstance(recorded, dict):
+    """Every module the worker loaded (closure.py's record), including those loaded before
+    ``inputs`` started watching (``sitecustomize``, the checker's own).
+
+    Checked here rather than through ``closure.closure_changed``, which imports
+    ``importlib.metadata`` (25 ms, a quarter of a served verdict) for the library versions:
+    those are keyed by ``inputs``' listing of every installed distribution, a superset.
+    """
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
         return "no record of the modules it loaded"
-    return closure_changed({**recorded, "libraries": {}})
+    if recorded.get("python") != sys.version:
+        return "the Python version changed"
+    for path, digest in recorded["files"].items():
+        if file_digest(path) != digest:
+            return f"{path} changed"
+    return None
 
 
 class VerdictCache:
@@ -149,9 +158,9 @@ class VerdictCache:
             entry = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        if not _well_formed(entry):
             return None
-        inputs = entry.get("inputs") or {}
+        inputs = entry["inputs"]
         reason = unchanged(inputs)
         if reason is None:
             key = expected_env(self.worker_environ, inputs.get("env", {}))
@@ -182,12 +191,30 @@ class VerdictCache:
         try:
             self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.base / f".tmp-{self.path.name}-{secrets.token_hex(4)}"
-            tmp.write_text(json.dumps(entry, sort_keys=True), encoding="utf-8")
+            # 0600: it lists the project's paths and what its code read.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True))
             tmp.replace(self.path)  # a concurrent reader sees the old entry or the new, whole
         except OSError:
             return False  # a cache that cannot be written costs speed, never the verdict
         prune(self.base, keep=max_entries())
         return True
+
+
+def _well_formed(entry: Any) -> bool:
+    """An entry this checker wrote whole: anything else (older format, a hand edit) is a miss."""
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        return False
+    event, inputs = entry.get("event"), entry.get("inputs")
+    return (
+        isinstance(event, dict)
+        and event.get("type") == "result"
+        and isinstance(event.get("findings"), list)
+        and isinstance(inputs, dict)
+        and all(isinstance(inputs.get(k), dict) for k in ("files", "dirs", "env", "libraries"))
+        and isinstance(entry.get("closure"), dict)
+    )
 
 
 def prune(base: Path, *, keep: int) -> list[Path]:
