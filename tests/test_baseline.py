@@ -42,8 +42,7 @@ def test_baseline_then_only_new_findings_fail(
         'Regenerate with: check-migrations baseline",\n'
         '  "findings": [\n'
         '    {"config": "alembic.ini", "kind": "modify_type", "table": "notes", '
-        '"column": "body", "message": "type is VARCHAR(1000) in the models, VARCHAR(500) in '
-        'the database"}\n'
+        '"column": "body", "in_database": "VARCHAR(500)", "in_models": "VARCHAR(1000)"}\n'
         "  ]\n"
         "}\n"
     )

@@ -104,7 +104,13 @@ def test_flask_migrate_app(flask_project: Path, capsys: pytest.CaptureFixture[st
     assert rc == EXIT_FINDINGS, out + err
     assert "users.email" in out
     assert "[add_column]" in out
-    assert 'flask --app app:create_app db migrate -m "describe the change"' in out
+    # The writer runs the app the same way, so it is the command to type (no database needed).
+    assert 'check-migrations revision --flask-app app:create_app -m "describe the change"' in out
+    rc = main(["revision", "--flask-app", "app:create_app", "-m", "add email", "--rev-id", "0002"])
+    out, err = capsys.readouterr()
+    assert rc == EXIT_OK, out + err
+    assert out.strip().endswith("0002_add_email.py")
+    assert main(["--flask-app", "app:create_app"]) == EXIT_OK, capsys.readouterr()
 
 
 def test_flask_app_from_pyproject_setting(

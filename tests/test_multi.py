@@ -47,7 +47,7 @@ def test_two_configs_one_report_with_a_section_each(
     assert sections[0].startswith("== a/alembic.ini ==\nnotes\n")
     # The model's file as seen from here, not from the project's directory.
     assert "  a/models.py:31: notes.body: type is VARCHAR(1000)" in sections[0]
-    assert "alembic -c a/alembic.ini revision --autogenerate" in sections[0]
+    assert "check-migrations revision -c a/alembic.ini -m" in sections[0]
     assert sections[1].startswith("b/alembic.ini ==\ncheck-migrations: models and migrations agree")
     assert out.splitlines()[-1] == (
         "check-migrations: 2 configs: 1 with findings, 1 without findings."

@@ -50,7 +50,7 @@ def test_a_failure_shows_the_text_report(pytester: pytest.Pytester) -> None:
             "      op.alter_column('notes', 'body',",
             "*",
             "Generate the missing revision, review it, and commit it with the models:",
-            '  alembic revision --autogenerate -m "describe the change"',
+            '  check-migrations revision -m "describe the change" --rev-id 0003',
             "",
             "check-migrations: 1 problem in 1 table: models changed without a matching revision.",
             "*short test summary info*",

@@ -50,7 +50,9 @@ def revision_command(settings: Settings, ini: Path, revision_ids: Sequence[str] 
     parts.append("check-migrations revision")
     if settings.flask_app:
         parts.append(f"--flask-app {settings.flask_app}")
-    if display_path(ini) != "alembic.ini":
+    # --flask-app looks in migrations/ itself, where `flask db init` puts the ini.
+    default = "migrations/alembic.ini" if settings.flask_app else "alembic.ini"
+    if display_path(ini) != default:
         parts.append(f"-c {display_path(ini)}")
     if settings.name != "alembic":
         parts.append(f"-n {settings.name}")

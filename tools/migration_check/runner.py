@@ -6,6 +6,7 @@ signals and the clock, so it can always clean up, whatever env.py does.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -71,12 +72,11 @@ def run_check(
     start_from = start_from_request(settings)
     database = f"check_migrations_{secrets.token_hex(6)}"
     # Before any server or worker: an unchanged check is answered from the verdict cache.
-    # Not for the writer (it must write), nor when the round trips of a change's new revisions
-    # or a schema dump are part of the answer: the key covers neither the git base nor the dump.
+    # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
     verdicts = (
         None
-        if write_revision is not None or (base is not None and base.added) or start_from
-        else _verdict_cache(settings, ini, drivername)
+        if write_revision is not None or start_from
+        else _verdict_cache(settings, ini, drivername, _history_key(base))
     )
     history_ctx = _History(base, why_not if history else "")
     cached = verdicts.lookup(progress) if verdicts is not None else None
@@ -169,12 +169,23 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _Hist
     )
 
 
-def _verdict_cache(settings: Settings, ini: Path, drivername: str) -> VerdictCache | None:
+def _history_key(base: Any) -> str:
+    """The part of the git base the worker's round trips depend on (the files are hashed)."""
+    if base is None or not base.added:
+        return ""
+    return json.dumps([base.label, base.tip, base.modified_from, sorted(base.added)])
+
+
+def _verdict_cache(
+    settings: Settings, ini: Path, drivername: str, history: str = ""
+) -> VerdictCache | None:
     """The verdict cache (verdict.py) serves the throwaway server only: its build is known."""
     if settings.database_url or not settings.use_cache or not settings.verdict_cache:
         return None
     fingerprint = find_binaries(settings.postgres_bin).fingerprint()
-    key = static_key(settings, ini, drivername=drivername, pg_fingerprint=fingerprint)
+    key = static_key(
+        settings, ini, drivername=drivername, pg_fingerprint=fingerprint, history=history
+    )
     try:
         base = cache_base_dir() / "verdicts"
     except OSError:

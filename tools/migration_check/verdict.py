@@ -83,8 +83,14 @@ def _digest(path: Path) -> str | None:
         return "unreadable"
 
 
-def static_key(settings: Settings, ini: Path, *, drivername: str, pg_fingerprint: str) -> str:
-    """Everything the CLI knows before the worker runs that can change the worker's answer."""
+def static_key(
+    settings: Settings, ini: Path, *, drivername: str, pg_fingerprint: str, history: str = ""
+) -> str:
+    """Everything the CLI knows before the worker runs that can change the worker's answer.
+
+    ``history``: the git base of the change and the revisions it adds, when the worker's round
+    trips are part of the answer (their result depends on which revisions are new).
+    """
     fields = {
         f.name: getattr(settings, f.name)
         for f in dataclasses.fields(settings)
@@ -110,6 +116,7 @@ def static_key(settings: Settings, ini: Path, *, drivername: str, pg_fingerprint
             "settings": fields,
             "driver": drivername,
             "pg": pg_fingerprint,
+            "history": history,
         },
         sort_keys=True,
         default=str,
