@@ -249,7 +249,9 @@ def test_models_that_cannot_be_built_skip_the_catalog_with_one_warning(
     assert warnings == [f"check-migrations: warning: {reason}"]
 
 
-@pytest.mark.parametrize("name", ["async_env", "base", "ini_url", "hook_project", "two_files"])
+@pytest.mark.parametrize(
+    "name", ["async_env", "base", "ini_url", "hook_project", "two_files", "wording", "history"]
+)
 def test_no_catalog_finding_on_existing_scenarios(
     name: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -30,9 +30,19 @@ with during_startup():
     from migration_check.config import FormatType, Settings, load_settings
     from migration_check.errors import CheckError, Interrupted
     from migration_check.findings import CheckResult
+    from migration_check.options import check_options, settings_flags
     from migration_check.urls import mask_passwords
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FINDINGS",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "check_options",
+    "main",
+    "settings_flags",
+]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -47,108 +57,6 @@ SUBCOMMANDS: dict[str, str] = {
     "revision": "migration_check.revision_cli:command",
     "baseline": "migration_check.baseline_cli:command",
 }
-
-
-def check_options(f: Any) -> Any:
-    """The options every door shares (the check and its subcommands): one set, one meaning."""
-    for option in reversed(_CHECK_OPTIONS):
-        f = option(f)
-    return f
-
-
-_CHECK_OPTIONS = [
-    click.option(
-        "-c",
-        "--config",
-        metavar="FILE",
-        multiple=True,
-        help="Alembic config file; repeat to check several in one run.  [default: alembic.ini]",
-    ),
-    click.option(
-        "-n",
-        "--name",
-        metavar="SECTION",
-        help="Section of the config file to use.  [default: alembic]",
-    ),
-    click.option(
-        "-x",
-        "x_args",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Passed to env.py as context.get_x_argument(); repeatable.",
-    ),
-    click.option(
-        "--database-url",
-        metavar="URL",
-        help="Use this existing server: a scratch database is created there and dropped after; "
-        "the database named in the URL is never migrated.",
-    ),
-    click.option(
-        "--postgres-bin",
-        metavar="DIR",
-        help="bin directory of a local PostgreSQL (to match production's major version) "
-        "instead of the bundled one.",
-    ),
-    click.option(
-        "--server-user",
-        metavar="USER",
-        help="When run as root: the existing unprivileged user the server runs as.  "
-        "[default: nobody]",
-    ),
-    click.option(
-        "--format",
-        "fmt",
-        type=click.Choice([f.value for f in FormatType]),
-        help="Output format.  [default: text]",
-    ),
-    click.option(
-        "--no-cache",
-        is_flag=True,
-        default=None,
-        help="Neither use nor write the caches (initialised cluster, migrated databases, "
-        "worker bytecode).",
-    ),
-    click.option(
-        "--connect-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="Give up connecting to --database-url after this long.  [default: 5]",
-    ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="Give up on the migrations after this long.  [default: 600]",
-    ),
-    click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="A statement waiting longer than this for a lock fails.  [default: 60]",
-    ),
-    click.option(
-        "--start-from",
-        metavar="FILE.sql",
-        help="Load this pg_dump --schema-only file (with its alembic_version rows) into the "
-        "scratch database first, for a history that does not build from empty.",
-    ),
-    click.option(
-        "--flask-app",
-        metavar="MODULE:FACTORY",
-        help="Run env.py inside this Flask app's context, its database pointed at the scratch "
-        "database (Flask-Migrate).",
-    ),
-    click.option(
-        "-v", "--verbose", is_flag=True, default=None, help="Show env.py output and tracebacks."
-    ),
-    click.option(
-        "--autogenerate-only",
-        is_flag=True,
-        default=None,
-        help="Skip the catalog comparison (CHECK constraints, ENUM values, ... that autogenerate "
-        "cannot see): the verdict is exactly `alembic check`'s.",
-    ),
-]
 
 
 def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -198,35 +106,12 @@ def _command(**kwargs: Any) -> int:
     \b
     Subcommands:
       check-migrations revision -m MSG   write the missing revision (see revision --help)
+      check-migrations baseline          record today's findings (see baseline --help)
     """
     settings = load_settings({**settings_flags(kwargs), "base_ref": kwargs["base_ref"]})
     # main() reports errors in the format the merged settings chose (pyproject, env or flag).
     click.get_current_context().obj["settings"] = settings
     return _run(settings)
-
-
-def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The options of ``check_options`` as ``load_settings`` takes them (None: not given)."""
-    configs = tuple(kwargs["config"] or ())
-    return {
-        "config": configs[0] if configs else None,
-        # One -c replaces a `configs` list from pyproject (config.py); several form the list.
-        "configs": configs if len(configs) > 1 else None,
-        "name": kwargs["name"],
-        "x_args": tuple(kwargs["x_args"]) or None,
-        "database_url": kwargs["database_url"],
-        "postgres_bin": kwargs["postgres_bin"],
-        "server_user": kwargs["server_user"],
-        "format": FormatType(kwargs["fmt"]) if kwargs["fmt"] else None,
-        "use_cache": False if kwargs["no_cache"] else None,
-        "timeout": kwargs["timeout"],
-        "lock_timeout": kwargs["lock_timeout"],
-        "connect_timeout": kwargs.get("connect_timeout"),
-        "verbose": kwargs["verbose"],
-        "autogenerate_only": kwargs["autogenerate_only"],
-        "start_from": kwargs["start_from"],
-        "flask_app": kwargs["flask_app"],
-    }
 
 
 def _progress(settings: Settings) -> Any:

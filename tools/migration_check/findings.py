@@ -38,23 +38,20 @@ _AUTOGENERATE_KINDS = [
     "remove_constraint",
 ]
 # The second opinion's own kinds (compare/catalog_render.py); where a change means the same as
-# one of autogenerate's kinds (add_check, modify_default, ...) the catalog reuses that kind.
+# one of autogenerate's kinds (add_check, modify_default, modify_fk, ...) the catalog reuses that
+# kind, so both opinions report it under one name (a finding's ``source`` tells them apart).
 _CATALOG_KINDS = [
     "modify_check",
     "modify_primary_key",
     "remove_pk",
-    "modify_unique",
-    "modify_fk",
     "add_exclude",
     "remove_exclude",
     "modify_exclude",
-    "modify_index",
     "rename_constraint",
     "rename_index",
     "add_enum_value",
     "remove_enum_value",
     "modify_enum",
-    "modify_identity",
     "modify_sequence",
     "modify_computed",
     "modify_collation",
