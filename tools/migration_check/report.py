@@ -62,15 +62,15 @@ def _tag(f: Finding) -> str:
 
 
 def _instructions(result: CheckResult) -> list[str]:
-    """What to run: autogenerate writes its findings' ops; catalog findings are written by hand."""
+    """What to run: the writer writes autogenerate's ops, and the catalog's under review comments."""
     with_ops = [f for f in result.findings if f.op]
     if not with_ops:
         return []
     if all(f.source == "catalog" for f in with_ops):
         return [
             "Autogenerate cannot write these changes; this writes the ops above into upgrade() "
-            "under a review comment (write their reverse into downgrade()); review it and commit "
-            "it with the models:",
+            "and their reverse into downgrade(), under review comments; review it and commit it "
+            "with the models:",
             f"  {result.revision_command}",
         ]
     if any(f.source == "catalog" for f in with_ops):
