@@ -62,7 +62,7 @@ def _tag(f: Finding) -> str:
 
 
 def _instructions(result: CheckResult) -> list[str]:
-    """What to run: the writer writes autogenerate's ops, and the catalog's under review comments."""
+    """What to run: the writer writes autogenerate's ops, and the catalog's for review."""
     with_ops = [f for f in result.findings if f.op]
     if not with_ops:
         return []
