@@ -85,7 +85,11 @@ def test_migrations_runs_the_check_on_pull_requests_touching_the_schema() -> Non
     bundled = workflow["jobs"]["drift"]
     assert "services" not in bundled
     assert "if" not in bundled
-    assert "uv run python tools/check_migrations.py --format github" in _runs(bundled)
+    [check] = [run for run in _runs(bundled) if "check_migrations.py" in run]
+    assert check.startswith("uv run python tools/check_migrations.py --format github")
+    # The history checks measure from the target branch, which needs the full history.
+    assert "--base-ref" in check
+    assert bundled["steps"][0].get("with", {}).get("fetch-depth") == 0
 
     service = workflow["jobs"]["drift-service"]
     assert "postgres" in service["services"]
