@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from migration_check.bytecode import validate_project_bytecode_by_content
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, one_line
 from migration_check.envpy import alembic_config, databases, no_script_location
@@ -314,6 +315,8 @@ def _serve(events: TextIO) -> int:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    # Before any project code: a model edited within the second of a compiled one must count.
+    validate_project_bytecode_by_content()
     recorder = _record_inputs(req)
     try:
         result = run(req, emit)
