@@ -179,7 +179,7 @@ def warn_unused_rules(rules: Sequence[str], settings: Settings) -> None:
 
 
 def _write_report(settings: Settings, result: CheckResult) -> int:
-    from migration_check import report
+    from migration_check import report, report_github
 
     if os.environ.get("CHECK_MIGRATIONS_QUIET") != "1":  # quiet as the progress lines are
         for notice in result.notices:
@@ -189,11 +189,11 @@ def _write_report(settings: Settings, result: CheckResult) -> int:
     if settings.format is FormatType.json:
         sys.stdout.write(report.render_json(result))
     elif settings.format is FormatType.github:
-        sys.stdout.write(report.render_github(result))
+        sys.stdout.write(report_github.render_github(result))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(report.step_summary(result))
+                fh.write(report_github.step_summary(result))
     else:
         sys.stdout.write(report.render_text(result, color=_use_color(sys.stdout)))
     sys.stdout.flush()
@@ -236,7 +236,7 @@ def _report_error(
 
         sys.stdout.write(render_json_error(kind, message, exit_code=EXIT_ERROR))
     elif fmt == "github":
-        from migration_check.report import render_github_error, step_summary_error
+        from migration_check.report_github import render_github_error, step_summary_error
 
         sys.stdout.write(render_github_error(message))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, TextIO
 
-from migration_check import report
+from migration_check import report, report_github
 from migration_check.config import FormatType, Settings
 from migration_check.multi import ConfigOutcome, RunOutcome
 from migration_check.project import display_path
@@ -100,9 +100,9 @@ def render_github_many(run: RunOutcome) -> str:
     out: list[str] = []
     for outcome in run.outcomes:
         if outcome.result is not None:
-            out.append(report.render_github(outcome.result))
+            out.append(report_github.render_github(outcome.result))
         elif outcome.error is not None:
-            out.append(report.render_github_error(mask_passwords(outcome.error.message)))
+            out.append(report_github.render_github_error(mask_passwords(outcome.error.message)))
     out.append(_summary(run) + "\n")
     return "".join(out)
 
@@ -112,9 +112,9 @@ def step_summary_many(run: RunOutcome) -> str:
     for outcome in run.outcomes:
         out.append(f"\n## `{_label(outcome)}`\n\n")
         if outcome.result is not None:
-            out.append(report.step_summary(outcome.result))
+            out.append(report_github.step_summary(outcome.result))
         elif outcome.error is not None:
-            out.append(report.step_summary_error(mask_passwords(outcome.error.message)))
+            out.append(report_github.step_summary_error(mask_passwords(outcome.error.message)))
     return "".join(out)
 
 
