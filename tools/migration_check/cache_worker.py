@@ -94,8 +94,9 @@ class WorkerCache:
         self.admin.execute(sql.SQL(statement).format(*(sql.Identifier(n) for n in names)))
 
     def recreate_empty(self) -> None:
-        self._sql("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)
-        self._sql("CREATE DATABASE {}", self.database)
+        from migration_check.admin import recreate_database
+
+        recreate_database(self.admin, self.database)
         self.used = False
 
     def prepare(self, req: dict[str, Any], cfg: Any, script: Any, drivername: str) -> None:
@@ -217,9 +218,6 @@ def open_worker_cache(req: dict[str, Any], emit: Any) -> WorkerCache | None:
     """Connect for the cache's statements; None when the run has no cache."""
     if not req.get("cache"):
         return None
-    import psycopg
+    from migration_check.admin import connect_admin
 
-    admin = psycopg.connect(
-        **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-    )
-    return WorkerCache(req["cache"], admin, req["database"], emit)
+    return WorkerCache(req["cache"], connect_admin(req), req["database"], emit)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from migration_check.admin import connect_admin, create_database, drop_databases
 from migration_check.diagnose import Failure, one_line, origin_in_project
 from migration_check.multidb import scratch_name
 
@@ -30,20 +31,11 @@ class FlaskApp:
 
     def __init__(self, req: dict[str, Any]) -> None:
         """Open the maintenance connection now, before the guard, for the binds' databases."""
-        import psycopg
-
         self.spec = str(req["flask_app"])
         self.req = req
         self.created: list[str] = []
         self.directory: str | None = None
-        try:
-            self.admin = psycopg.connect(
-                **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-            )
-        except psycopg.OperationalError as exc:
-            raise Failure(
-                "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-            ) from exc
+        self.admin = connect_admin(req)
 
     @contextlib.contextmanager
     def context(self, cfg: Config) -> Iterator[None]:
@@ -148,27 +140,15 @@ class FlaskApp:
 
     def _bind_database(self, key: str) -> str:
         """A scratch database of its own for a bind (a separate database in production)."""
-        from psycopg import sql
-
         taken = {self.req["database"], *self.created}
         scratch = scratch_name(self.req["database"], f"bind_{key}", taken)
         self.created.append(scratch)  # before CREATE: close() must see a lost reply's database
-        self.admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+        create_database(self.admin, scratch)
         self.req["allowed"]["databases"].append(scratch)
         return scratch
 
     def close(self) -> None:
-        from psycopg import sql
-
-        for scratch in self.created:
-            with contextlib.suppress(Exception):
-                self.admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(scratch)
-                    )
-                )
-        with contextlib.suppress(Exception):
-            self.admin.close()
+        drop_databases(self.admin, self.created)
 
 
 def _with_database(scratch_url: str, configured: Any, database: str) -> str:

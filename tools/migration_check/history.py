@@ -18,7 +18,8 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, one_line
+from migration_check.admin import recreate_database
+from migration_check.diagnose import Failure
 from migration_check.envpy import run_env
 from migration_check.findings import Finding, Location
 from migration_check.schema_snapshot import catalog_snapshot, snapshot_differences, snapshot_of
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 
-__all__ = ["BaseCatch", "heads_problem", "open_admin", "round_trip", "round_trip_scratch"]
+__all__ = ["BaseCatch", "heads_problem", "round_trip", "round_trip_scratch"]
 
 Emit = Callable[[dict[str, Any]], None]
 _MERGE_HINT = 'alembic merge heads -m "merge heads"'
@@ -242,20 +243,6 @@ def round_trip(
     return findings
 
 
-def open_admin(req: dict[str, Any]) -> Any:
-    """A maintenance connection for rebuilding the scratch database; open it before the guard."""
-    import psycopg
-
-    try:
-        return psycopg.connect(
-            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-        )
-    except psycopg.OperationalError as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
-
-
 def round_trip_scratch(
     cfg: Config,
     script: ScriptDirectory,
@@ -265,12 +252,9 @@ def round_trip_scratch(
     reference: dict[str, str] | None = None,
 ) -> list[Finding]:
     """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
-    from psycopg import sql
 
     def recreate() -> None:
-        name = sql.Identifier(req["database"])
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        recreate_database(admin, req["database"])
 
     version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
     try:

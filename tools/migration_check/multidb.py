@@ -10,12 +10,11 @@ Runs in the worker.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, one_line
+from migration_check.admin import connect_admin, create_database, drop_databases
 from migration_check.envpy import databases
 
 if TYPE_CHECKING:
@@ -42,18 +41,9 @@ class MultiDb:
         Called before the connection guard: the maintenance connection is opened here and kept
         to drop the databases afterwards.
         """
-        import psycopg
-        from psycopg import sql
         from sqlalchemy.engine import make_url
 
-        try:
-            admin = psycopg.connect(
-                **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-            )
-        except psycopg.OperationalError as exc:
-            raise Failure(
-                "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-            ) from exc
+        admin = connect_admin(req)
         multi = cls(admin)
         base, sync_base = make_url(req["url"]), make_url(req["sync_url"])
         try:
@@ -61,7 +51,7 @@ class MultiDb:
                 scratch = scratch_name(req["database"], name, set(multi.names.values()))
                 # Recorded before CREATE: drop() must see a database whose reply was lost.
                 multi.names[name] = scratch
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+                create_database(admin, scratch)
                 driver = _section_driver(cfg, name) or base.drivername
                 url = base.set(drivername=driver, database=scratch)
                 multi.urls[name] = url.render_as_string(hide_password=False)
@@ -81,17 +71,7 @@ class MultiDb:
 
     def drop(self) -> None:
         """Drop the scratch databases (on --database-url they would outlive the run)."""
-        from psycopg import sql
-
-        for scratch in self.names.values():
-            with contextlib.suppress(Exception):
-                self.admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(scratch)
-                    )
-                )
-        with contextlib.suppress(Exception):
-            self.admin.close()
+        drop_databases(self.admin, self.names.values())
 
 
 def scratch_name(run_database: str, name: str, taken: set[str]) -> str:

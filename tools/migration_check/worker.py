@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from migration_check.admin import connect_admin, create_database
 from migration_check.bytecode import validate_project_bytecode_by_content
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, one_line
@@ -27,7 +28,7 @@ from migration_check.envpy import alembic_config, databases, no_script_location
 from migration_check.findings import CheckResult, Finding
 from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
-from migration_check.history import BaseCatch, open_admin, round_trip_scratch
+from migration_check.history import BaseCatch, round_trip_scratch
 from migration_check.multidb import MultiDb
 from migration_check.startfrom import load_dump
 from migration_check.upgrade import upgrade_to_head
@@ -48,25 +49,16 @@ Emit = Callable[[dict[str, Any]], None]
 def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
     """Create the scratch database over a maintenance connection (before the guard exists)."""
     import psycopg
-    from psycopg import sql
 
-    try:
-        with psycopg.connect(
-            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-        ) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database or req["database"]))
-            )
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise Failure(
-            "server",
-            f"{req['server_label']}: the role may not create databases ({one_line(exc)}); "
-            "grant it CREATEDB or use a role that has it",
-        ) from exc
-    except psycopg.OperationalError as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
+    with connect_admin(req) as conn:
+        try:
+            create_database(conn, database or req["database"])
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise Failure(
+                "server",
+                f"{req['server_label']}: the role may not create databases ({one_line(exc)}); "
+                "grant it CREATEDB or use a role that has it",
+            ) from exc
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
@@ -90,12 +82,7 @@ def _open_cache(req: dict[str, Any], emit: Emit) -> WorkerCache | None:
     """The migrated-database cache's side of this run (cache_worker.py), before the guard."""
     from migration_check.cache_worker import open_worker_cache
 
-    try:
-        return open_worker_cache(req, emit)
-    except Exception as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
+    return open_worker_cache(req, emit)  # a refused connection: connect_admin's Failure
 
 
 def run(req: dict[str, Any], emit: Emit) -> CheckResult:
@@ -142,7 +129,7 @@ def _run_guarded(
         cache.close()
         cache = None
     # The round trip rebuilds the scratch database: its admin connection predates the guard.
-    admin = open_admin(req) if history_req.get("added") else None
+    admin = connect_admin(req) if history_req.get("added") else None
     flask = FlaskApp(req) if req.get("flask_app") else None
     phases = _Phases(cache, multi, models_db, admin)
     try:
