@@ -273,7 +273,29 @@ def _script_location_origin(cfg: Config) -> str:
 def main() -> int:
     fd = int(os.environ["CHECK_MIGRATIONS_EVENT_FD"])
     with os.fdopen(fd, "w", buffering=1, encoding="utf-8") as events:
-        return _serve(events)
+        code = _serve(events)
+    _exit_now(code)
+    return code  # not reached
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown, once the answer is out.
+
+    The CLI waits for this process to exit before it stops the server and prints the verdict,
+    and tearing down a large project's mapped classes took 0.8 s of a 5.5 s check with 800
+    tables. Nothing of the check is left to do: the result event is written, the checker's
+    connections are closed, and the scratch databases go with the server (or the CLI's drop).
+    What the project's code may still hold is flushed as an ordinary exit would: logging's
+    handlers and the standard streams.
+    """
+    import logging
+
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def _preload() -> None:
