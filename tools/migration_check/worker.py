@@ -217,8 +217,16 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     seen: dict[str, Any] = {}
+    early = models_db is not None and multi is None
     result.findings.extend(
-        compare_autogenerate(cfg, script, req["sync_url"], seen, per_database=multi is not None)
+        compare_autogenerate(
+            cfg,
+            script,
+            req["sync_url"],
+            seen,
+            per_database=multi is not None,
+            on_configured=_early_build(models_db, req["sync_url"]) if early else None,
+        )
     )
     if models_db is not None and multi is not None:
         # One models database and one set of opts per run; a multidb env.py has several.
@@ -240,6 +248,28 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         reference = catch.snapshot if catch is not None else None
         result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
     return result
+
+
+def _early_build(
+    models_db: PendingModelsDatabase | None, url: str
+) -> Callable[[dict[str, Any]], None]:
+    """Start building the models' database as soon as env.py names the target metadata."""
+
+    def start(opts: dict[str, Any]) -> None:
+        from migration_check.compare.catalog import metadatas_of
+
+        metadatas = metadatas_of(opts.get("target_metadata"))
+        if models_db is None or not metadatas:
+            return
+        db = models_db.get_or_none()
+        if db is None:
+            return
+        try:
+            db.start_build(metadatas, url)
+        except Exception:  # only speed is lost: build() does it all after autogenerate
+            return
+
+    return start
 
 
 def _second_opinion(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from migration_check.envpy import refuse_empty_metadata, run_env
@@ -23,6 +24,7 @@ def compare_autogenerate(
     seen: dict[str, Any] | None = None,
     *,
     per_database: bool = False,
+    on_configured: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Finding]:
     """Autogenerate through env.py, exactly as ``alembic.command.check`` does.
 
@@ -30,6 +32,8 @@ def compare_autogenerate(
     table): the catalog comparison reads it there, after env.py and the revisions loaded.
     ``per_database``: a multidb env.py runs autogenerate once per database, each adding its
     own ``UpgradeOps`` (token ``<name>_upgrades``); each finding then says which database.
+    ``on_configured`` gets env.py's opts once, before autogenerate compares (the catalog
+    comparison starts building the models' database then).
     """
 
     from alembic import autogenerate as autogen
@@ -54,6 +58,9 @@ def compare_autogenerate(
         if seen is not None:
             seen["opts"] = dict(context.opts)
         refuse_empty_metadata(context, script)
+        if on_configured is not None and not state.get("configured"):
+            state["configured"] = True
+            on_configured(dict(context.opts))
         revision_context.run_autogenerate(rev, context)
         # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
         if revision_context.generated_revisions:

@@ -22,7 +22,7 @@ from migration_check.compare.catalog_sql import Constraint, Index, Snapshot, rea
 from migration_check.compare.modelsdb import ModelsDatabase
 from migration_check.findings import Finding
 
-__all__ = ["compare_catalog"]
+__all__ = ["compare_catalog", "metadatas_of"]
 
 # Autogenerate kinds that cover a catalog finding of the same family on the same table.
 _FAMILY_KINDS = {
@@ -44,7 +44,7 @@ def compare_catalog(
     from sqlalchemy.pool import NullPool
 
     opts = seen.get("opts") or {}
-    metadatas = _metadatas(opts.get("target_metadata"))
+    metadatas = metadatas_of(opts.get("target_metadata"))
     if not metadatas:
         return []  # no target_metadata: autogenerate compares nothing, and neither do we
     engine = create_engine(url, poolclass=NullPool)
@@ -88,7 +88,7 @@ def _same_default(models_db: ModelsDatabase, f: Finding) -> bool:
     return bool(row and row[0])
 
 
-def _metadatas(target: Any) -> list[Any]:
+def metadatas_of(target: Any) -> list[Any]:
     if target is None:
         return []
     return list(target) if isinstance(target, list | tuple) else [target]

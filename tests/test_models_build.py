@@ -1,0 +1,104 @@
+"""The models' database built while autogenerate runs (``ModelsDatabase.start_build``).
+
+A shortcut: it may never build anything but what ``create_all()`` after autogenerate builds.
+Each test compares the early build with the sequential one, snapshot against snapshot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Column, String, create_engine
+from sqlalchemy.pool import NullPool
+
+from migration_check.compare.catalog_sql import read_snapshot
+from migration_check.compare.modelsdb import ModelsDatabase, open_models_database
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def _metadata(models: str) -> Any:
+    if models == "expense_models":
+        from expense_models import metadata
+
+        return metadata
+    path = SCENARIOS / models / "models.py"
+    spec = importlib.util.spec_from_file_location(f"{models}_build_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.metadata
+
+
+@pytest.fixture
+def migrated(scratch_url: str) -> str:
+    """The stand-in for the migrated database: the schemas and extensions the models need."""
+    engine = create_engine(scratch_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION citext; CREATE SCHEMA billing")
+    engine.dispose()
+    return scratch_url
+
+
+@pytest.fixture
+def models_dbs(admin_conninfo: dict[str, Any]) -> Iterator[list[ModelsDatabase]]:
+    """Two models' databases (early build, sequential build), dropped afterwards."""
+    made: list[ModelsDatabase] = []
+    for _ in range(2):
+        req = {
+            "database": f"test_{secrets.token_hex(5)}",
+            "admin_conninfo": admin_conninfo,
+            "connect_timeout": 5,
+        }
+        made.append(open_models_database(req, psycopg.Connection.connect))
+    try:
+        yield made
+    finally:
+        for db in made:
+            db.close()
+
+
+def _build(db: ModelsDatabase, metadata: Any, url: str) -> Any:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            db.prepare(conn, [metadata])
+            assert db.build([metadata], conn) == "models"
+    finally:
+        engine.dispose()
+    with db.engine().connect() as conn:
+        return read_snapshot(conn)
+
+
+@pytest.mark.parametrize("models", ["catalog_all", "expense_models"])
+def test_the_early_build_is_the_sequential_build(
+    models: str, migrated: str, models_dbs: list[ModelsDatabase]
+) -> None:
+    metadata = _metadata(models)
+    early, sequential = models_dbs
+    early.start_build([metadata], migrated)
+    assert early._early is not None  # the shortcut is what is tested
+    snapshots = [_build(early, metadata, migrated), _build(sequential, metadata, migrated)]
+    assert snapshots[0].tables  # not vacuous
+    assert snapshots[0] == snapshots[1]
+
+
+def test_models_changed_after_the_early_build_are_built_as_they_are_now(
+    migrated: str, models_dbs: list[ModelsDatabase]
+) -> None:
+    """env.py's hooks may touch the metadata while autogenerate runs: the later state counts."""
+    metadata = _metadata("catalog_all")
+    early, sequential = models_dbs
+    early.start_build([metadata], migrated)
+    assert early._early is not None
+    table = next(iter(metadata.sorted_tables))
+    table.append_column(Column("added_during_autogenerate", String(7)))
+    snapshots = [_build(early, metadata, migrated), _build(sequential, metadata, migrated)]
+    assert snapshots[0] == snapshots[1]
+    assert "added_during_autogenerate" in repr(snapshots[0])
