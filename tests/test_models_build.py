@@ -30,7 +30,8 @@ def _metadata(models: str) -> Any:
         return metadata
     path = SCENARIOS / models / "models.py"
     spec = importlib.util.spec_from_file_location(f"{models}_build_models", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.metadata

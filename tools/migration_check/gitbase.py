@@ -20,7 +20,7 @@ from typing import Any
 
 from migration_check.errors import ConfigError
 from migration_check.findings import Finding, Location
-from migration_check.gitcheck import GIT_TIMEOUT, display, git, toplevel
+from migration_check.gitcheck import GIT_TIMEOUT, display, git, git_all, toplevel
 
 __all__ = ["Base", "edited_revision_findings", "find_base", "stale_revision_findings"]
 
@@ -46,28 +46,87 @@ class Base:
 
 
 def _rev(top: Path, ref: str) -> str | None:
-    proc = git(["rev-parse", "-q", "--verify", f"{ref}^{{commit}}"], top)
+    return _commit(git(["rev-parse", "-q", "--verify", f"{ref}^{{commit}}"], top))
+
+
+def _commit(proc: subprocess.CompletedProcess[str]) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
 
-def _default_ref(top: Path) -> str | None:
-    proc = git(["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"], top)
-    names = [proc.stdout.strip()] if proc.returncode == 0 and proc.stdout.strip() else []
-    return next((n for n in [*names, *_DEFAULT_REFS] if _rev(top, n)), None)
+def _commits(top: Path, refs: list[str]) -> list[str | None]:
+    """The commit each of ``refs`` names (None: none), from one git process, not one each."""
+    if any("\n" in ref for ref in refs):  # one name per line: ask one at a time
+        return [_rev(top, ref) for ref in refs]
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch-check"],
+        cwd=top,
+        input="".join(f"{ref}^{{commit}}\n" for ref in refs),
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT,
+        check=False,
+    )
+    lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+    if len(lines) != len(refs):
+        return [_rev(top, ref) for ref in refs]
+    found: list[str | None] = []
+    for line in lines:
+        sha, _, kind = line.partition(" ")
+        found.append(sha if kind.startswith("commit ") else None)
+    return found
 
 
-def _changed(top: Path, since: str, status: str) -> list[str]:
-    """Python files with git status ``status`` (A, M) between ``since`` and the work tree."""
-    proc = git(["diff", "--name-only", "--no-renames", f"--diff-filter={status}", "-z", since,
-                 "--"], top)  # fmt: skip
-    if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["no message"])[0]
-        raise ConfigError(f"git diff failed in {top}: {first}")
-    names = [n for n in proc.stdout.split("\0") if n]
-    if status == "A":
-        others = git(["ls-files", "--others", "--exclude-standard", "-z"], top)
-        names += [n for n in others.stdout.split("\0") if n]
-    return sorted({str(top / n) for n in names if n.endswith(".py")})
+def _changed(top: Path, since: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """Python files added since ``since[0]`` and modified since ``since[1]``, to the work tree.
+
+    Added: git status A, plus files git does not track (a new revision not yet staged).
+    """
+    diff = ["diff", "--name-status", "--no-renames", "-z"]
+    if since[0] == since[1]:
+        calls = [[*diff, "--diff-filter=AM", since[0], "--"]]
+    else:
+        calls = [
+            [*diff, "--diff-filter=A", since[0], "--"],
+            [*diff, "--diff-filter=M", since[1], "--"],
+        ]
+    others, *diffs = git_all([["ls-files", "--others", "--exclude-standard", "-z"], *calls], top)
+    names: dict[str, set[str]] = {"A": set(), "M": set()}
+    for proc in diffs:
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["no message"])[0]
+            raise ConfigError(f"git diff failed in {top}: {first}")
+        fields = proc.stdout.split("\0")
+        for status, name in zip(fields[::2], fields[1::2], strict=False):
+            names.setdefault(status, set()).add(name)
+    names["A"].update(n for n in others.stdout.split("\0") if n)
+
+    def python(status: str) -> list[str]:
+        return sorted({str(top / n) for n in names[status] if n.endswith(".py")})
+
+    return python("A"), python("M")
+
+
+def _tip(top: Path, base_ref: str | None) -> tuple[str | None, str | None, str]:
+    """HEAD, the base branch's commit and its label.
+
+    ``base_ref`` wins; else origin/HEAD's target, then origin/main, origin/master, main,
+    master: the first that names a commit.
+    """
+    refs = [base_ref] if base_ref is not None else list(_DEFAULT_REFS)
+    symref = (
+        git(["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"], top)
+        if base_ref is None
+        else None
+    )
+    target = symref.stdout.strip() if symref is not None and symref.returncode == 0 else ""
+    names = [target] if target and target not in refs else []
+    head, *tips = _commits(top, ["HEAD", *names, *refs])
+    resolved = dict(zip([*names, *refs], tips, strict=True))
+    if base_ref is not None:
+        return head, resolved[base_ref], base_ref
+    order = [target, *refs] if target else refs
+    label = next((ref for ref in order if resolved[ref]), None)
+    return head, resolved[label] if label else None, label or ""
 
 
 def find_base(cwd: Path, base_ref: str | None, *, hook: bool) -> tuple[Base | None, str]:
@@ -79,24 +138,18 @@ def find_base(cwd: Path, base_ref: str | None, *, hook: bool) -> tuple[Base | No
     top = toplevel(cwd)
     if top is None:
         return None, "not a git repository"
-    head = _rev(top, "HEAD")
-    if base_ref is not None:
-        tip = _rev(top, base_ref)
-        if tip is None:
-            raise ConfigError(
-                f"--base-ref {base_ref}: not a commit in {top}; name a branch, tag or commit "
-                "(fetch it first in a shallow CI clone)"
-            )
-        label = base_ref
-    else:
-        ref = _default_ref(top)
-        tip, label = (_rev(top, ref), ref) if ref else (None, "")
+    head, tip, label = _tip(top, base_ref)
+    if base_ref is not None and tip is None:
+        raise ConfigError(
+            f"--base-ref {base_ref}: not a commit in {top}; name a branch, tag or commit "
+            "(fetch it first in a shallow CI clone)"
+        )
     if head is None:
         return None, "no commit yet"
     merge_base = None
     if tip is not None:
-        proc = git(["merge-base", "HEAD", tip], top)
-        merge_base = proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+        # On the base branch itself the answer is known without asking.
+        merge_base = head if tip == head else _commit(git(["merge-base", "HEAD", tip], top))
         if merge_base is None and base_ref is not None:
             raise ConfigError(f"--base-ref {base_ref}: no common history with HEAD")
     if hook and base_ref is None:
@@ -109,14 +162,15 @@ def find_base(cwd: Path, base_ref: str | None, *, hook: bool) -> tuple[Base | No
         return None, f"no common history with {label} (a shallow clone? fetch more of it)"
     else:
         added_from = modified_from = merge_base
+    added, modified = _changed(top, (added_from, modified_from))
     return (
         Base(
             top=top,
             label=label,
             tip=tip,
             modified_from=modified_from,
-            added=tuple(_changed(top, added_from, "A")),
-            modified=tuple(_changed(top, modified_from, "M")),
+            added=tuple(added),
+            modified=tuple(modified),
         ),
         "",
     )
