@@ -237,7 +237,8 @@ def _ask(
 def _start_daemon(base: Path, key: str, env: dict[str, str], cwd: Path, keep_warm: float) -> None:
     """Start this key's resident process, detached; the check at hand does not wait for it."""
     try:
-        with open(base / f"{_NAME}{key}.log", "ab") as log:
+        fd = os.open(base / f"{_NAME}{key}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "ab") as log:
             starter = subprocess.Popen(
                 [
                     sys.executable,
