@@ -150,6 +150,7 @@ class _Daemon:
         listener.listen(16)
         self.listener = listener
         self.sel.register(listener, selectors.EVENT_READ, "accept")
+        self.last = time.monotonic()  # idle from now: the imports are not idle time
         _log(f"ready: {len(self.modules)} module files loaded, idle exit after {self.idle:g} s")
 
     def _close_listener(self) -> None:
