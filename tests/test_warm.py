@@ -388,3 +388,57 @@ def test_a_bad_duration_is_one_line(
     err = capsys.readouterr().err
     assert where in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_changed_startup_module_retires_it(project: Path, warm: Warm, tmp_path: Path) -> None:
+    """What the interpreter ran at start-up (here a sitecustomize) changed: fresh worker."""
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "sitecustomize.py").write_text("STAMP = 1\n")
+    env = {"PYTHONPATH": str(extra)}
+    assert warm.check(project, "--keep-warm", "5m", **env).returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    second = warm.check(project, "--keep-warm", "5m", "-v", **env)
+    assert second.returncode == EXIT_OK
+    assert warm.served() == 1, second.stderr
+    (extra / "sitecustomize.py").write_text("STAMP = 22\n")
+    declined = warm.check(project, "--keep-warm", "5m", "-v", **env)
+    assert declined.returncode == EXIT_OK, declined.stderr
+    assert "sitecustomize.py changed since this resident worker loaded it" in declined.stderr
+    assert "worker forked by the resident worker" not in declined.stderr
+    assert _wait_gone(daemon), "a stale resident worker stayed"
+
+
+def test_sigkill_of_the_resident_worker_kills_its_children(project: Path, warm: Warm) -> None:
+    (project / "versions" / "0003_hang.py").write_text(
+        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
+        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
+        "def downgrade() -> None:\n    pass\n"
+    )
+    warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc, "upgrading", seen), seen
+        [log] = warm.dir.glob("w-*.log")
+        [child] = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+        os.kill(daemon, signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert _wait_gone(child), "the forked worker outlived its resident worker"
+    # The check says its worker died (exit 2), as with a fresh worker killed by someone.
+    assert proc.returncode == EXIT_ERROR, "".join(seen) + err
+    assert "the Alembic worker died" in err, err
+    # What the killed one left (pid file, socket, log) is taken over by the next one.
+    assert warm.files() != []
+    assert warm.check(project, "--keep-warm", "5m", "--timeout", "2").returncode == EXIT_ERROR
+    warm.wait_ready()
+    assert warm.pids() != [daemon]
+    assert len(warm.pids()) == 1
