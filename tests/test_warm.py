@@ -177,6 +177,15 @@ def _failing_revision(project: Path) -> None:
     )
 
 
+def _hang(project: Path) -> None:
+    (project / "versions" / "0003_hang.py").write_text(
+        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
+        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
+        "def downgrade() -> None:\n    pass\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -323,12 +332,7 @@ def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
 
 
 def test_sigkill_of_the_check_kills_its_forked_worker(project: Path, warm: Warm) -> None:
-    (project / "versions" / "0003_hang.py").write_text(
-        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
-        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
-        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
-        "def downgrade() -> None:\n    pass\n"
-    )
+    _hang(project)
     warm.check(project, "--keep-warm", "5m", "--timeout", "2")
     warm.wait_ready()
     [daemon] = warm.pids()
@@ -411,12 +415,7 @@ def test_a_changed_startup_module_retires_it(project: Path, warm: Warm, tmp_path
 
 
 def test_sigkill_of_the_resident_worker_kills_its_children(project: Path, warm: Warm) -> None:
-    (project / "versions" / "0003_hang.py").write_text(
-        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
-        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
-        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
-        "def downgrade() -> None:\n    pass\n"
-    )
+    _hang(project)
     warm.check(project, "--keep-warm", "5m", "--timeout", "2")
     warm.wait_ready()
     [daemon] = warm.pids()
@@ -442,3 +441,34 @@ def test_sigkill_of_the_resident_worker_kills_its_children(project: Path, warm: 
     warm.wait_ready()
     assert warm.pids() != [daemon]
     assert len(warm.pids()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_and_timeout_work_as_with_a_fresh_worker(
+    sig: signal.Signals, project: Path, warm: Warm
+) -> None:
+    _hang(project)
+    timed_out = warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    warm.wait_ready()
+    again = warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    assert warm.served() == 1
+    assert (timed_out.returncode, again.returncode) == (EXIT_ERROR, EXIT_ERROR)
+    assert again.stderr.splitlines()[-1] == timed_out.stderr.splitlines()[-1]
+    assert "did not finish within 2 s" in again.stderr
+    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc, "upgrading", seen), seen
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert proc.returncode == 128 + sig, "".join(seen) + err
+    assert err.endswith(f"check-migrations: {verb}; server stopped and files removed\n"), err
+    [log] = warm.dir.glob("w-*.log")
+    children = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+    assert len(children) == 2
+    assert all(_wait_gone(pid, timeout=0) for pid in children)  # already gone when it exited
