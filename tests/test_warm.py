@@ -472,3 +472,15 @@ def test_signals_and_timeout_work_as_with_a_fresh_worker(
     children = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
     assert len(children) == 2
     assert all(_wait_gone(pid, timeout=0) for pid in children)  # already gone when it exited
+
+
+def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -> None:
+    private = {"CHECK_MIGRATIONS_CACHE_DIR": str(tmp_path / "cache")}  # never the real cache
+    assert warm.check(project, "--keep-warm", "5m", **private).returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    cleared = warm.check(project, "--clear-cache", **private)
+    assert cleared.returncode == EXIT_OK, cleared.stderr
+    assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
+    assert _wait_gone(daemon, timeout=1)
+    assert warm.files() == []

@@ -73,8 +73,12 @@ def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> No
         if removed
         else "the cache was empty"
     )
-    # A resident worker holds libraries loaded under the bytecode just removed: start afresh.
-    _stop_resident(ctx, _param, value)
+    # Resident workers hold libraries loaded from the bytecode just removed: they go too.
+    from migration_check.warm import stop_all
+
+    if stopped := stop_all():
+        click.echo(f"stopped {stopped} resident worker(s)")
+    ctx.exit(EXIT_OK)
 
 
 def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -82,8 +86,7 @@ def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         return
     from migration_check.warm import stop_all
 
-    stopped = stop_all()
-    click.echo(f"stopped {stopped} resident worker(s)")
+    click.echo(f"stopped {stop_all()} resident worker(s)")
     ctx.exit(EXIT_OK)
 
 

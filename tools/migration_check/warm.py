@@ -43,7 +43,7 @@ _CONNECT_TIMEOUT = 2.0
 _NAME = "w-"  # sockets, pid files and logs: w-<key>.sock / .pid / .log
 
 
-def warm_dir() -> tuple[Path | None, str]:
+def warm_dir(*, create: bool = True) -> tuple[Path | None, str]:
     """This user's private directory for resident workers, or (None, why it cannot be used).
 
     ``$XDG_RUNTIME_DIR/check-migrations`` (per-user, tmpfs, removed at logout), else
@@ -56,8 +56,11 @@ def warm_dir() -> tuple[Path | None, str]:
         path = Path(runtime) / "check-migrations"
     else:
         path = Path(tempfile.gettempdir()) / f"check-migrations-warm-{uid}"
-    with contextlib.suppress(FileExistsError, OSError):
-        path.mkdir(mode=0o700)
+    if create:
+        with contextlib.suppress(FileExistsError, OSError):
+            path.mkdir(mode=0o700)
+    elif not os.path.lexists(path):
+        return None, "none yet"
     try:
         st = path.lstat()
     except OSError as exc:
@@ -281,7 +284,7 @@ def stop_all(timeout: float = 10.0) -> int:
     SIGTERM lets one finish the checks it serves and remove its files; after ``timeout`` it is
     SIGKILLed (its children die with it) and its files are removed here.
     """
-    base, _why = warm_dir()
+    base, _why = warm_dir(create=False)
     if base is None:
         return 0
     stopped = 0
