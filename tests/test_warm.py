@@ -484,3 +484,19 @@ def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -
     assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
     assert _wait_gone(daemon, timeout=1)
     assert warm.files() == []
+
+
+def test_checks_starting_at_once_leave_one_resident_worker(project: Path, warm: Warm) -> None:
+    procs = [start_checker(["--keep-warm", "5m"], project, warm.env()) for _ in range(3)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_OK, err
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    # The others found the key taken (the pid file is linked into place whole) and exited.
+    deadline = time.monotonic() + 30
+    while warm.processes() != [daemon]:
+        assert time.monotonic() < deadline, warm.processes()
+        time.sleep(0.02)
+    assert [p for p in warm.files() if not p.startswith("w-")] == []
+    assert len(warm.files()) == 3  # its socket, pid file and log

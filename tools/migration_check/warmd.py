@@ -105,10 +105,11 @@ class _Daemon:
             self._loop()
         finally:
             self._close_listener()
-            with contextlib.suppress(OSError):
-                self.pid_path.unlink()
+            # The pid file last: until it is gone no other resident process for this key starts.
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
+            with contextlib.suppress(OSError):
+                self.pid_path.unlink()
         return 0
 
     def _lock(self) -> bool:
@@ -116,20 +117,24 @@ class _Daemon:
         from migration_check.processes import proc_start_time
         from migration_check.warm import _daemon_pid
 
-        for _attempt in range(2):
-            try:
-                fd = os.open(self.pid_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if _daemon_pid(self.pid_path):
-                    _log("another resident worker holds this key; exiting")
-                    return False
-                with contextlib.suppress(OSError):  # a SIGKILLed one's
-                    self.pid_path.unlink()
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{self.pid} {proc_start_time(self.pid)}\n")
-            return True
-        return False
+        # Written whole under a temporary name, then linked: link() fails if the name exists, so
+        # no other starter can ever read a half-written pid file and take it for a dead one's.
+        temp = self.pid_path.with_name(f"{self.pid_path.name}.{self.pid}")
+        temp.write_text(f"{self.pid} {proc_start_time(self.pid)}\n")
+        try:
+            for _attempt in range(2):
+                try:
+                    os.link(temp, self.pid_path)
+                    return True
+                except FileExistsError:
+                    if _daemon_pid(self.pid_path):
+                        _log("another resident worker holds this key; exiting")
+                        return False
+                    with contextlib.suppress(OSError):  # a SIGKILLed one's
+                        self.pid_path.unlink()
+            return False
+        finally:
+            temp.unlink()
 
     def _load(self) -> None:
         from migration_check import worker
