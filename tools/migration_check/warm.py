@@ -37,8 +37,10 @@ __all__ = ["WarmChild", "daemon_key", "spawn_warm", "stop_all", "warm_dir"]
 # of them (the locale, the user site directory via HOME, the dynamic loader's path, psycopg's
 # implementation): each is part of the key. Variables read later (PG*, DATABASE_URL, anything
 # env.py or the models read) come from the check's own environment, which the child receives.
-_START_PREFIXES = ("PYTHON", "LC_", "LD_", "PSYCOPG", "SQLALCHEMY", "ALEMBIC")
-_START_NAMES = ("LANG", "LANGUAGE", "HOME", "TZ")
+# (warmd.py also records what os.environ was asked while importing, and declines a check whose
+# environment differs there: this list is what Python's C start-up reads, plus a margin.)
+_START_PREFIXES = ("PYTHON", "_PYTHON", "LC_", "LD_", "PSYCOPG", "SQLALCHEMY", "ALEMBIC")
+_START_NAMES = ("LANG", "LANGUAGE", "HOME", "TZ", "TMPDIR")
 _CONNECT_TIMEOUT = 2.0
 _NAME = "w-"  # sockets, pid files and logs: w-<key>.sock / .pid / .log
 

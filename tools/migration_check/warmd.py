@@ -9,8 +9,9 @@ check's environment, directory, umask and descriptors and runs exactly ``worker.
 Why trust a fork to give the same verdict: the key in the socket's name covers what the start
 depended on (warm.py's ``daemon_key``), and before each fork this process re-checks what it
 loaded (every module file's size, mtime and inode; every ``sys.path`` directory's names, so a
-new module that would shadow an import counts): anything moved, it declines and exits, and the
-check spawns a fresh worker.
+new module that would shadow an import counts) and every variable read from ``os.environ`` while
+importing: anything moved or different, it declines and exits, and the check spawns a fresh
+worker.
 
 What it leaves: nothing after its idle time, SIGTERM (``check-migrations --stop``) or a stale
 check (socket, pid file and log removed, children waited for). A child whose client went away
@@ -88,6 +89,7 @@ class _Daemon:
         self.wake_r, self.wake_w = socket.socketpair()
         self.worker_main: Callable[[], int] = lambda: 1
         self.arm: Callable[[], None] | None = None
+        self.start_env: dict[str, str | None] = {}
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -137,10 +139,22 @@ class _Daemon:
             temp.unlink()
 
     def _load(self) -> None:
-        from migration_check import worker
+        from migration_check import inputs
         from migration_check.processes import _parent_death
 
-        worker._preload()
+        # Which variables the checker's modules and the libraries read while importing (inputs.py
+        # watches os.environ): a request whose environment differs in one is not served.
+        reads: dict[str, str | None] = {}
+        inputs._record_environ(reads)
+        try:
+            from migration_check import worker
+
+            worker._preload()
+        finally:
+            inputs._stop_recording_environ()
+            os.environ.__class__ = os._Environ  # as in a fresh worker until it records
+            inputs._RecordingEnviron._written = set()
+        self.start_env = reads
         self.worker_main = worker.main
         self.worker_file = worker.__file__
         self.arm = _parent_death(signal.SIGKILL)
@@ -217,7 +231,10 @@ class _Daemon:
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
-    def _stale(self) -> str:
+    def _stale(self, environ: dict[str, str]) -> str:
+        for name, value in self.start_env.items():
+            if environ.get(name) != value:
+                return f"${name}, read while the libraries were imported, differs"
         for path, seen in self.modules.items():
             try:
                 st = os.stat(path)
@@ -230,7 +247,7 @@ class _Daemon:
         return ""
 
     def _serve(self, conn: socket.socket, header: dict[str, Any], fds: list[int]) -> None:
-        stale = self._stale()
+        stale = self._stale(header["environ"])
         if stale or self.stopping:
             self.stopping = self.stopping or stale
             conn.sendall(json.dumps({"error": self.stopping}).encode() + b"\n")
