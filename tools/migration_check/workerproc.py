@@ -97,21 +97,20 @@ def spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterator
             # that the teardown below does not know of.
             with signals_held():
                 try:
-                    if settings.keep_warm:
+                    if settings.keep_warm:  # a fork of the resident worker (warm.py), or None
                         proc, relay = _spawn_warm(env, cwd, settings, log, write_fd)
-                    if proc is None:
-                        proc = subprocess.Popen(
-                            # -P: the worker's sys.path is the project's, as under `alembic`.
-                            [sys.executable, "-P", "-m", "migration_check.worker"],
-                            stdin=subprocess.PIPE,
-                            stdout=out,
-                            stderr=subprocess.STDOUT,
-                            pass_fds=(write_fd,),
-                            env=env,
-                            cwd=cwd,
-                            start_new_session=True,
-                            preexec_fn=child_setup(signal.SIGKILL),  # noqa: PLW1509
-                        )
+                    proc = proc or subprocess.Popen(
+                        # -P: the worker's sys.path is the project's, as under `alembic`.
+                        [sys.executable, "-P", "-m", "migration_check.worker"],
+                        stdin=subprocess.PIPE,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        pass_fds=(write_fd,),
+                        env=env,
+                        cwd=cwd,
+                        start_new_session=True,
+                        preexec_fn=child_setup(signal.SIGKILL),  # noqa: PLW1509
+                    )
                 finally:
                     os.close(write_fd)
                 if proc.stdout is not None:
@@ -148,8 +147,8 @@ def _spawn_warm(
     out_r, out_w = os.pipe() if settings.verbose else (-1, log.fileno())
     try:
         child, why = spawn_warm(env, cwd, settings.keep_warm, out_w, write_fd)
-    except OSError as exc:
-        child, why = None, f"the resident worker failed: {exc}"
+    except Exception as exc:  # a faster check was asked for, never a failing one
+        child, why = None, f"the resident worker failed: {type(exc).__name__}: {exc}"
     finally:
         if settings.verbose:
             os.close(out_w)
