@@ -241,6 +241,7 @@ def _ask(
 
 def _start_daemon(base: Path, key: str, env: dict[str, str], cwd: Path, keep_warm: float) -> None:
     """Start this key's resident process, detached; the check at hand does not wait for it."""
+    _sweep_dead(base)
     try:
         fd = os.open(base / f"{_NAME}{key}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with open(fd, "ab") as log:
@@ -278,6 +279,19 @@ def _daemon_pid(pidfile: Path) -> int:
     if proc_start_time(pid) != start:
         return 0
     return pid
+
+
+def _sweep_dead(base: Path) -> None:
+    """Remove what SIGKILLed resident processes left (any key): their socket, pid file, log.
+
+    A starting one is never taken for dead: its pid file appears whole (warmd.py links it in),
+    and until then there is nothing of it here but its log, which only a pid file names.
+    """
+    for pidfile in base.glob(f"{_NAME}*.pid"):
+        if not _daemon_pid(pidfile):
+            for suffix in (".sock", ".log", ".pid"):
+                with contextlib.suppress(OSError):
+                    pidfile.with_suffix(suffix).unlink()
 
 
 def stop_all(timeout: float = 10.0) -> int:
