@@ -337,7 +337,10 @@ class _Daemon:
             sys.pycache_prefix = environ.get("PYTHONPYCACHEPREFIX") or None
             os.chdir(header["cwd"])
             os.umask(int(header["umask"]))
+            # As under `python -m migration_check.worker`: project code that looks at its
+            # program (argv[0], __main__.__file__) sees the worker, not this process.
             sys.argv = [self.worker_file]
+            sys.modules["__main__"] = sys.modules["migration_check.worker"]
             rc = self.worker_main()
         except SystemExit as exc:
             rc = exc.code if isinstance(exc.code, int) else 1
