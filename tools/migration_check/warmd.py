@@ -370,24 +370,23 @@ class _Daemon:
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """The request: a length-prefixed JSON header, with stdin, stdout and the event pipe."""
     msg, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
-    if len(fds) != 3 or len(msg) < 4:
+    try:
+        if len(fds) != 3 or len(msg) < 4:
+            raise ValueError("expected a header and three descriptors")
+        (length,) = struct.unpack("!I", msg[:4])
+        data = msg[4:]
+        while len(data) < length:
+            chunk = conn.recv(length - len(data))
+            if not chunk:
+                raise ValueError("the header was cut short")
+            data += chunk
+        header = json.loads(data)
+        if not isinstance(header, dict) or not isinstance(header.get("environ"), dict):
+            raise ValueError("malformed header")
+    except BaseException:
         for fd in fds:
             os.close(fd)
-        raise ValueError("expected a header and three descriptors")
-    (length,) = struct.unpack("!I", msg[:4])
-    data = msg[4:]
-    while len(data) < length:
-        chunk = conn.recv(length - len(data))
-        if not chunk:
-            for fd in fds:
-                os.close(fd)
-            raise ValueError("the header was cut short")
-        data += chunk
-    header = json.loads(data)
-    if not isinstance(header, dict) or not isinstance(header.get("environ"), dict):
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("malformed header")
+        raise
     return header, fds
 
 
