@@ -73,6 +73,20 @@ def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> No
         if removed
         else "the cache was empty"
     )
+    # Resident workers hold libraries loaded from the bytecode just removed: they go too.
+    from migration_check.warm import stop_all
+
+    if stopped := stop_all():
+        click.echo(f"stopped {stopped} resident worker(s)")
+    ctx.exit(EXIT_OK)
+
+
+def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from migration_check.warm import stop_all
+
+    click.echo(f"stopped {stop_all()} resident worker(s)")
     ctx.exit(EXIT_OK)
 
 
@@ -92,6 +106,14 @@ def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     callback=_clear_cache,
     help="Remove everything the checker caches (clusters, migrated databases, bytecode), "
     "say what, and exit.",
+)
+@click.option(
+    "--stop",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_stop_resident,
+    help="Stop this user's resident workers (--keep-warm), say how many, and exit.",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:

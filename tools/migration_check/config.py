@@ -16,7 +16,7 @@ from typing import Any
 
 from migration_check.errors import ConfigError
 
-__all__ = ["FormatType", "Settings", "load_settings"]
+__all__ = ["FormatType", "Settings", "load_settings", "parse_duration"]
 
 
 class FormatType(StrEnum):
@@ -58,6 +58,8 @@ class Settings:
     ignore: tuple[str, ...] = ()
     baseline: str | None = None
     configs: tuple[str, ...] = ()
+    # Seconds a resident worker (warm.py) stays after its last check; 0: none is used or started.
+    keep_warm: float = 0.0
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -66,7 +68,7 @@ class Settings:
         return self.configs or (self.config,)
 
 
-_TYPES: dict[str, type] = {
+_TYPES: dict[str, Any] = {  # a type, or "duration"
     "config": str,
     "name": str,
     "database_url": str,
@@ -87,6 +89,7 @@ _TYPES: dict[str, type] = {
     "ignore": tuple,
     "baseline": str,
     "configs": tuple,
+    "keep_warm": "duration",
 }
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}
@@ -104,6 +107,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(value)
+        if kind == "duration":
+            return parse_duration(value)
         if kind is float:
             number = float(value)
             if number <= 0:
@@ -127,7 +132,31 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                 if kind is tuple
                 else ""
             )
+            + (' (a duration such as "10m", "90s", "1h", or "off")' if kind == "duration" else "")
         ) from None
+
+
+def parse_duration(value: Any) -> float:
+    """``keep_warm``: "10m", "90s", "1h", a number of seconds, or off/0 (0.0); else ValueError."""
+    if isinstance(value, bool):
+        return 0.0 if value is False else _bad(value)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(value)
+        return float(value)
+    text = str(value).strip().lower()
+    if text in ("off", "no", "false", "none", "0", ""):
+        return 0.0
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1] in units else (text, 1.0)
+    seconds = float(number) * unit
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(value)
+    return seconds
+
+
+def _bad(value: Any) -> float:
+    raise ValueError(value)
 
 
 def _heads(value: Any) -> int | tuple[str, ...]:
@@ -199,6 +228,10 @@ def _from_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     return _normalise(raw, "environment (CHECK_MIGRATIONS_*)") if raw else {}
 
 
+def _in_ci(environ: Any) -> bool:
+    return str(environ.get("CI", "")).strip().lower() not in ("", "0", "false", "no")
+
+
 def load_settings(
     flags: dict[str, Any], *, cwd: Path | None = None, environ: Any = None
 ) -> Settings:
@@ -214,5 +247,10 @@ def load_settings(
             values.pop("configs", None)
         for k, v in layer.items():
             values[k], source[k] = v, name
+    if values.get("keep_warm") and source.get("keep_warm") != "command line" and _in_ci(environ):
+        # A resident process outliving a CI job is never wanted by accident: in CI only the
+        # explicit --keep-warm flag starts one, not a setting shared with developers' machines.
+        values.pop("keep_warm")
+        source.pop("keep_warm")
     known = {f.name for f in dataclasses.fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, source=source)

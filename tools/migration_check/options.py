@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from migration_check.config import FormatType
+from migration_check.config import FormatType, parse_duration
+from migration_check.errors import ConfigError
 
 __all__ = ["check_options", "settings_flags"]
 
@@ -114,6 +115,12 @@ _CHECK_OPTIONS = [
         help="Skip the catalog comparison (CHECK constraints, ENUM values, ... that autogenerate "
         "cannot see): the verdict is exactly `alembic check`'s.",
     ),
+    click.option(
+        "--keep-warm",
+        metavar="DURATION",
+        help="Keep a resident worker (SQLAlchemy, Alembic, psycopg imported) for this long after "
+        'each check, e.g. "10m"; later checks fork it instead of starting Python.  [default: off]',
+    ),
 ]
 
 
@@ -138,4 +145,17 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "autogenerate_only": kwargs["autogenerate_only"],
         "start_from": kwargs["start_from"],
         "flask_app": kwargs["flask_app"],
+        "keep_warm": _keep_warm(kwargs.get("keep_warm")),
     }
+
+
+def _keep_warm(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ConfigError(
+            f'command line: invalid value {value!r} for --keep-warm (a duration such as "10m", '
+            '"90s", "1h", or "off")'
+        ) from None

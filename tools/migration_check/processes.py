@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["child_setup", "kill_group", "proc_start_time", "signals_held", "sweep_orphans"]
 
@@ -132,7 +132,16 @@ def _kill_postmaster(data: Path) -> None:
             os.kill(pm_pid, signal.SIGKILL)
 
 
-def kill_group(proc: subprocess.Popen[Any]) -> None:
+class _Waitable(Protocol):
+    """A child that leads its process group: a ``Popen``, or a resident worker's (warm.py)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def kill_group(proc: subprocess.Popen[Any] | _Waitable) -> None:
     """SIGKILL a process group and wait until it is empty (children are not ours to wait on)."""
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)

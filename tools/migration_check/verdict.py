@@ -56,6 +56,8 @@ _NOT_IN_KEY = frozenset(
         "use_cache",
         "verdict_cache",
         "server_user",
+        # Which process forks the worker, not what it runs: test_warm.py compares its verdicts
+        # with a fresh worker's.
         "keep_warm",
     }
 )

@@ -24,6 +24,7 @@ from migration_check.errors import ConfigError, MigrationError, ServerError, Wor
 from migration_check.processes import child_setup, kill_group, signals_held
 from migration_check.server import PORT
 from migration_check.urls import DbUrl, mask_passwords, parse_url
+from migration_check.warm import WarmChild
 
 _DB_VARIABLES = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
                  "PGSERVICE", "PGOPTIONS")  # fmt: skip
@@ -75,7 +76,7 @@ def worker_env(url: DbUrl, sync_url: DbUrl, settings: Settings) -> dict[str, str
 
 @dataclass
 class Worker:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | WarmChild
     read_fd: int
     log: IO[bytes]
 
@@ -89,14 +90,16 @@ def spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterator
         # -v shows env.py's own output, which may print the URL it was handed: relay it
         # through the password mask rather than hand the worker our stderr.
         out: Any = subprocess.PIPE if settings.verbose else log
-        proc: subprocess.Popen[bytes] | None = None
+        proc: subprocess.Popen[bytes] | WarmChild | None = None
         relay: threading.Thread | None = None
         try:
             # Held until proc is set: an interrupt inside Popen must not leave a worker
             # that the teardown below does not know of.
             with signals_held():
                 try:
-                    proc = subprocess.Popen(
+                    if settings.keep_warm:  # a fork of the resident worker (warm.py), or None
+                        proc, relay = _spawn_warm(env, cwd, settings, log, write_fd)
+                    proc = proc or subprocess.Popen(
                         # -P: the worker's sys.path is the project's, as under `alembic`.
                         [sys.executable, "-P", "-m", "migration_check.worker"],
                         stdin=subprocess.PIPE,
@@ -126,6 +129,41 @@ def spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterator
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             os.close(read_fd)
+
+
+_warned: set[str] = set()
+
+
+def _spawn_warm(
+    env: dict[str, str], cwd: Path, settings: Settings, log: IO[bytes], write_fd: int
+) -> tuple[WarmChild | None, threading.Thread | None]:
+    """A worker forked by the resident worker (``keep_warm``), or (None, None): spawn one.
+
+    Keep-warm never fails a check: any problem is one -v line (a directory that is not ours:
+    one warning) and the ordinary spawn.
+    """
+    from migration_check.warm import spawn_warm
+
+    out_r, out_w = os.pipe() if settings.verbose else (-1, log.fileno())
+    try:
+        child, why = spawn_warm(env, cwd, settings.keep_warm, out_w, write_fd)
+    except Exception as exc:  # a faster check was asked for, never a failing one
+        child, why = None, f"the resident worker failed: {type(exc).__name__}: {exc}"
+    finally:
+        if settings.verbose:
+            os.close(out_w)
+    if why.startswith("unsafe: ") and why not in _warned:
+        _warned.add(why)  # once per process, not once per config of a several-config run
+        print(f"check-migrations: warning: keep-warm: {why[8:]}; running without the resident "
+              "worker", file=sys.stderr)  # fmt: skip
+    elif settings.verbose:
+        print(f"check-migrations: keep-warm: {why}", file=sys.stderr)
+    if child is None:
+        if settings.verbose:
+            os.close(out_r)
+        return None, None
+    relay = _relay_masked(os.fdopen(out_r, "rb"), settings) if settings.verbose else None
+    return child, relay
 
 
 def _relay_masked(stream: IO[bytes], settings: Settings) -> threading.Thread:

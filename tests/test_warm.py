@@ -1,0 +1,507 @@
+"""The resident worker (``--keep-warm``): same verdicts, nothing left behind, no other user.
+
+Every check runs as users run it (``python tools/check_migrations.py`` in a process of its own),
+so the resident process really outlives the check that started it. Each test has its own
+XDG_RUNTIME_DIR (a 0700 directory of its own), and its resident workers are stopped at the end
+even when the test fails. Tests wait on real events (a socket appearing, a pid's end through a
+pidfd), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+
+from .fault_helpers import (
+    SCENARIOS,
+    Finished,
+    checker_env,
+    run_checker,
+    shared_dir,
+    start_checker,
+    wait_for_line,
+)
+
+NOBODY = 65534
+Capsys = pytest.CaptureFixture[str]
+
+
+class Warm:
+    """One test's private runtime directory, and the checks run against it."""
+
+    def __init__(self, xdg: Path, run_root: Path) -> None:
+        self.xdg = xdg
+        self.dir = xdg / "check-migrations"
+        self.run_root = run_root
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = checker_env(self.run_root, extra={"XDG_RUNTIME_DIR": str(self.xdg)})
+        env.pop("CI", None)  # the machine's own CI variable; a test sets it when it means to
+        return {**env, **extra}
+
+    def check(self, project: Path, *args: str, **extra: str) -> Finished:
+        return run_checker(list(args), project, self.env(**extra))
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.dir.iterdir()) if self.dir.exists() else []
+
+    def pids(self) -> list[int]:
+        return [int(p.read_text().split()[0]) for p in sorted(self.dir.glob("w-*.pid"))]
+
+    def served(self) -> int:
+        return sum(p.read_text().count(": served check ") for p in self.dir.glob("w-*.log"))
+
+    def wait_ready(self, count: int = 1) -> None:
+        """Until ``count`` resident workers listen (each binds after importing the libraries)."""
+        deadline = time.monotonic() + 60
+        while len(list(self.dir.glob("w-*.sock"))) < count:
+            assert time.monotonic() < deadline, self.files()
+            time.sleep(0.02)
+
+    def processes(self) -> list[int]:
+        """Live processes started from this directory: resident workers and their children."""
+        return _processes_mentioning(str(self.dir))
+
+
+def _processes_mentioning(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if needle.encode() in cmdline and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(pid: int, timeout: float = 30) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def warm() -> Iterator[Warm]:
+    # Short paths: a Unix socket's path must fit in 107 bytes.
+    xdg = Path(tempfile.mkdtemp(prefix="cmw-"))
+    xdg.chmod(0o700)
+    with shared_dir("cmw-run-") as run_root:
+        state = Warm(xdg, run_root)
+        try:
+            yield state
+        finally:
+            # Even after a failure: stop what this test started (and, failing that, kill it).
+            with contextlib.suppress(Exception):
+                run_checker(["--stop"], xdg, state.env())
+            for pid in state.processes():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(xdg, ignore_errors=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    target = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def _same(result: Finished) -> tuple[int, str, str]:
+    """A check's verdict as a user sees it, without the elapsed time of each progress line."""
+    return (
+        result.returncode,
+        result.stdout,
+        re.sub(r" \(\d+\.\ds\)$", "", result.stderr, flags=re.MULTILINE),
+    )
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+DRIFT = "    body: Mapped[str] = mapped_column(String(500))\n"
+
+
+def _in_sync(project: Path) -> None:
+    pass
+
+
+def _drift(project: Path) -> None:
+    _edit(
+        project / "models.py",
+        DRIFT,
+        DRIFT + "    title: Mapped[str | None] = mapped_column(String(80))\n",
+    )
+
+
+def _model_import_error(project: Path) -> None:
+    _edit(
+        project / "models.py",
+        "from sqlalchemy import",
+        "import no_such_module\nfrom sqlalchemy import",
+    )
+
+
+def _failing_revision(project: Path) -> None:
+    (project / "versions" / "0003_bad.py").write_text(
+        '"""bad\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
+        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'def upgrade() -> None:\n    op.execute("ALTER TABLE no_such_table ADD COLUMN x int")\n\n\n'
+        "def downgrade() -> None:\n    pass\n"
+    )
+
+
+def _hang(project: Path) -> None:
+    (project / "versions" / "0003_hang.py").write_text(
+        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
+        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
+        "def downgrade() -> None:\n    pass\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_in_sync, EXIT_OK),
+        (_drift, EXIT_FINDINGS),
+        (_model_import_error, EXIT_ERROR),
+        (_failing_revision, EXIT_ERROR),
+    ],
+    ids=["in_sync", "drift", "config_error", "migration_error"],
+)
+def test_a_forked_worker_gives_the_fresh_workers_verdict(
+    change: object, expected: int, project: Path, warm: Warm
+) -> None:
+    assert callable(change)
+    change(project)
+    first = warm.check(project, "--keep-warm", "5m")  # starts the resident worker, runs fresh
+    warm.wait_ready()
+    ordinary = warm.check(project)
+    served = warm.served()
+    forked = warm.check(project, "--keep-warm", "5m")
+    assert warm.served() == served + 1, "the second check did not go through the resident worker"
+    # Both after the first check, so both find the same migrated-database cache.
+    assert _same(forked) == _same(ordinary)
+    assert _same(first)[:2] == _same(ordinary)[:2]
+    assert forked.returncode == expected, forked.stderr
+
+
+def test_project_code_is_imported_fresh_in_each_child(project: Path, warm: Warm) -> None:
+    assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    seen = warm.check(project, "--keep-warm", "5m", "-v")
+    assert seen.returncode == EXIT_OK, seen.stderr
+    assert "keep-warm: worker forked by the resident worker" in seen.stderr
+    _drift(project)
+    drifted = warm.check(project, "--keep-warm", "5m")
+    assert drifted.returncode == EXIT_FINDINGS, drifted.stderr
+    assert "notes.title" in drifted.stdout
+    # (stderr differs: the edit made this check store a new migrated database, which the
+    # next one then uses.)
+    assert _same(drifted)[:2] == _same(warm.check(project))[:2]
+    assert warm.pids() == [daemon]
+    assert warm.served() == 2
+
+
+def test_idle_exit_leaves_nothing(project: Path, warm: Warm) -> None:
+    assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    # The latest check's duration is the one kept: 1 s after this check, it is gone.
+    assert warm.check(project, "--keep-warm", "1s").returncode == EXIT_OK
+    assert warm.served() == 1
+    assert _wait_gone(daemon), "the resident worker outlived its idle time"
+    assert warm.files() == []
+    assert warm.processes() == []
+
+
+def _as_nobody(path: Path) -> str:
+    """Connect to ``path`` and ask for a worker as the unprivileged user; what came back."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child reports through the pipe)
+        answer = "?"
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            sock.connect(str(path))
+            r, w = os.pipe()
+            header = json.dumps({"environ": {}, "cwd": "/", "umask": 0o22}).encode()
+            socket.send_fds(sock, [struct.pack("!I", len(header)) + header], [r, w, w])
+            answer = "reply:" + sock.recv(4096).decode()
+        except PermissionError:
+            answer = "permission denied"
+        except OSError as exc:
+            answer = f"reply:{type(exc).__name__}"
+        finally:
+            os.write(write_end, answer.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        answer = fh.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+def test_another_user_cannot_reach_it_nor_be_served(project: Path, warm: Warm) -> None:
+    assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
+    warm.wait_ready()
+    [sock] = warm.dir.glob("w-*.sock")
+    # The private directory alone keeps another user out.
+    assert _as_nobody(sock) == "permission denied"
+    # Opened up: the resident worker itself refuses the peer by its credentials.
+    warm.xdg.chmod(0o755)
+    warm.dir.chmod(0o755)
+    sock.chmod(0o777)
+    answer = _as_nobody(sock)
+    assert answer in ("reply:", "reply:ConnectionResetError", "reply:BrokenPipeError"), answer
+    [log] = warm.dir.glob("w-*.log")
+    assert f"refused a connection from uid {NOBODY}" in log.read_text()
+    assert warm.served() == 0
+    # And a directory others may enter is not used: the check warns and runs fresh.
+    ordinary = warm.check(project, "--keep-warm", "5m")
+    assert ordinary.returncode == EXIT_OK
+    assert "warning: keep-warm: " in ordinary.stderr
+    assert "running without the resident worker" in ordinary.stderr
+    assert warm.served() == 0
+
+
+def test_without_keep_warm_nothing_stays(project: Path, warm: Warm) -> None:
+    result = warm.check(project)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert not warm.dir.exists()
+    # Other checks may run on this machine: only processes in this project's directory count.
+    left = [
+        pid
+        for needle in ("migration_check.warmd", "migration_check.worker")
+        for pid in _processes_mentioning(needle)
+        if _in(pid, project)
+    ]
+    assert left == []
+
+
+def _in(pid: int, project: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(project)
+    except OSError:
+        return False
+
+
+def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
+    assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    stopped = run_checker(["--stop"], project, warm.env())
+    assert (stopped.returncode, stopped.stdout) == (0, "stopped 1 resident worker(s)\n")
+    assert _wait_gone(daemon, timeout=1)  # --stop returned after it ended
+    assert warm.files() == []
+    assert warm.processes() == []
+    again = run_checker(["--stop"], project, warm.env())
+    assert (again.returncode, again.stdout) == (0, "stopped 0 resident worker(s)\n")
+
+
+def test_sigkill_of_the_check_kills_its_forked_worker(project: Path, warm: Warm) -> None:
+    _hang(project)
+    warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc, "upgrading", seen), seen
+        [log] = warm.dir.glob("w-*.log")
+        [child] = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert _wait_gone(child), "the forked worker outlived its killed check"
+    assert warm.pids() == [daemon]  # the resident worker itself carries on
+
+
+def test_in_ci_only_the_flag_starts_one(project: Path, warm: Warm) -> None:
+    (project / "pyproject.toml").write_text('[tool.check-migrations]\nkeep-warm = "5m"\n')
+    quiet = warm.check(project, "-v", CI="true")
+    assert quiet.returncode == EXIT_OK, quiet.stderr
+    assert "keep-warm" not in quiet.stderr
+    assert not warm.dir.exists()
+    asked = warm.check(project, "--keep-warm", "5m", CI="true")
+    assert asked.returncode == EXIT_OK, asked.stderr
+    warm.wait_ready()
+    assert len(warm.pids()) == 1
+    # Off CI the file's setting is enough.
+    outside = warm.check(project, "-v")
+    assert "keep-warm: worker forked by the resident worker" in outside.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "where"),
+    [
+        (["--keep-warm", "10x"], {}, "command line: invalid value '10x' for --keep-warm"),
+        ([], {"CHECK_MIGRATIONS_KEEP_WARM": "-1m"}, "invalid value '-1m' for keep-warm"),
+    ],
+)
+def test_a_bad_duration_is_one_line(
+    args: list[str],
+    env: dict[str, str],
+    where: str,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Capsys,
+) -> None:
+    monkeypatch.chdir(project)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert where in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_changed_startup_module_retires_it(project: Path, warm: Warm, tmp_path: Path) -> None:
+    """What the interpreter ran at start-up (here a sitecustomize) changed: fresh worker."""
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "sitecustomize.py").write_text("STAMP = 1\n")
+    env = {"PYTHONPATH": str(extra)}
+    assert warm.check(project, "--keep-warm", "5m", **env).returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    second = warm.check(project, "--keep-warm", "5m", "-v", **env)
+    assert second.returncode == EXIT_OK
+    assert warm.served() == 1, second.stderr
+    (extra / "sitecustomize.py").write_text("STAMP = 22\n")
+    declined = warm.check(project, "--keep-warm", "5m", "-v", **env)
+    assert declined.returncode == EXIT_OK, declined.stderr
+    assert "sitecustomize.py changed since this resident worker loaded it" in declined.stderr
+    assert "worker forked by the resident worker" not in declined.stderr
+    assert _wait_gone(daemon), "a stale resident worker stayed"
+
+
+def test_sigkill_of_the_resident_worker_kills_its_children(project: Path, warm: Warm) -> None:
+    _hang(project)
+    warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc, "upgrading", seen), seen
+        [log] = warm.dir.glob("w-*.log")
+        [child] = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+        os.kill(daemon, signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert _wait_gone(child), "the forked worker outlived its resident worker"
+    # The check says its worker died (exit 2), as with a fresh worker killed by someone.
+    assert proc.returncode == EXIT_ERROR, "".join(seen) + err
+    assert "the Alembic worker died" in err, err
+    # What the killed one left (pid file, socket, log) stays until the next check that starts
+    # a resident worker sweeps it (here, of another key too: another directory).
+    left = warm.files()
+    assert len(left) == 3, left
+    other = project.parent / "other"
+    shutil.copytree(project, other)
+    assert warm.check(other, "--keep-warm", "5m", "--timeout", "2").returncode == EXIT_ERROR
+    warm.wait_ready()
+    assert not set(left) & set(warm.files())
+    assert len(warm.pids()) == 1
+    assert warm.pids() != [daemon]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_and_timeout_work_as_with_a_fresh_worker(
+    sig: signal.Signals, project: Path, warm: Warm
+) -> None:
+    _hang(project)
+    timed_out = warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    warm.wait_ready()
+    again = warm.check(project, "--keep-warm", "5m", "--timeout", "2")
+    assert warm.served() == 1
+    assert (timed_out.returncode, again.returncode) == (EXIT_ERROR, EXIT_ERROR)
+    assert again.stderr.splitlines()[-1] == timed_out.stderr.splitlines()[-1]
+    assert "did not finish within 2 s" in again.stderr
+    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc, "upgrading", seen), seen
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    verb = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert proc.returncode == 128 + sig, "".join(seen) + err
+    assert err.endswith(f"check-migrations: {verb}; server stopped and files removed\n"), err
+    [log] = warm.dir.glob("w-*.log")
+    children = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+    assert len(children) == 2
+    assert all(_wait_gone(pid, timeout=0) for pid in children)  # already gone when it exited
+
+
+def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -> None:
+    private = {"CHECK_MIGRATIONS_CACHE_DIR": str(tmp_path / "cache")}  # never the real cache
+    assert warm.check(project, "--keep-warm", "5m", **private).returncode == EXIT_OK
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    cleared = warm.check(project, "--clear-cache", **private)
+    assert cleared.returncode == EXIT_OK, cleared.stderr
+    assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
+    assert _wait_gone(daemon, timeout=1)
+    assert warm.files() == []
+
+
+def test_checks_starting_at_once_leave_one_resident_worker(project: Path, warm: Warm) -> None:
+    procs = [start_checker(["--keep-warm", "5m"], project, warm.env()) for _ in range(3)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_OK, err
+    warm.wait_ready()
+    [daemon] = warm.pids()
+    # The others found the key taken (the pid file is linked into place whole) and exited.
+    deadline = time.monotonic() + 30
+    while warm.processes() != [daemon]:
+        assert time.monotonic() < deadline, warm.processes()
+        time.sleep(0.02)
+    assert [p for p in warm.files() if not p.startswith("w-")] == []
+    assert len(warm.files()) == 3  # its socket, pid file and log
