@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import migration_check
 from migration_check.config import Settings
@@ -24,7 +24,9 @@ from migration_check.errors import ConfigError, MigrationError, ServerError, Wor
 from migration_check.processes import child_setup, kill_group, signals_held
 from migration_check.server import PORT
 from migration_check.urls import DbUrl, mask_passwords, parse_url
-from migration_check.warm import WarmChild
+
+if TYPE_CHECKING:  # warm.py (sockets) is imported only when keep-warm is on
+    from migration_check.warm import WarmChild
 
 _DB_VARIABLES = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
                  "PGSERVICE", "PGOPTIONS")  # fmt: skip
