@@ -36,10 +36,19 @@ def connect_admin(req: dict[str, Any]) -> Any:
         ) from exc
 
 
-def create_database(admin: Any, name: str) -> None:
+def create_database(admin: Any, name: str, *, throwaway: bool = False) -> None:
+    """Create ``name``; on the checker's throwaway server by copying template1's files.
+
+    ``STRATEGY FILE_COPY`` checkpoints, which costs nothing on a server with ``fsync=off`` and
+    nothing else on it (10 ms instead of 20 to 40 ms for WAL_LOG, PostgreSQL 15's default), but
+    would flush a whole shared server named by ``--database-url``: there, the default.
+    """
     from psycopg import sql
 
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if throwaway and admin.info.server_version >= 150000:
+        statement = sql.SQL("{} STRATEGY FILE_COPY").format(statement)
+    admin.execute(statement)
 
 
 def drop_database(admin: Any, name: str) -> None:
@@ -48,10 +57,10 @@ def drop_database(admin: Any, name: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def recreate_database(admin: Any, name: str) -> None:
+def recreate_database(admin: Any, name: str, *, throwaway: bool = False) -> None:
     """Drop and create ``name``: an empty database under the same name."""
     drop_database(admin, name)
-    create_database(admin, name)
+    create_database(admin, name, throwaway=throwaway)
 
 
 def drop_databases(admin: Any, names: Iterable[str]) -> None:

@@ -96,7 +96,8 @@ class WorkerCache:
     def recreate_empty(self) -> None:
         from migration_check.admin import recreate_database
 
-        recreate_database(self.admin, self.database)
+        # The cache serves the throwaway server only (runner._cache_plan).
+        recreate_database(self.admin, self.database, throwaway=True)
         self.used = False
 
     def prepare(self, req: dict[str, Any], cfg: Any, script: Any, drivername: str) -> None:

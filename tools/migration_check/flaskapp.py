@@ -143,7 +143,7 @@ class FlaskApp:
         taken = {self.req["database"], *self.created}
         scratch = scratch_name(self.req["database"], f"bind_{key}", taken)
         self.created.append(scratch)  # before CREATE: close() must see a lost reply's database
-        create_database(self.admin, scratch)
+        create_database(self.admin, scratch, throwaway=bool(self.req.get("throwaway_server")))
         self.req["allowed"]["databases"].append(scratch)
         return scratch
 

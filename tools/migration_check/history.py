@@ -254,7 +254,7 @@ def round_trip_scratch(
     """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
 
     def recreate() -> None:
-        recreate_database(admin, req["database"])
+        recreate_database(admin, req["database"], throwaway=bool(req.get("throwaway_server")))
 
     version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
     try:

@@ -51,7 +51,7 @@ class MultiDb:
                 scratch = scratch_name(req["database"], name, set(multi.names.values()))
                 # Recorded before CREATE: drop() must see a database whose reply was lost.
                 multi.names[name] = scratch
-                create_database(admin, scratch)
+                create_database(admin, scratch, throwaway=bool(req.get("throwaway_server")))
                 driver = _section_driver(cfg, name) or base.drivername
                 url = base.set(drivername=driver, database=scratch)
                 multi.urls[name] = url.render_as_string(hide_password=False)

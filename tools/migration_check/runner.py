@@ -102,6 +102,7 @@ def run_check(
             "database": database,
             # In --database-url mode the CLI creates it, so it knows whether to drop it.
             "create_database": not settings.database_url and (plan is None or plan.entry is None),
+            "throwaway_server": not settings.database_url,
             "cache": plan.request() if plan is not None else None,
             "mode": "revision" if write_revision is not None else "check",
             "revision": write_revision,

@@ -52,13 +52,18 @@ def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
 
     with connect_admin(req) as conn:
         try:
-            create_database(conn, database or req["database"])
+            create_database(conn, database or req["database"], throwaway=_throwaway(req))
         except psycopg.errors.InsufficientPrivilege as exc:
             raise Failure(
                 "server",
                 f"{req['server_label']}: the role may not create databases ({one_line(exc)}); "
                 "grant it CREATEDB or use a role that has it",
             ) from exc
+
+
+def _throwaway(req: dict[str, Any]) -> bool:
+    """The checker's own server (no --database-url): nothing else runs on it."""
+    return bool(req.get("throwaway_server"))
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
