@@ -194,26 +194,59 @@ def test_database_url_scratch_database_dropped_when_interrupted(
     assert OWNER_PASSWORD not in out + err + "".join(seen)
 
 
+BARRIER = """
+def _barrier(obj, name, type_, reflected, compare_to):
+    # The first object autogenerate compares: wait here until the test lets every run go on.
+    if not _barrier.__dict__.get("passed"):
+        _barrier.passed = True
+        fifo = os.path.join(os.environ["BARRIER_DIR"], str(os.getpid()))
+        os.mkfifo(fifo)
+        with open(fifo) as release:
+            release.read()
+    return True
+
+"""
+
+
 def test_database_url_concurrent_runs_use_distinct_scratch_names(
     real_server: SecondServer,
     tmp_path: Path,
     run_root: Path,
 ) -> None:
+    """Three runs at once, each held in its comparison: three scratch databases, all dropped."""
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / "base", project)
+    env_py = project / "env.py"
+    text = env_py.read_text().replace(
+        "compare_server_default=True)", "compare_server_default=True, include_object=_barrier)"
+    )
+    env_py.write_text(
+        text.replace(
+            "\n\ndef run_migrations_online", "\n" + BARRIER + "\ndef run_migrations_online"
+        )
+    )
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     before = real_server.databases()
-    env = checker_env(run_root)
+    env = {**checker_env(run_root), "BARRIER_DIR": str(barrier)}
     procs = [
         start_checker(["--database-url", real_server.url("postgres")], project, env)
         for _ in range(3)
     ]
-    seen: list[list[str]] = [[] for _ in procs]
-    for proc, lines in zip(procs, seen, strict=True):
-        assert wait_for_line(proc, "comparing", lines), "".join(lines)
-    during = {d for d in _scratch_databases(real_server) - before if SCRATCH.match(d)}
-    for proc in procs:
-        proc.communicate(timeout=60)
-        assert proc.returncode == EXIT_OK
+    try:
+        _wait_until(lambda: len(list(barrier.iterdir())) == 3, "three runs in their comparison")
+        during = {d for d in _scratch_databases(real_server) - before if SCRATCH.match(d)}
+        for fifo in barrier.iterdir():
+            with fifo.open("w"):
+                pass  # the reader sees end of file: that run goes on
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == EXIT_OK, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert len(during) == 3
     assert real_server.databases() == before
 
