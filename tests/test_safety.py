@@ -339,16 +339,25 @@ def test_fifty_random_interrupts_on_database_url_leave_no_scratch_database(
     signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
     # A third from the start (start-up, connecting, CREATE DATABASE), the rest from the first
     # progress line on, while the scratch database exists (upgrade, comparison, drop).
+    env = checker_env(run_root)
+    url = real_server.url("postgres")
+    # The moments are drawn within how long a run takes here, measured once: a faster checker
+    # (or machine) must not turn the interrupts into runs that finished first.
+    began = time.monotonic()
+    proc = start_checker(["--database-url", url], project, env)
+    assert wait_for_line(proc, "upgrading", [])
+    upgrading = time.monotonic()
+    proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_OK
+    whole, tail = time.monotonic() - began, time.monotonic() - upgrading
     plan = [
         (
             rng.choice(signals),
             i % 3 != 0,
-            rng.uniform(0.3, 3.0) if i % 3 == 0 else rng.uniform(0, 1.2),
+            rng.uniform(0.1, 0.9) * whole if i % 3 == 0 else rng.uniform(0, 0.9) * tail,
         )
         for i in range(50)
     ]
-    env = checker_env(run_root)
-    url = real_server.url("postgres")
 
     def one(
         sig: signal.Signals, after_upgrade: bool, delay: float
