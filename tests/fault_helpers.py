@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -365,3 +366,15 @@ def leftovers(run_root: Path) -> list[Path]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def wait_pid_exit(pid: int, timeout: float = 30) -> bool:
+    """Wait for a process that is not our child (a daemon, an orphan) to end, without polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)

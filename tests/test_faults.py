@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -36,6 +35,7 @@ from .fault_helpers import (
     shared_dir,
     start_checker,
     wait_for_line,
+    wait_pid_exit,
 )
 
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -76,18 +76,6 @@ def _assert_clean(run_root: Path, project: Path) -> None:
         str(d): sorted(str(p.relative_to(d)) for p in d.rglob("*"))[:20] for d in left
     }
     assert _workers(project) == []
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """Wait for an unrelated process (the orphaned postmaster) to end, without polling."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 PHASES = {
@@ -136,11 +124,11 @@ def test_sigkill_server_dies_with_checker_and_next_run_sweeps(
     proc.communicate(timeout=30)
     # The parent-death signal stops the postmaster; its children follow it.
     for pid in servers:
-        assert _wait_exit(pid, 10), f"postgres {pid} outlived the SIGKILLed checker"
+        assert wait_pid_exit(pid, 10), f"postgres {pid} outlived the SIGKILLed checker"
     assert postgres_pids(run_root) == []
     # The worker's parent-death signal is as asynchronous as the postmaster's: wait for it too.
     for pid in _workers(project):
-        assert _wait_exit(pid, 10), f"worker {pid} outlived the SIGKILLed checker"
+        assert wait_pid_exit(pid, 10), f"worker {pid} outlived the SIGKILLed checker"
     assert _workers(project) == []
     assert leftovers(run_root) == orphan_dirs  # nobody was left to remove it...
 

@@ -13,11 +13,11 @@ import contextlib
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import struct
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,6 +35,7 @@ from .fault_helpers import (
     shared_dir,
     start_checker,
     wait_for_line,
+    wait_pid_exit,
 )
 
 NOBODY = 65534
@@ -91,17 +92,6 @@ def _processes_mentioning(needle: str) -> list[int]:
         if needle.encode() in cmdline and "State:\tZ" not in status:
             found.append(int(entry.name))
     return found
-
-
-def _wait_gone(pid: int, timeout: float = 30) -> bool:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture
@@ -238,7 +228,7 @@ def test_idle_exit_leaves_nothing(project: Path, warm: Warm) -> None:
     # The latest check's duration is the one kept: 1 s after this check, it is gone.
     assert warm.check(project, "--keep-warm", "1s").returncode == EXIT_OK
     assert warm.served() == 1
-    assert _wait_gone(daemon), "the resident worker outlived its idle time"
+    assert wait_pid_exit(daemon), "the resident worker outlived its idle time"
     assert warm.files() == []
     assert warm.processes() == []
 
@@ -324,34 +314,39 @@ def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
     [daemon] = warm.pids()
     stopped = run_checker(["--stop"], project, warm.env())
     assert (stopped.returncode, stopped.stdout) == (0, "stopped 1 resident worker(s)\n")
-    assert _wait_gone(daemon, timeout=1)  # --stop returned after it ended
+    assert wait_pid_exit(daemon, timeout=1)  # --stop returned after it ended
     assert warm.files() == []
     assert warm.processes() == []
     again = run_checker(["--stop"], project, warm.env())
     assert (again.returncode, again.stdout) == (0, "stopped 0 resident worker(s)\n")
 
 
-def test_sigkill_of_the_check_kills_its_forked_worker(project: Path, warm: Warm) -> None:
+@contextlib.contextmanager
+def _hung_forked_check(
+    project: Path, warm: Warm, seen: list[str]
+) -> Iterator[tuple[int, subprocess.Popen[str], int]]:
+    """A check forked by the resident worker, hung in its upgrade: (daemon, check, worker)."""
     _hang(project)
     warm.check(project, "--keep-warm", "5m", "--timeout", "2")
     warm.wait_ready()
     [daemon] = warm.pids()
     proc = start_checker(["--keep-warm", "5m"], project, warm.env())
-    seen: list[str] = []
     try:
         assert wait_for_line(proc, "upgrading", seen), seen
         [log] = warm.dir.glob("w-*.log")
         [child] = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
-        proc.kill()
-        proc.wait()
+        yield daemon, proc, child
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-    assert _wait_gone(child), "the forked worker outlived its killed check"
+        proc.communicate()
+
+
+def test_sigkill_of_the_check_kills_its_forked_worker(project: Path, warm: Warm) -> None:
+    with _hung_forked_check(project, warm, []) as (daemon, proc, child):
+        proc.kill()
+        proc.wait()
+    assert wait_pid_exit(child), "the forked worker outlived its killed check"
     assert warm.pids() == [daemon]  # the resident worker itself carries on
 
 
@@ -411,27 +406,15 @@ def test_a_changed_startup_module_retires_it(project: Path, warm: Warm, tmp_path
     assert declined.returncode == EXIT_OK, declined.stderr
     assert "sitecustomize.py changed since this resident worker loaded it" in declined.stderr
     assert "worker forked by the resident worker" not in declined.stderr
-    assert _wait_gone(daemon), "a stale resident worker stayed"
+    assert wait_pid_exit(daemon), "a stale resident worker stayed"
 
 
 def test_sigkill_of_the_resident_worker_kills_its_children(project: Path, warm: Warm) -> None:
-    _hang(project)
-    warm.check(project, "--keep-warm", "5m", "--timeout", "2")
-    warm.wait_ready()
-    [daemon] = warm.pids()
-    proc = start_checker(["--keep-warm", "5m"], project, warm.env())
     seen: list[str] = []
-    try:
-        assert wait_for_line(proc, "upgrading", seen), seen
-        [log] = warm.dir.glob("w-*.log")
-        [child] = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
+    with _hung_forked_check(project, warm, seen) as (daemon, proc, child):
         os.kill(daemon, signal.SIGKILL)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert _wait_gone(child), "the forked worker outlived its resident worker"
+    assert wait_pid_exit(child), "the forked worker outlived its resident worker"
     # The check says its worker died (exit 2), as with a fresh worker killed by someone.
     assert proc.returncode == EXIT_ERROR, "".join(seen) + err
     assert "the Alembic worker died" in err, err
@@ -476,7 +459,7 @@ def test_signals_and_timeout_work_as_with_a_fresh_worker(
     [log] = warm.dir.glob("w-*.log")
     children = [int(m) for m in re.findall(r"worker pid (\d+)", log.read_text())]
     assert len(children) == 2
-    assert all(_wait_gone(pid, timeout=0) for pid in children)  # already gone when it exited
+    assert all(wait_pid_exit(pid, timeout=0) for pid in children)  # already gone when it exited
 
 
 def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -> None:
@@ -487,7 +470,7 @@ def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -
     cleared = warm.check(project, "--clear-cache", **private)
     assert cleared.returncode == EXIT_OK, cleared.stderr
     assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
-    assert _wait_gone(daemon, timeout=1)
+    assert wait_pid_exit(daemon, timeout=1)
     assert warm.files() == []
 
 
