@@ -307,10 +307,12 @@ def test_stale_down_revision(scenario: ScenarioFactory, capsys: pytest.CaptureFi
 
 
 def test_bad_base_ref_is_one_line(
-    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = scenario("history")
     _repo_on_feature(project)
+    # No verdict cache: the worker is started before the base is asked of git (runner.py).
+    monkeypatch.setenv("CHECK_MIGRATIONS_VERDICT_CACHE", "0")
     assert main(["--base-ref", "no-such-branch"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert (
@@ -319,6 +321,22 @@ def test_bad_base_ref_is_one_line(
         .startswith("check-migrations: error: --base-ref no-such-branch: not a commit in")
     )
     assert "Traceback" not in err
+    assert _my_workers() == [], "the worker started for the check outlived its error"
+
+
+def _my_workers() -> list[int]:
+    """Worker processes this test process started and that are still there."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"migration_check.worker" in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def test_hook_measures_from_the_staged_files(

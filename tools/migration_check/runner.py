@@ -6,6 +6,7 @@ signals and the clock, so it can always clean up, whatever env.py does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -61,34 +62,44 @@ def run_check(
     Raises a ``CheckError`` subclass when the question cannot be answered.
     """
     ini = preflight(settings)
-    base, why_not = (
-        find_base(ini.parent, settings.base_ref, hook=os.environ.get("PRE_COMMIT") == "1")
-        if history
-        else (None, "")
-    )
     # A Flask app is loaded from where `flask db` runs: the current directory.
     project_dir = Path.cwd() if settings.flask_app else ini.parent
     drivername = project_drivername(settings, ini)
     start_from = start_from_request(settings)
     database = f"check_migrations_{secrets.token_hex(6)}"
-    # Before any server or worker: an unchanged check is answered from the verdict cache.
     # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
-    verdicts = (
-        None
-        if write_revision is not None or start_from
-        else _verdict_cache(settings, ini, drivername, _history_key(base))
-    )
-    history_ctx = _History(base, why_not if history else "")
-    cached = verdicts.lookup(progress) if verdicts is not None else None
-    if cached is not None:
-        return _result(settings, ini, cached, history_ctx)
-    plan = _cache_plan(settings, ini)
-    # Started first: the worker imports SQLAlchemy and Alembic (0.4 s, more without bytecode)
-    # while this process starts the server; it then waits for the request on stdin.
-    with (
-        spawn_worker(worker_env_base(settings), project_dir, settings) as worker,
-        provision(settings, database, progress, plan) as (target, admin, label, secrets_),
-    ):
+    keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
+    with contextlib.ExitStack() as stack:
+        worker = None
+        if not keep_verdicts or not _any_verdict():
+            # Certain to be needed: started before the git questions and the caches' hashing,
+            # so its imports (0.35 s) overlap them too.
+            worker = stack.enter_context(
+                spawn_worker(worker_env_base(settings), project_dir, settings)
+            )
+        base, why_not = (
+            find_base(ini.parent, settings.base_ref, hook=os.environ.get("PRE_COMMIT") == "1")
+            if history
+            else (None, "")
+        )
+        # Before any server: an unchanged check is answered from the verdict cache.
+        verdicts = (
+            _verdict_cache(settings, ini, drivername, _history_key(base)) if keep_verdicts else None
+        )
+        history_ctx = _History(base, why_not if history else "")
+        cached = verdicts.lookup(progress) if verdicts is not None else None
+        if cached is not None:
+            return _result(settings, ini, cached, history_ctx)
+        plan = _cache_plan(settings, ini)
+        # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
+        # without bytecode) while this process starts the server, then waits on stdin.
+        if worker is None:
+            worker = stack.enter_context(
+                spawn_worker(worker_env_base(settings), project_dir, settings)
+            )
+        target, admin, label, secrets_ = stack.enter_context(
+            provision(settings, database, progress, plan)
+        )
         if plan is not None and plan.entry is not None:
             database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)
@@ -181,7 +192,7 @@ def _verdict_cache(
     settings: Settings, ini: Path, drivername: str, history: str = ""
 ) -> VerdictCache | None:
     """The verdict cache (verdict.py) serves the throwaway server only: its build is known."""
-    if settings.database_url or not settings.use_cache or not settings.verdict_cache:
+    if not _verdicts_on(settings):
         return None
     fingerprint = find_binaries(settings.postgres_bin).fingerprint()
     key = static_key(
@@ -192,6 +203,18 @@ def _verdict_cache(
     except OSError:
         return None  # an unwritable cache directory costs speed, never the verdict
     return VerdictCache(base, key, worker_env_base(settings))
+
+
+def _verdicts_on(settings: Settings) -> bool:
+    return not settings.database_url and settings.use_cache and settings.verdict_cache
+
+
+def _any_verdict() -> bool:
+    """Whether the verdict cache holds an entry at all (none: every lookup misses)."""
+    try:
+        return any((cache_base_dir() / "verdicts").glob("verdict-*.json"))
+    except OSError:
+        return False
 
 
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
