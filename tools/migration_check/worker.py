@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from migration_check.cache_worker import WorkerCache
-    from migration_check.compare.modelsdb import PendingModelsDatabase
+    from migration_check.compare.catalog_phase import PendingModelsDatabase
     from migration_check.inputs import InputRecorder
 
 __all__ = ["main"]
@@ -100,7 +100,7 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     cache = _open_cache(req, emit)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
-    models_db = _start_models_db(req) if req.get("catalog") else None
+    models_db = _models_database(req) if req.get("catalog") else None
     try:
         result = _run_guarded(req, emit, cache, models_db)
     finally:
@@ -111,8 +111,8 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
     return result
 
 
-def _start_models_db(req: dict[str, Any]) -> PendingModelsDatabase:
-    from migration_check.compare.modelsdb import PendingModelsDatabase
+def _models_database(req: dict[str, Any]) -> PendingModelsDatabase:
+    from migration_check.compare.catalog_phase import PendingModelsDatabase
 
     return PendingModelsDatabase(req)
 
@@ -222,7 +222,6 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         return result
     emit({"type": "progress", "message": "comparing the database with the models"})
     seen: dict[str, Any] = {}
-    early = models_db is not None and multi is None
     result.findings.extend(
         compare_autogenerate(
             cfg,
@@ -230,7 +229,12 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             req["sync_url"],
             seen,
             per_database=multi is not None,
-            on_configured=_early_build(models_db, req["sync_url"]) if early else None,
+            # The models' database is built while autogenerate compares (one database only).
+            on_configured=(
+                models_db.builder(req["sync_url"])
+                if models_db is not None and multi is None
+                else None
+            ),
         )
     )
     if models_db is not None and multi is not None:
@@ -240,7 +244,7 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             "(databases = ...); only the autogenerate comparison ran"
         )
     elif models_db is not None:
-        _second_opinion(req, emit, result, models_db, seen)
+        models_db.compare(req["sync_url"], emit, result, seen)
     result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
     if req.get("mode") == "revision":
         from migration_check.revision import write_revision
@@ -253,48 +257,6 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         reference = catch.snapshot if catch is not None else None
         result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
     return result
-
-
-def _early_build(
-    models_db: PendingModelsDatabase | None, url: str
-) -> Callable[[dict[str, Any]], None]:
-    """Start building the models' database as soon as env.py names the target metadata."""
-
-    def start(opts: dict[str, Any]) -> None:
-        from migration_check.compare.catalog import metadatas_of
-
-        metadatas = metadatas_of(opts.get("target_metadata"))
-        if models_db is None or not metadatas:
-            return
-        db = models_db.get_or_none()
-        if db is None:
-            return
-        try:
-            db.start_build(metadatas, url)
-        except Exception:  # only speed is lost: build() does it all after autogenerate
-            return
-
-    return start
-
-
-def _second_opinion(
-    req: dict[str, Any],
-    emit: Emit,
-    result: CheckResult,
-    models_db: PendingModelsDatabase,
-    seen: dict[str, Any],
-) -> None:
-    """The catalog comparison (compare/catalog.py): what autogenerate cannot see."""
-    from migration_check.compare.catalog import compare_catalog
-    from migration_check.compare.modelsdb import SkipCatalog
-
-    emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
-    try:
-        result.findings.extend(
-            compare_catalog(models_db.get(), req["sync_url"], seen, list(result.findings))
-        )
-    except SkipCatalog as exc:
-        result.catalog_skipped = str(exc)
 
 
 def _script_location_origin(cfg: Config) -> str:

@@ -1,11 +1,11 @@
 """The second database: what ``create_all()`` builds from the models, on the checker's server.
 
-It is created while the upgrade runs, in a thread started before the connection guard exists:
-the thread connects through psycopg's ``connect`` as it was before the guard wrapped it, so the
-guard keeps refusing env.py everything but the scratch database while the checker builds and
-reads this one (the checker never asks the guard for a second database). The database is named
-after the scratch database (``<scratch>_models``), so every sweep of ``check_migrations_*``
-covers it too.
+It is created while the upgrade runs, in a thread (catalog_phase.py) started before the
+connection guard exists: the thread connects through psycopg's ``connect`` as it was before the
+guard wrapped it, so the guard keeps refusing env.py everything but the scratch database while
+the checker builds and reads this one (the checker never asks the guard for a second database).
+The database is named after the scratch database (``<scratch>_models``), so every sweep of
+``check_migrations_*`` covers it too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelsDatabase", "PendingModelsDatabase", "SkipCatalog", "open_models_database"]
+__all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
 
 
 class SkipCatalog(Exception):  # a verdict, not an error: the run goes on
@@ -325,50 +325,6 @@ def _created_type_names(metadatas: list[Any]) -> set[tuple[str | None, str]]:
                 if hasattr(kind, "enums") or type(kind).__name__ == "DOMAIN":
                     out.add((getattr(kind, "schema", None) or table.schema, name))
     return out
-
-
-class PendingModelsDatabase:
-    """``<scratch>_models`` being created in a thread, overlapping the upgrade (0.1 s here)."""
-
-    def __init__(self, req: dict[str, Any]) -> None:
-        import psycopg
-
-        # Bound now, before install_guard() replaces it: the checker's own way in.
-        connect = psycopg.Connection.connect
-        self._db: ModelsDatabase | None = None
-        self._error = ""
-
-        def create() -> None:
-            from migration_check.diagnose import one_line
-
-            try:
-                self._db = open_models_database(req, connect)
-            except Exception as exc:  # e.g. --database-url's role may create only one database
-                self._error = (
-                    f"could not create the models' database {req['database']}_models on "
-                    f"{req['server_label']} ({one_line(exc)}); only the autogenerate "
-                    "comparison ran"
-                )
-
-        self._thread = threading.Thread(target=create, name="models-database", daemon=True)
-        self._thread.start()
-
-    def get(self) -> ModelsDatabase:
-        """The database, once created; ``SkipCatalog`` saying why it could not be."""
-        self._thread.join()
-        if self._db is None:
-            raise SkipCatalog(self._error)
-        return self._db
-
-    def get_or_none(self) -> ModelsDatabase | None:
-        """The database once created, or None (``get()`` later says why)."""
-        self._thread.join()
-        return self._db
-
-    def close(self) -> None:
-        self._thread.join()
-        if self._db is not None:
-            self._db.close()
 
 
 def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
