@@ -20,7 +20,6 @@ check (socket, pid file and log removed, children waited for). A child whose cli
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -30,11 +29,12 @@ import socket
 import struct
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from migration_check.warmchild import become_worker
 
 _TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
@@ -87,7 +87,6 @@ class _Daemon:
         self.sel = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
         self.wake_r, self.wake_w = socket.socketpair()
-        self.worker_main: Callable[[], int] = lambda: 1
         self.arm: Callable[[], None] | None = None
         self.start_env: dict[str, str | None] = {}
 
@@ -155,8 +154,6 @@ class _Daemon:
             os.environ.__class__ = os._Environ  # as in a fresh worker until it records
             inputs._RecordingEnviron._written = set()
         self.start_env = reads
-        self.worker_main = worker.main
-        self.worker_file = worker.__file__
         self.arm = _parent_death(signal.SIGKILL)
         self.modules = _module_files()
         self.listings = _path_listings()
@@ -262,7 +259,13 @@ class _Daemon:
         try:
             pid = os.fork()
             if pid == 0:
-                self._child(conn, header, fds)  # never returns
+                become_worker(  # never returns
+                    header,
+                    fds,
+                    parent=self.pid,
+                    arm=self.arm,
+                    close_inherited=lambda: self._close_inherited(conn),
+                )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child = _Child(pid, os.pidfd_open(pid), conn)
@@ -307,51 +310,6 @@ class _Daemon:
                     json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode() + b"\n"
                 )
             child.conn.close()
-
-    def _child(self, conn: socket.socket, header: dict[str, Any], fds: list[int]) -> None:
-        """In the forked child: become what ``python -m migration_check.worker`` would be."""
-        rc = 1
-        try:
-            os.setsid()
-            if self.arm is not None:
-                self.arm()
-            if os.getppid() != self.pid:  # the resident process died before the signal was armed
-                os._exit(1)
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python starts
-            self._close_inherited(conn)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            stdin_r, out, event = fds
-            os.dup2(stdin_r, 0)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.close(stdin_r)
-            os.close(out)
-            environ: dict[str, str] = header["environ"]
-            os.environ.clear()
-            os.environ.update(environ)
-            os.environ["CHECK_MIGRATIONS_EVENT_FD"] = str(event)
-            sys.dont_write_bytecode = bool(environ.get("PYTHONDONTWRITEBYTECODE"))
-            sys.pycache_prefix = environ.get("PYTHONPYCACHEPREFIX") or None
-            os.chdir(header["cwd"])
-            os.umask(int(header["umask"]))
-            # As under `python -m migration_check.worker`: project code that looks at its
-            # program (argv[0], __main__.__file__) sees the worker, not this process.
-            sys.argv = [self.worker_file]
-            sys.modules["__main__"] = sys.modules["migration_check.worker"]
-            rc = self.worker_main()
-        except SystemExit as exc:
-            rc = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()  # onto the check's log: the CLI shows its last line
-        with contextlib.suppress(BaseException):
-            atexit._run_exitfuncs()  # what interpreter shutdown would run (logging's flush)
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(rc)
 
     def _close_inherited(self, conn: socket.socket) -> None:
         """Close this process's descriptors through their objects, so none closes a reused fd."""

@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from migration_check.admin import connect_admin, create_database
 from migration_check.bytecode import validate_project_bytecode_by_content
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from migration_check.compare.catalog_phase import PendingModelsDatabase
     from migration_check.inputs import InputRecorder
 
-__all__ = ["main"]
+__all__ = ["exit_now", "main"]
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -271,11 +271,11 @@ def main() -> int:
     fd = int(os.environ["CHECK_MIGRATIONS_EVENT_FD"])
     with os.fdopen(fd, "w", buffering=1, encoding="utf-8") as events:
         code = _serve(events)
-    _exit_now(code)
+    exit_now(code)
     return code  # not reached
 
 
-def _exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     """End the process without the interpreter's teardown, once the answer is out.
 
     The CLI waits for this process to exit before it stops the server and prints the verdict,
@@ -286,11 +286,14 @@ def _exit_now(code: int) -> None:
     handlers (logging's flush among them) and the standard streams' flush.
     """
     import atexit
+    import contextlib
 
     try:
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
     finally:
         os._exit(code)
 
