@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from migration_check.admin import drop_database, recreate_database
 
 __all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
 
@@ -146,7 +149,7 @@ class ModelsDatabase:
             return  # build() meets the same failure and reports it
         finally:
             engine.dispose()
-        self._early = _EarlyBuild(statements, self._create_all)
+        self._early = _EarlyBuild(statements, lambda: self._create_all(metadatas, statements))
 
     def _finish_early_build(self, metadatas: list[Any], migrated: Any) -> str | None:
         """``create_all()``'s outcome: the early build's when its DDL still holds, else now."""
@@ -154,21 +157,18 @@ class ModelsDatabase:
         if early is None:
             return self._create_all(metadatas)
         outcome = early.join()
-        if early.statements == self._compiled_ddl(metadatas):
+        now = self._compiled_ddl(metadatas)
+        if early.statements == now:
             return outcome
         self.reset()  # the models changed since: build them as they are now
         self.prepare(migrated, metadatas)
-        return self._create_all(metadatas)
+        return self._create_all(metadatas, now)
 
     def reset(self) -> None:
         """Drop and recreate this database (empty), reconnecting as before the guard."""
-        from psycopg import sql
-
         self.conn.close()
         self._engine = None
-        name = sql.Identifier(self.name)
-        self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        self.admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        recreate_database(self.admin, self.name)
         self.conn = self.reconnect()
 
     def _create_all(self, metadatas: list[Any], statements: list[str] | None = None) -> str | None:
@@ -275,16 +275,12 @@ class ModelsDatabase:
 
     def close(self) -> None:
         """Drop the database; nothing of it may outlive the run."""
-        from psycopg import sql
-
         if self._early is not None:
             self._early.join()  # its statements hold the connection
         with contextlib.suppress(Exception):
             self.conn.close()
         with contextlib.suppress(Exception):
-            self.admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
+            drop_database(self.admin, self.name)
         with contextlib.suppress(Exception):
             self.admin.close()
 
@@ -292,13 +288,13 @@ class ModelsDatabase:
 class _EarlyBuild:
     """Compiled DDL being executed on the models' database by a thread of its own."""
 
-    def __init__(self, statements: list[str], create_all: Any) -> None:
+    def __init__(self, statements: list[str], create_all: Callable[[], str | None]) -> None:
         self.statements = statements
         self._outcome: str | None = None
 
         def run() -> None:
             try:
-                self._outcome = create_all([], statements)
+                self._outcome = create_all()
             except Exception as exc:  # never read as "built": build() retries, then skips
                 self._outcome = f"{type(exc).__name__}: {exc}"
 
@@ -332,18 +328,13 @@ def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
 
     Raises psycopg errors as they come: the caller turns them into a skipped opinion.
     """
-    from psycopg import sql
-
     name = f"{req['database']}_models"
     admin = connect(
         **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
     )
     try:
         # A copied cache entry or a killed run may have left one behind.
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        recreate_database(admin, name)
         info = {**req["admin_conninfo"], "dbname": name}
 
         def reconnect() -> Any:
@@ -352,9 +343,7 @@ def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
         conn = reconnect()
     except BaseException:
         with contextlib.suppress(Exception):
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            drop_database(admin, name)
         admin.close()
         raise
     return ModelsDatabase(name, admin, conn, reconnect)
