@@ -34,9 +34,10 @@ from migration_check.server import (
     find_binaries,
     resolve_server_user,
 )
-from migration_check.verdict import VerdictCache, static_key
+from migration_check.verdict import VerdictCache, holds_any, static_key
 from migration_check.workerproc import (
     Progress,
+    Worker,
     run_worker,
     spawn_worker,
     worker_env,
@@ -70,13 +71,16 @@ def run_check(
     # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
     keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
     with contextlib.ExitStack() as stack:
-        worker = None
-        if not keep_verdicts or not _any_verdict():
-            # Certain to be needed: started before the git questions and the caches' hashing,
-            # so its imports (0.35 s) overlap them too.
-            worker = stack.enter_context(
+
+        def start_worker() -> Worker:
+            return stack.enter_context(
                 spawn_worker(worker_env_base(settings), project_dir, settings)
             )
+
+        verdicts_dir = _verdicts_dir() if keep_verdicts else None
+        # Certain to be needed (no verdict to serve): started before the git questions and the
+        # caches' hashing, so its imports (0.35 s) overlap them too.
+        worker = None if verdicts_dir is not None and holds_any(verdicts_dir) else start_worker()
         base, why_not = (
             find_base(ini.parent, settings.base_ref, hook=os.environ.get("PRE_COMMIT") == "1")
             if history
@@ -84,7 +88,9 @@ def run_check(
         )
         # Before any server: an unchanged check is answered from the verdict cache.
         verdicts = (
-            _verdict_cache(settings, ini, drivername, _history_key(base)) if keep_verdicts else None
+            _verdict_cache(settings, ini, drivername, verdicts_dir, _history_key(base))
+            if verdicts_dir is not None
+            else None
         )
         history_ctx = _History(base, why_not if history else "")
         cached = verdicts.lookup(progress) if verdicts is not None else None
@@ -94,9 +100,7 @@ def run_check(
         # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
         # without bytecode) while this process starts the server, then waits on stdin.
         if worker is None:
-            worker = stack.enter_context(
-                spawn_worker(worker_env_base(settings), project_dir, settings)
-            )
+            worker = start_worker()
         target, admin, label, secrets_ = stack.enter_context(
             provision(settings, database, progress, plan)
         )
@@ -189,32 +193,25 @@ def _history_key(base: Any) -> str:
 
 
 def _verdict_cache(
-    settings: Settings, ini: Path, drivername: str, history: str = ""
-) -> VerdictCache | None:
-    """The verdict cache (verdict.py) serves the throwaway server only: its build is known."""
-    if not _verdicts_on(settings):
-        return None
+    settings: Settings, ini: Path, drivername: str, base: Path, history: str = ""
+) -> VerdictCache:
     fingerprint = find_binaries(settings.postgres_bin).fingerprint()
     key = static_key(
         settings, ini, drivername=drivername, pg_fingerprint=fingerprint, history=history
     )
-    try:
-        base = cache_base_dir() / "verdicts"
-    except OSError:
-        return None  # an unwritable cache directory costs speed, never the verdict
     return VerdictCache(base, key, worker_env_base(settings))
 
 
 def _verdicts_on(settings: Settings) -> bool:
+    """The verdict cache (verdict.py) serves the throwaway server only: its build is known."""
     return not settings.database_url and settings.use_cache and settings.verdict_cache
 
 
-def _any_verdict() -> bool:
-    """Whether the verdict cache holds an entry at all (none: every lookup misses)."""
+def _verdicts_dir() -> Path | None:
     try:
-        return any((cache_base_dir() / "verdicts").glob("verdict-*.json"))
+        return cache_base_dir() / "verdicts"
     except OSError:
-        return False
+        return None  # an unwritable cache directory costs speed, never the verdict
 
 
 def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:

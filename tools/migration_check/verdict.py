@@ -40,7 +40,7 @@ from typing import Any
 from migration_check.config import Settings
 from migration_check.inputs import expected_env, file_digest, unchanged
 
-__all__ = ["FORMAT", "VerdictCache", "prune", "static_key"]
+__all__ = ["FORMAT", "VerdictCache", "holds_any", "prune", "static_key"]
 
 FORMAT = 1
 _DEFAULT_ENTRIES = 64
@@ -224,6 +224,14 @@ def _well_formed(entry: Any) -> bool:
         and all(isinstance(inputs.get(k), dict) for k in ("files", "dirs", "env", "libraries"))
         and isinstance(entry.get("closure"), dict)
     )
+
+
+def holds_any(base: Path) -> bool:
+    """Whether ``base`` holds a stored verdict at all (none: every lookup misses)."""
+    try:
+        return any(base.glob("verdict-*.json"))
+    except OSError:
+        return False
 
 
 def prune(base: Path, *, keep: int) -> list[Path]:
