@@ -57,14 +57,8 @@ def _commits(top: Path, refs: list[str]) -> list[str | None]:
     """The commit each of ``refs`` names (None: none), from one git process, not one each."""
     if any("\n" in ref for ref in refs):  # one name per line: ask one at a time
         return [_rev(top, ref) for ref in refs]
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch-check"],
-        cwd=top,
-        input="".join(f"{ref}^{{commit}}\n" for ref in refs),
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT,
-        check=False,
+    proc = git(
+        ["cat-file", "--batch-check"], top, stdin="".join(f"{ref}^{{commit}}\n" for ref in refs)
     )
     lines = proc.stdout.splitlines() if proc.returncode == 0 else []
     if len(lines) != len(refs):

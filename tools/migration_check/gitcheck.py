@@ -35,11 +35,14 @@ __all__ = [
 GIT_TIMEOUT = 30.0
 
 
-def git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def git(
+    args: Sequence[str], cwd: Path, *, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     # --literal-pathspecs: a directory named "v[1]" must not be read as a glob.
     return subprocess.run(
         ["git", "--literal-pathspecs", *args],
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=GIT_TIMEOUT,
