@@ -69,7 +69,6 @@ def _build(db: ModelsDatabase, metadata: Any, url: str) -> Any:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            db.prepare(conn, [metadata])
             assert db.build([metadata], conn) == "models"
     finally:
         engine.dispose()
@@ -103,3 +102,45 @@ def test_models_changed_after_the_early_build_are_built_as_they_are_now(
     snapshots = [_build(early, metadata, migrated), _build(sequential, metadata, migrated)]
     assert snapshots[0] == snapshots[1]
     assert "added_during_autogenerate" in repr(snapshots[0])
+
+
+def _wide_metadata() -> Any:
+    """Enough tables that the early build still runs when the comparison starts."""
+    from sqlalchemy import Integer, MetaData, Table
+
+    metadata = MetaData()
+    for i in range(300):
+        Table(f"wide_{i}", metadata, Column("id", Integer, primary_key=True), Column("v", String))
+    return metadata
+
+
+def test_the_comparison_never_shares_the_connection_with_the_early_build(
+    migrated: str, models_dbs: list[ModelsDatabase]
+) -> None:
+    """``compare_catalog`` right after ``start_build``, as the worker calls them.
+
+    The early build's thread holds the models' connection in a transaction. A transaction of
+    the comparison's own on it while the thread runs nests in the thread's; one of the two
+    ends out of order, and the catalog opinion is skipped (a CI run did so once). The overlap
+    is made certain: 300 tables keep the thread busy when the comparison starts, 1000 schemas
+    to copy keep any transaction of the comparison's open past the thread's end, and a tiny
+    switch interval interleaves the two. The old code failed every run here.
+    """
+    import sys
+
+    from migration_check.compare.catalog import compare_catalog
+
+    engine = create_engine(migrated, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("; ".join(f"CREATE SCHEMA s{i}" for i in range(1000)))
+    engine.dispose()
+    metadata = _wide_metadata()
+    db = models_dbs[0]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        db.start_build([metadata], migrated)
+        assert db._early is not None
+        compare_catalog(db, migrated, {"opts": {"target_metadata": metadata}}, [])
+    finally:
+        sys.setswitchinterval(interval)

@@ -50,7 +50,6 @@ def compare_catalog(
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as migrated:
-            models_db.prepare(migrated, metadatas)
             models_db.build(metadatas, migrated)
             db = read_snapshot(migrated)
     finally:

@@ -57,7 +57,7 @@ class ModelsDatabase:
             )
         return self._engine
 
-    def prepare(self, migrated: Any, metadatas: list[Any]) -> None:
+    def _prepare(self, migrated: Any, metadatas: list[Any]) -> None:
         """Copy the migrated database's schemas and extensions, add the schemas the models name.
 
         ``create_all()`` creates neither: a citext column or a table in schema ``billing``
@@ -106,6 +106,9 @@ class ModelsDatabase:
     def build(self, metadatas: list[Any], migrated: Any) -> str:
         """``create_all()`` every metadata; return how (``models`` or ``models+copied types``).
 
+        The schemas and extensions are copied first (``_prepare``), by ``start_build`` when it
+        ran, else here.
+
         A model may use a type or function only a revision creates (an ENUM declared with
         ``create_type=False``, a domain, a function in a CHECK or DEFAULT). The first failure
         is rolled back; the types and functions the models do not create themselves are then
@@ -144,7 +147,7 @@ class ModelsDatabase:
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as migrated:
-                self.prepare(migrated, metadatas)
+                self._prepare(migrated, metadatas)
         except SkipCatalog:
             return  # build() meets the same failure and reports it
         finally:
@@ -155,13 +158,16 @@ class ModelsDatabase:
         """``create_all()``'s outcome: the early build's when its DDL still holds, else now."""
         early, self._early = self._early, None
         if early is None:
+            self._prepare(migrated, metadatas)
             return self._create_all(metadatas)
+        # Nothing else may touch ``conn`` before this join: a transaction of ours opened while
+        # the thread's is open nests in it, and one of the two fails out of order.
         outcome = early.join()
         now = self._compiled_ddl(metadatas)
         if early.statements == now:
             return outcome
         self.reset()  # the models changed since: build them as they are now
-        self.prepare(migrated, metadatas)
+        self._prepare(migrated, metadatas)
         return self._create_all(metadatas, now)
 
     def reset(self) -> None:
