@@ -141,10 +141,21 @@ def test_sigkill_server_dies_with_checker_and_next_run_sweeps(
 def test_fifty_random_interrupts_leave_nothing(
     project: Path, run_root: Path, tmp_path: Path
 ) -> None:
-    """Signals land anywhere in the first 3 s: start-up, initdb, server start, upgrade, compare."""
+    """Signals land anywhere in a check: start-up, server start, upgrade, compare.
+
+    The moments are drawn within the duration of a check measured here, three at a time as
+    below, with the caches as warm as the fifty find them: a fixed window (once 0.2 to 3 s)
+    let more than half the checks finish first as the checker got faster, and the test
+    then interrupted too few to mean anything.
+    """
     rng = random.Random(20261123)
-    plan = [(rng.choice(list(SIGNALS)), rng.uniform(0.2, 3.0)) for _ in range(50)]
     env = checker_env(run_root, tmp_path / "cache")
+    run_checker([], project, env)  # fills the caches, as the fifty find them after the first
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        measured = list(pool.map(lambda _: run_checker([], project, env), range(3)))
+    assert [r.returncode for r in measured] == [0, 0, 0], [r.stderr for r in measured]
+    window = min(r.seconds for r in measured)
+    plan = [(rng.choice(list(SIGNALS)), rng.uniform(0.05, window)) for _ in range(50)]
 
     def one(sig: signal.Signals, delay: float) -> tuple[signal.Signals, int, str]:
         proc = start_checker([], project, env)
@@ -166,7 +177,7 @@ def test_fifty_random_interrupts_leave_nothing(
         # 0: finished first; -sig: the signal beat Python's own start-up (nothing to clean).
         assert code in (SIGNALS[sig], 0, -sig), (sig, code, output)
         interrupted += code == SIGNALS[sig]
-    assert interrupted >= 25, [r[:2] for r in results]
+    assert interrupted >= 35, [r[:2] for r in results]
     _assert_clean(run_root, project)
     assert elapsed < 240, elapsed
 
