@@ -73,6 +73,26 @@ def scratch_url(admin_conninfo: dict[str, object]) -> Iterator[str]:
 
 
 @pytest.fixture
+def run_root(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """CHECK_MIGRATIONS_RUN_DIR of this test's runs only, so its assertions are about them.
+
+    Named after the test module (``cm-test_faults-...``): a leftover says which suite left it.
+    """
+    from .fault_helpers import shared_dir
+
+    with shared_dir(f"cm-{request.module.__name__.rsplit('.', 1)[-1]}-") as path:
+        yield path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The ``base`` scenario copied to tmp_path, for tests that run the checker as a process."""
+    target = tmp_path / "project"
+    shutil.copytree(SCENARIOS / "base", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture
 def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScenarioFactory:
     """Copy a scenario project to tmp_path and chdir there, as a user runs the checker."""
     monkeypatch.chdir(tmp_path)

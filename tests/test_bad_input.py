@@ -23,14 +23,16 @@ from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, main
 
 from .conftest import ScenarioFactory
 from .fault_helpers import (
+    free_port,
+    shared_dir,
+)
+from .second_server import (
     NOCREATE,
     NOCREATE_PASSWORD,
     OWNER_PASSWORD,
     PASSWORDS,
     SecondServer,
-    free_port,
     second_server,
-    shared_dir,
 )
 
 Setup = Callable[[Path, "Ctx"], list[str]]

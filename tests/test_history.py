@@ -374,7 +374,7 @@ def test_round_trip_on_database_url_leaves_nothing(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The round trip rebuilds its scratch database on the user's server: that one only."""
-    from .fault_helpers import second_server
+    from .second_server import second_server
 
     project = scenario("history")
     _repo_on_feature(project)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +17,6 @@ from .fault_helpers import (
     checker_env,
     leftovers,
     postgres_pids,
-    shared_dir,
     start_checker,
     wait_for_line,
 )
@@ -154,12 +152,6 @@ def test_the_same_change_in_another_config_is_not_baselined(
     assert main(both) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert out.split("== b/alembic.ini ==")[1].count("notes.body: type is VARCHAR(1000)") == 1
-
-
-@pytest.fixture
-def run_root() -> Iterator[Path]:
-    with shared_dir("cm-multi-") as path:
-        yield path
 
 
 def _hanging_monorepo(root: Path) -> list[str]:

@@ -30,21 +30,22 @@ from migration_check.scratch import ScratchOwner, sweep
 
 from .conftest import ScenarioFactory
 from .fault_helpers import (
-    OWNER_PASSWORD,
-    PASSWORDS,
-    REAL_DB,
     SCENARIOS,
-    SecondServer,
     checker_env,
     free_port,
     postgres_pids,
     run_checker,
-    second_server,
-    shared_dir,
     socket_inodes,
     start_checker,
     tcp_listen_inodes,
     wait_for_line,
+)
+from .second_server import (
+    OWNER_PASSWORD,
+    PASSWORDS,
+    REAL_DB,
+    SecondServer,
+    second_server,
 )
 
 SCRATCH = re.compile(r"^check_migrations_[0-9a-f]{12}$")
@@ -54,13 +55,6 @@ SCRATCH = re.compile(r"^check_migrations_[0-9a-f]{12}$")
 def real_server() -> Iterator[SecondServer]:
     with second_server() as server:
         yield server
-
-
-@pytest.fixture
-def run_root() -> Iterator[Path]:
-    """CHECK_MIGRATIONS_RUN_DIR of this test's runs only, so its assertions are about them."""
-    with shared_dir("cm-safety-") as path:
-        yield path
 
 
 def _only_this_suite_logged_in(server: SecondServer) -> None:

@@ -28,7 +28,6 @@ import pytest
 from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .fault_helpers import (
-    SCENARIOS,
     Finished,
     checker_env,
     run_checker,
@@ -111,13 +110,6 @@ def warm() -> Iterator[Warm]:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             shutil.rmtree(xdg, ignore_errors=True)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(SCENARIOS / "base", target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
 
 
 def _same(result: Finished) -> tuple[int, str, str]:
