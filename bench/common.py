@@ -197,6 +197,41 @@ def touch_model(path: Path, n: list[int]) -> None:
         fh.write(f"# bench edit {n[0]}\n")
 
 
+def edited_then_reused(
+    *,
+    command: Sequence[str],
+    reps: int,
+    env: dict[str, str],
+    project: Path,
+    model: Path,
+    edits: list[int],
+    peer: Callable[[], float],
+    names: tuple[str, str, str],
+    target: float,
+) -> list[Row]:
+    """Two rows against ``peer``: a model edited before each check, then the history reused.
+
+    The migrated-database cache keys on every module env.py loaded, the models included, so an
+    edit replays the history; the second row (verdict cache off, no edit) shows the check when
+    it does not.
+    """
+    title, reused, peer_name = names
+
+    def changed() -> float:
+        touch_model(model, edits)
+        outcome = run(command, cwd=project, env=env)
+        assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
+        return outcome.seconds
+
+    ours, theirs = alternate(reps, changed, peer)
+    rows = [Row(title, ours, peer_name, theirs, target)]
+    no_verdict = {**env, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
+    run(command, cwd=project, env=no_verdict)
+    ours, theirs = alternate(reps, lambda: run(command, cwd=project, env=no_verdict).seconds, peer)
+    rows.append(Row(reused, ours, peer_name, theirs, target))
+    return rows
+
+
 def has_flag(flag: str, env: dict[str, str]) -> bool:
     out = run([*CHECK, "--help"], cwd=REPO, env=env).out
     return flag in out

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import CHECK, HIT, Row, alternate, run, touch_model
+from common import CHECK, Row, edited_then_reused, run
 
 KEEP_WARM = [*CHECK, "--keep-warm", "10m"]
 
@@ -57,26 +57,19 @@ def warm_rows(
     target: float,
 ) -> list[Row]:
     """A model edited, then the history reused, each forked by the resident worker."""
-    edits = [1000]
-    title, reused, peer_name = names
-    rows: list[Row] = []
     with resident(env, project) as warm:
         before = served(warm)
-
-        def changed() -> float:
-            touch_model(model, edits)
-            outcome = run(KEEP_WARM, cwd=project, env=warm)
-            assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
-            return outcome.seconds
-
-        ours, theirs = alternate(reps, changed, peer)
-        rows.append(Row(title, ours, peer_name, theirs, target))
-        no_verdict = {**warm, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
-        run(KEEP_WARM, cwd=project, env=no_verdict)
-        ours, theirs = alternate(
-            reps, lambda: run(KEEP_WARM, cwd=project, env=no_verdict).seconds, peer
+        rows = edited_then_reused(
+            command=KEEP_WARM,
+            reps=reps,
+            env=warm,
+            project=project,
+            model=model,
+            edits=[1000],
+            peer=peer,
+            names=names,
+            target=target,
         )
-        rows.append(Row(reused, ours, peer_name, theirs, target))
         forked = served(warm) - before
         if forked < 2 * reps + 1:
             raise RuntimeError(f"the resident worker forked {forked} of {2 * reps + 1} checks")

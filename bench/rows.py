@@ -20,6 +20,7 @@ from common import (
     caches,
     copy_project,
     drop_caches,
+    edited_then_reused,
     has_flag,
     reachable_bindir,
     run,
@@ -51,40 +52,21 @@ def measure_rows(
         url = peer.database_url(project, base_env)
         Peer.check(project, base_env, url)
 
-        def warm_changed() -> float:
-            touch_model(model, edits)
-            outcome = run(CHECK, cwd=project, env=warm_env)
-            assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
-            return outcome.seconds
-
         progress("warm, a model edited vs bare alembic check")
-        ours, theirs = alternate(reps, warm_changed, lambda: Peer.check(project, base_env, url))
-        rows.append(
-            Row(
+        rows += edited_then_reused(
+            command=CHECK,
+            reps=reps,
+            env=warm_env,
+            project=project,
+            model=model,
+            edits=edits,
+            peer=lambda: Peer.check(project, base_env, url),
+            names=(
                 "warm check, a model edited (caches filled)",
-                ours,
-                "bare `alembic check`, server up, database at head",
-                theirs,
-                0.5,
-            )
-        )
-        # The migrated-database cache keys on every module env.py loaded, the models included,
-        # so a model edit replays the history; this row shows the check when it does not.
-        no_verdict = {**warm_env, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
-        run(CHECK, cwd=project, env=no_verdict)
-        ours, theirs = alternate(
-            reps,
-            lambda: run(CHECK, cwd=project, env=no_verdict).seconds,
-            lambda: Peer.check(project, base_env, url),
-        )
-        rows.append(
-            Row(
                 "  same, history reused (verdict cache off, no edit)",
-                ours,
                 "bare `alembic check`, server up, database at head",
-                theirs,
-                0.5,
-            )
+            ),
+            target=0.5,
         )
 
         progress("the same, forked by the resident worker (--keep-warm)")
@@ -124,12 +106,14 @@ def measure_rows(
         progress("catalog comparison's cost")
         if has_flag("--autogenerate-only", warm_env):
 
-            def only() -> float:
+            def changed(*extra: str) -> float:
                 touch_model(model, edits)
-                return run([*CHECK, "--autogenerate-only"], cwd=project, env=warm_env).seconds
+                outcome = run([*CHECK, *extra], cwd=project, env=warm_env)
+                assert HIT not in outcome.err, "inputs changed, yet the verdict was served"
+                return outcome.seconds
 
             run([*CHECK, "--autogenerate-only"], cwd=project, env=warm_env)
-            ours, theirs = alternate(reps, warm_changed, only)
+            ours, theirs = alternate(reps, changed, lambda: changed("--autogenerate-only"))
             rows.append(
                 Row(
                     "warm check, inputs changed",
@@ -158,41 +142,20 @@ def measure_rows(
             run(CHECK, cwd=big, env=big_env)  # fills the caches and the project's bytecode
             big_url = peer.database_url(big, base_env)
             Peer.check(big, base_env, big_url)
-            big_edits = [0]
-
-            def big_changed() -> float:
-                touch_model(big / "models.py", big_edits)
-                outcome = run(CHECK, cwd=big, env=big_env)
-                assert HIT not in outcome.err
-                return outcome.seconds
-
-            ours, theirs = alternate(
-                max(3, reps // 2), big_changed, lambda: Peer.check(big, base_env, big_url)
-            )
-            rows.append(
-                Row(
+            rows += edited_then_reused(
+                command=CHECK,
+                reps=max(3, reps // 2),
+                env=big_env,
+                project=big,
+                model=big / "models.py",
+                edits=[0],
+                peer=lambda: Peer.check(big, base_env, big_url),
+                names=(
                     "800 tables, warm, a model edited",
-                    ours,
-                    "bare `alembic check` on it, at head",
-                    theirs,
-                    1.0,
-                )
-            )
-            big_no_verdict = {**big_env, "CHECK_MIGRATIONS_VERDICT_CACHE": "0"}
-            run(CHECK, cwd=big, env=big_no_verdict)
-            ours, theirs = alternate(
-                max(3, reps // 2),
-                lambda: run(CHECK, cwd=big, env=big_no_verdict).seconds,
-                lambda: Peer.check(big, base_env, big_url),
-            )
-            rows.append(
-                Row(
                     "  same, history reused (verdict cache off, no edit)",
-                    ours,
                     "bare `alembic check` on it, at head",
-                    theirs,
-                    1.0,
-                )
+                ),
+                target=1.0,
             )
             progress("800 tables, forked by the resident worker (--keep-warm)")
             rows += warm_rows(
