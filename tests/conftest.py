@@ -24,6 +24,8 @@ from migration_check.server import (
     resolve_server_user,
 )
 
+from .fault_helpers import shared_dir
+
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -78,8 +80,6 @@ def run_root(request: pytest.FixtureRequest) -> Iterator[Path]:
 
     Named after the test module (``cm-test_faults-...``): a leftover says which suite left it.
     """
-    from .fault_helpers import shared_dir
-
     with shared_dir(f"cm-{request.module.__name__.rsplit('.', 1)[-1]}-") as path:
         yield path
 

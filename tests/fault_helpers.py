@@ -194,3 +194,18 @@ def assert_clean(run_root: Path, project: Path) -> None:
         str(d): sorted(str(p.relative_to(d)) for p in d.rglob("*"))[:20] for d in left
     }
     assert workers_in(project) == []
+
+
+def write_third_revision(project: Path, body: str, slug: str = "hang") -> Path:
+    """``versions/0003_<slug>.py`` on top of the base scenario's 0002, ``upgrade()`` = ``body``.
+
+    ``os``, ``sa`` and ``op`` are imported for the body's use.
+    """
+    path = project / "versions" / f"0003_{slug}.py"
+    path.write_text(
+        f'"""{slug}\n\nRevision ID: 0003\n"""\nimport os\n\nimport sqlalchemy as sa\n'
+        "from alembic import op\n\n"
+        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f"def upgrade() -> None:\n{body}\n\n\ndef downgrade() -> None:\n    pass\n"
+    )
+    return path

@@ -28,17 +28,8 @@ from .fault_helpers import (
     run_checker,
     start_checker,
     wait_for_line,
+    write_third_revision,
 )
-
-
-def _write_revision(project: Path, body: str) -> None:
-    (project / "versions" / "0003_hang.py").write_text(
-        '"""hang\n\nRevision ID: 0003\n"""\nimport os\n\nimport sqlalchemy as sa\n'
-        "from alembic import op\n\n"
-        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
-        f"def upgrade() -> None:\n{body}\n\n\ndef downgrade() -> None:\n    pass\n"
-    )
-
 
 LOCK_WAIT = """\
     # Holds an advisory lock in the migration's transaction, then waits for it from a second
@@ -52,7 +43,7 @@ LOCK_WAIT = """\
 
 
 def test_lock_wait_is_cut_by_lock_timeout(project: Path, run_root: Path) -> None:
-    _write_revision(project, LOCK_WAIT)
+    write_third_revision(project, LOCK_WAIT)
     result = run_checker(
         ["--lock-timeout", "1"],
         project,
@@ -80,7 +71,7 @@ def test_lock_wait_is_cut_by_lock_timeout(project: Path, run_root: Path) -> None
     ids=["pg_sleep", "lock_wait"],
 )
 def test_hanging_revision_is_cut_by_timeout(body: str, project: Path, run_root: Path) -> None:
-    _write_revision(project, body)
+    write_third_revision(project, body)
     result = run_checker(
         ["--timeout", "4"], project, checker_env(run_root, extra={"CHECK_MIGRATIONS_QUIET": "1"})
     )

@@ -35,6 +35,7 @@ from .fault_helpers import (
     start_checker,
     wait_for_line,
     wait_pid_exit,
+    write_third_revision,
 )
 
 NOBODY = 65534
@@ -151,21 +152,13 @@ def _model_import_error(project: Path) -> None:
 
 
 def _failing_revision(project: Path) -> None:
-    (project / "versions" / "0003_bad.py").write_text(
-        '"""bad\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
-        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
-        'def upgrade() -> None:\n    op.execute("ALTER TABLE no_such_table ADD COLUMN x int")\n\n\n'
-        "def downgrade() -> None:\n    pass\n"
+    write_third_revision(
+        project, '    op.execute("ALTER TABLE no_such_table ADD COLUMN x int")', slug="bad"
     )
 
 
 def _hang(project: Path) -> None:
-    (project / "versions" / "0003_hang.py").write_text(
-        '"""hang\n\nRevision ID: 0003\n"""\nfrom alembic import op\n\n'
-        'revision = "0003"\ndown_revision = "0002"\nbranch_labels = None\ndepends_on = None\n\n\n'
-        'def upgrade() -> None:\n    op.execute("SELECT pg_sleep(600)")\n\n\n'
-        "def downgrade() -> None:\n    pass\n"
-    )
+    write_third_revision(project, '    op.execute("SELECT pg_sleep(600)")')
 
 
 @pytest.mark.parametrize(
