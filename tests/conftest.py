@@ -30,6 +30,22 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches() -> Iterator[None]:
+    """The suite's own cache, run and resident-worker directories, never the developer's.
+
+    A verdict or migrated database cached by an earlier session (or by the developer's own
+    checks) would make a test's outcome depend on what ran before it.
+    """
+    with shared_dir("cm-session-") as root, pytest.MonkeyPatch.context() as mp:
+        runtime = root / "runtime"
+        runtime.mkdir(mode=0o700)
+        mp.setenv("CHECK_MIGRATIONS_CACHE_DIR", str(root / "cache"))
+        mp.setenv("CHECK_MIGRATIONS_RUN_DIR", str(root))
+        mp.setenv("XDG_RUNTIME_DIR", str(runtime))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests assert on output; a developer's own settings must not leak into them.

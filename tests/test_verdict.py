@@ -448,7 +448,9 @@ def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path
     base = Settings()
 
     def key(settings: Settings) -> str:
-        return static_key(settings, ini, drivername="postgresql+psycopg", pg_fingerprint="pg")
+        return static_key(
+            settings, ini, drivername="postgresql+psycopg", pg_fingerprint="pg", worker_environ={}
+        )
 
     for f in dataclasses.fields(Settings):
         if f.name in _NOT_IN_KEY:
@@ -456,8 +458,14 @@ def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path
         changed = dataclasses.replace(base, **{f.name: _other_value(getattr(base, f.name))})
         assert key(changed) != key(base), f.name
     assert key(dataclasses.replace(base, timeout=1.0)) == key(base)
-    assert key(base) != static_key(base, ini, drivername="postgresql+asyncpg", pg_fingerprint="pg")
-    assert key(base) != static_key(base, ini, drivername="postgresql+psycopg", pg_fingerprint="p2")
+    other_driver = static_key(
+        base, ini, drivername="postgresql+asyncpg", pg_fingerprint="pg", worker_environ={}
+    )
+    other_build = static_key(
+        base, ini, drivername="postgresql+psycopg", pg_fingerprint="p2", worker_environ={}
+    )
+    assert key(base) != other_driver
+    assert key(base) != other_build
 
 
 def test_entries_are_private_and_hold_no_variable_values(

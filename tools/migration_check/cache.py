@@ -38,12 +38,14 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from migration_check.closure import closure_changed
+from migration_check.fingerprints import expected_env, unchanged
+from migration_check.startup import static_inputs
 
 __all__ = [
     "FORMAT",
@@ -55,8 +57,9 @@ __all__ = [
     "store_entry",
 ]
 
-# 2: entries record the closure of loaded modules (closure.py).
-FORMAT = 2
+# 2: entries record the closure of loaded modules (closure.py). 3: and what the upgrade read
+# (inputs.py), and the interpreter and getenv variables (startup.py).
+FORMAT = 3
 _PREFIX = "migrated-"
 _DEFAULT_ENTRIES = 5
 _SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
@@ -163,16 +166,22 @@ def _last_used(entry: Entry) -> float:
         return 0.0
 
 
-def choose_entry(scope: str, ini: Path) -> Entry | None:
-    """The entry whose recorded files are all unchanged, with the longest history.
+def choose_entry(scope: str, ini: Path, worker_environ: Mapping[str, str]) -> Entry | None:
+    """The entry whose recorded inputs all still hold, with the longest history.
 
-    A heuristic only (the worker re-validates): it lets the CLI copy the right data directory
-    without importing Alembic.
+    The worker re-validates the files and the closure once Alembic has resolved the script
+    directory; the environment is judged here, where the worker's is built.
     """
     best: Entry | None = None
+    startup = static_inputs(worker_environ)
     for entry in _entries(_base(), scope):
         files = entry.meta.get("files", {})
         if str(ini) not in files or changed_files(files):
+            continue
+        inputs = entry.meta.get("inputs")
+        if not isinstance(inputs, dict) or (entry.meta.get("env") or {}).get("startup") != startup:
+            continue
+        if unchanged(inputs) is not None or expected_env(worker_environ, inputs) is not None:
             continue
         if closure_changed(entry.meta.get("closure", {})) is not None:
             continue
@@ -191,7 +200,8 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
 
     base = _base()
     body = json.dumps(
-        {k: meta[k] for k in ("env", "files", "closure", "revisions", "heads")}, sort_keys=True
+        {k: meta[k] for k in ("env", "files", "closure", "inputs", "revisions", "heads")},
+        sort_keys=True,
     )
     name = f"{_PREFIX}{scope}-{hashlib.sha256(body.encode()).hexdigest()[:16]}"
     final = base / name
@@ -260,6 +270,7 @@ class CachePlan:
 
     scope: str
     pg_fingerprint: str
+    startup: dict[str, object]
     entry: Entry | None = None
     store: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -267,6 +278,7 @@ class CachePlan:
         """The worker's instructions: what the copied cluster holds, if anything."""
         return {
             "pg_fingerprint": self.pg_fingerprint,
+            "startup": self.startup,
             "entry": self.entry.meta if self.entry is not None else None,
         }
 

@@ -2,7 +2,8 @@
 
 The CLI picked a candidate entry by re-hashing what it recorded (cache.py); here, once the
 script directory is resolved, the rest of the key is checked for real (library versions,
-options, the closure of loaded modules), and after env.py ran the worker checks that the revision
+options, the closure of loaded modules, everything the cached upgrade read as inputs.py recorded
+it), and after env.py ran the worker checks that the revision
 map it saw is the one the entry extends. When anything disagrees the cached database is dropped
 and the history replayed from empty. After a successful upgrade the database is copied
 (``CREATE DATABASE ... TEMPLATE``) before the comparison runs env.py again.
@@ -15,10 +16,15 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migration_check.cache import FORMAT, file_digests
 from migration_check.closure import closure_changed, record_closure
+from migration_check.fingerprints import unchanged
+from migration_check.inputs import merge_inputs
+
+if TYPE_CHECKING:
+    from migration_check.inputs import InputRecorder
 
 __all__ = ["WorkerCache", "open_worker_cache", "worker_environment"]
 
@@ -29,7 +35,7 @@ _LIBRARIES = ("alembic", "sqlalchemy", "psycopg", "psycopg-binary", "psycopg2", 
 
 
 def worker_environment(
-    *, pg_fingerprint: str, name: str, x_args: list[str], drivername: str
+    *, pg_fingerprint: str, name: str, x_args: list[str], drivername: str, startup: Any
 ) -> dict[str, Any]:
     """Everything outside the project's files that changes what a replay builds."""
     from importlib import metadata
@@ -46,6 +52,8 @@ def worker_environment(
         "name": name,
         "x_args": list(x_args),
         "driver": drivername,
+        # The interpreter and the variables read below os.environ (startup.py), from the CLI.
+        "startup": startup,
     }
 
 
@@ -69,9 +77,18 @@ class WorkerCache:
     connection guard, so the cache's own statements never pass through it.
     """
 
-    def __init__(self, request: dict[str, Any], admin: Any, database: str, emit: Any) -> None:
+    def __init__(
+        self,
+        request: dict[str, Any],
+        admin: Any,
+        database: str,
+        emit: Any,
+        recorder: InputRecorder | None,
+    ) -> None:
         self.entry: dict[str, Any] | None = request.get("entry")
         self.pg_fingerprint = str(request.get("pg_fingerprint", ""))
+        self.startup = request.get("startup")
+        self.recorder = recorder
         self.admin = admin
         self.database = database
         self.emit = emit
@@ -107,6 +124,7 @@ class WorkerCache:
             name=str(req["name"]),
             x_args=list(req.get("x_args") or []),
             drivername=drivername,
+            startup=self.startup,
         )
         # Every module env.py and the revisions load is recorded after the upgrade
         # (take_snapshot, closure.py); here only the files named before anything runs.
@@ -114,13 +132,15 @@ class WorkerCache:
         locations = _version_locations(script)
         # pyproject.toml's [tool.alembic] (Alembic 1.16+ layouts) configures the history too.
         toml = [Path(cfg.toml_file_name).resolve()] if cfg.toml_file_name else []
-        self.files = file_digests(
-            [Path(cfg.config_file_name).resolve(), env_py, *toml],
-            recurse=[p for p in locations if p.is_dir()],
-        )
+        with self._own_reads():
+            self.files = file_digests(
+                [Path(cfg.config_file_name).resolve(), env_py, *toml],
+                recurse=[p for p in locations if p.is_dir()],
+            )
         if self.entry is None:
             return
-        reason = self._stale_reason()
+        with self._own_reads():
+            reason = self._stale_reason()
         if reason is None:
             self.used = True
             heads = ", ".join(self.entry.get("heads", []))
@@ -141,8 +161,22 @@ class WorkerCache:
             now = self.files.get(path) or file_digests([Path(path)]).get(path)
             if now != digest:
                 return f"{os.path.relpath(path)} changed" if now else f"{path} is gone"
-        return closure_changed(self.entry.get("closure", {}))
-        return None
+        inputs = self.entry.get("inputs")
+        if not isinstance(inputs, dict):
+            return "it holds no record of what its upgrade read"
+        # Environment variables were compared by the CLI (choose_entry), which builds ours.
+        return unchanged(inputs) or closure_changed(self.entry.get("closure", {}))
+
+    def _own_reads(self) -> contextlib.AbstractContextManager[None]:
+        """The cache's bookkeeping reads files too; they are the checker's, not the project's."""
+        return self.recorder.paused() if self.recorder is not None else contextlib.nullcontext()
+
+    def entry_inputs(self) -> dict[str, Any] | None:
+        """What the cached entry's upgrade read (verified unchanged), when it was used."""
+        if not self.used or self.entry is None:
+            return None
+        inputs = self.entry.get("inputs")
+        return inputs if isinstance(inputs, dict) else None
 
     def after_upgrade(self, script: Any, heads: list[str]) -> bool:
         """Check the history env.py ran against the one hashed; False: replay from empty."""
@@ -174,8 +208,15 @@ class WorkerCache:
 
         if not self.env or len(heads) != 1 or (self.used and applied == 0):
             return
+        inputs = self.recorder.peek() if self.recorder is not None else None
+        if inputs is None:
+            why = self.recorder.refused if self.recorder is not None else "nothing was recorded"
+            self._progress(f"not caching the migrated database: the upgrade {why}")
+            return
+        inputs = merge_inputs(self.entry_inputs(), inputs)
         revisions = sorted(rev.revision for rev in script.walk_revisions())
-        closure = record_closure(Path.cwd())
+        with self._own_reads():
+            closure = record_closure(Path.cwd())
         if self.used and self.entry is not None:
             # The cached revisions' upgrade() did not run here, so what they import inside it
             # is not loaded now; the entry recorded it, and it was found unchanged.
@@ -193,6 +234,7 @@ class WorkerCache:
             "env": self.env,
             "files": self.files,
             "closure": closure,
+            "inputs": inputs,
             "revisions": revisions,
             "heads": sorted(heads),
             "database": name,
@@ -215,10 +257,12 @@ class WorkerCache:
             self.admin.close()
 
 
-def open_worker_cache(req: dict[str, Any], emit: Any) -> WorkerCache | None:
+def open_worker_cache(
+    req: dict[str, Any], emit: Any, recorder: InputRecorder | None
+) -> WorkerCache | None:
     """Connect for the cache's statements; None when the run has no cache."""
     if not req.get("cache"):
         return None
     from migration_check.admin import connect_admin
 
-    return WorkerCache(req["cache"], connect_admin(req), req["database"], emit)
+    return WorkerCache(req["cache"], connect_admin(req), req["database"], emit, recorder)

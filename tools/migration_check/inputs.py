@@ -14,97 +14,76 @@ env.py globs. So nothing is listed by hand: the worker watches itself.
   module that would shadow an import or a new revision file changes the key.
 - Every environment variable read through ``os.environ`` (present or not), except those the
   checker itself sets for the worker.
+- Every path whose existence or kind the code asked about (``os.stat``, ``os.lstat``,
+  ``os.access``, and so ``os.path.exists``, ``isfile``, ``isdir``, ``pathlib.Path.exists``):
+  no audit event fires for a stat, so those functions are wrapped while recording.
+- Whether the code iterated ``os.environ`` (``copy()``, ``items()``, ``dict(os.environ)``):
+  then the names of every variable are an input, so a new ``APP_*`` variable changes the key.
+- A database file a C extension opens (``sqlite3.connect``): its audit event names the file.
 - Installed libraries by version: the ``*.dist-info`` names (and ``.pth`` files) of every
   ``sys.path`` directory that holds distributions. Their files are not hashed one by one, as
   pip's own notion of "the same library" is its version.
+- What the interpreter's start-up consulted (startup.py): every ``sys.path`` entry's listing,
+  the site directories and ``pyvenv.cfg``, present or not.
+
+What cannot be recorded makes the run unstorable (``refused``): a subprocess (what the child
+reads is out of sight: ``psql -f file.sql``), a ``fork``, a C library loaded by ``ctypes``.
 
 Stdlib only: it runs before the project's code and must not change what that code sees.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import sys
-from collections.abc import Iterable
-from pathlib import Path
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = [
-    "CONTROLLED_ENV",
-    "IGNORED_NAMES",
-    "InputRecorder",
-    "env_digest",
-    "file_digest",
-    "library_digest",
-    "listing_digest",
-]
+from migration_check.fingerprints import (
+    CONTROLLED_ENV,
+    env_digest,
+    file_digest,
+    is_library_dir,
+    library_digest,
+    listing_digest,
+    names_digest,
+    path_kind,
+    unchanged,
+)
+
+__all__ = ["InputRecorder", "merge_inputs"]
 
 # Variables the checker sets or rewrites for the worker: their values differ per run (the scratch
 # database's name) or only steer the checker's own bytecode cache.
-CONTROLLED_ENV = frozenset(
-    {
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGDATABASE",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGSERVICE",
-        "PGOPTIONS",
-        "CHECK_MIGRATIONS_EVENT_FD",
-        "PYTHONPYCACHEPREFIX",
-        "PYTHONDONTWRITEBYTECODE",
-    }
-)
-# Bytecode directories come and go with PYTHONDONTWRITEBYTECODE; they never change a verdict.
-IGNORED_NAMES = frozenset({"__pycache__"})
 _VIRTUAL = ("/proc/", "/dev/", "/sys/")
+# Audit events after which the run read something no hook can see: a child process's reads, a
+# forked copy's, a C library's. Named in the refusal so ``-v`` can say what happened.
+_UNRECORDABLE = {
+    "subprocess.Popen": "started a subprocess",
+    "os.system": "ran os.system()",
+    "os.exec": "called os.exec*()",
+    "os.posix_spawn": "called os.posix_spawn()",
+    "os.spawn": "called os.spawn*()",
+    "os.fork": "forked",
+    "os.forkpty": "forked",
+    "ctypes.dlopen": "loaded a C library with ctypes",
+}
 
 
-def file_digest(path: str) -> str | None:
-    """sha256 of the file's bytes; None when it does not exist (its absence is an input too)."""
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "unreadable"
-
-
-def listing_digest(path: str) -> str | None:
-    """sha256 of a directory's sorted names (bytecode directories left out); None if gone."""
-    try:
-        names = sorted(n for n in os.listdir(path) if n not in IGNORED_NAMES)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "unreadable"
-    return hashlib.sha256("\0".join(names).encode()).hexdigest()
-
-
-def library_digest(path: str) -> str | None:
-    """The installed distributions of a ``sys.path`` directory: names with versions, and .pth."""
-    try:
-        names = sorted(os.listdir(path))
-    except OSError:
-        return None
-    digest = hashlib.sha256()
-    for name in names:
-        if name.endswith((".dist-info", ".egg-info")):
-            digest.update(name.encode() + b"\0")
-        elif name.endswith(".pth"):
-            # A .pth line can put a directory on sys.path or run code: its content counts.
-            digest.update(name.encode() + b"\0" + (file_digest(f"{path}/{name}") or "").encode())
-    return digest.hexdigest()
-
-
-def _is_library_dir(path: str) -> bool:
-    try:
-        return any(n.endswith((".dist-info", ".egg-info")) for n in os.listdir(path))
-    except OSError:
-        return False
+def _unrecordable(event: str, args: tuple[Any, ...]) -> str:
+    """The refusal's wording: what the run did, and with which program or library."""
+    what: object = None
+    if event == "subprocess.Popen" and len(args) > 1:
+        argv = args[1]
+        what = argv if isinstance(argv, str | bytes) else next(iter(argv or ()), None)
+    elif event in ("ctypes.dlopen", "os.system", "os.exec", "os.posix_spawn") and args:
+        what = args[0]
+    if isinstance(what, str | bytes | os.PathLike):
+        shown = os.fsdecode(what)
+        return f"{_UNRECORDABLE[event]} ({shown.split()[0] if event == 'os.system' else shown})"
+    return _UNRECORDABLE[event]
 
 
 class InputRecorder:
@@ -114,28 +93,90 @@ class InputRecorder:
         self.files: dict[str, str | None] = {}
         self.dirs: dict[str, str | None] = {}
         self.env: dict[str, str | None] = {}
-        self._busy = False
+        self.stats: dict[str, str] = {}
+        self.refused = ""
+        self._environ_names: list[str] = []
+        self._local = threading.local()  # "busy" per thread: the models' build runs in one
         self._active = False
+        self._unwrap: list[Callable[[], None]] = []
         self._exclude = tuple(os.path.realpath(p) + os.sep for p in exclude if p)
-        libdirs = [os.path.realpath(p) for p in sys.path if p and _is_library_dir(p)]
+        libdirs = [os.path.realpath(p) for p in sys.path if p and is_library_dir(p)]
         self.libraries = {p: library_digest(p) for p in libdirs}
         import sysconfig  # the worker's side only: the CLI's lookup stays light
 
         stdlib = {sysconfig.get_path(n) for n in ("stdlib", "platstdlib")}
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *stdlib, *libdirs}
         self._library_roots = tuple(os.path.realpath(p) + os.sep for p in prefixes if p)
+        from migration_check.startup import startup_paths
+
+        files, dirs = startup_paths()
+        for path in files:
+            self.files[os.path.abspath(path)] = file_digest(path)
+        for path in dirs:
+            self.dirs[os.path.abspath(path)] = listing_digest(path)
+
+    @property
+    def _busy(self) -> bool:
+        return bool(getattr(self._local, "busy", False))
+
+    @_busy.setter
+    def _busy(self, value: bool) -> None:
+        self._local.busy = value
 
     def install(self) -> None:
         """Start recording; audit hooks cannot be removed, so ``snapshot`` switches it off."""
+        self._environ_names = sorted(k for k in os.environ if k not in CONTROLLED_ENV)
         self._active = True
         sys.addaudithook(self._hook)
         _record_environ(self.env)
+        for name in ("stat", "lstat", "access"):
+            self._wrap_stat(name)
+
+    def _wrap_stat(self, name: str) -> None:
+        """Wrap ``os.<name>``: the import system keeps its own (``posix``) and is unaffected."""
+        original = getattr(os, name)
+
+        def wrapper(path: object, *args: object, **kwargs: object) -> object:
+            if (
+                self._active
+                and not self._busy
+                and kwargs.get("dir_fd") is None
+                and isinstance(path, str | bytes | os.PathLike)
+            ):
+                self._busy = True
+                try:
+                    self._stat(os.fsdecode(path))
+                finally:
+                    self._busy = False
+            return original(path, *args, **kwargs)
+
+        setattr(os, name, wrapper)
+        self._unwrap.append(lambda: setattr(os, name, original))
+
+    def _stat(self, path: str) -> None:
+        full = os.path.abspath(path)
+        if full not in self.stats and not self._skip(full):
+            self.stats[full] = path_kind(full)
 
     def _skip(self, path: str) -> bool:
         return path.startswith(_VIRTUAL) or path.startswith(self._library_roots + self._exclude)
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if not self._active or self._busy:
+            return
+        if event in _UNRECORDABLE:
+            self.refused = self.refused or _unrecordable(event, args)
+            return
+        if event == "sqlite3.connect":
+            database = args[0] if args else None
+            if isinstance(database, str | bytes | os.PathLike):
+                name = os.fsdecode(database)
+                if name and name != ":memory:" and not name.startswith("file:"):
+                    self._busy = True
+                    try:
+                        self._file(name)
+                    finally:
+                        self._busy = False
             return
         if event == "open":
             path, mode, flags = args
@@ -183,21 +224,43 @@ class InputRecorder:
         self.dirs[full] = listing_digest(full)
 
     def snapshot(self) -> dict[str, Any] | None:
-        """What this run read; None when any of it changed while the run was reading it."""
+        """What this run read; None when any of it changed while the run was reading it, or
+        when the run did something whose reads cannot be seen (``refused`` says what)."""
         self._active = False
         _stop_recording_environ()
-        for path, digest in self.files.items():
-            if file_digest(path) != digest:
+        for undo in self._unwrap:
+            undo()
+        self._unwrap.clear()
+        return self.peek()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The checker's own reads (validating a cached entry) are not the project's inputs."""
+        busy, self._busy = self._busy, True
+        try:
+            yield
+        finally:
+            self._busy = busy
+
+    def peek(self) -> dict[str, Any] | None:
+        """What the run read so far (the migrated-database cache stores it after the upgrade)."""
+        if self.refused:
+            return None
+        busy, self._busy = self._busy, True
+        try:
+            if unchanged(self._record()) is not None:
+                if not self.refused:
+                    self.refused = "an input changed while the run read it"
                 return None
-        for path, digest in self.dirs.items():
-            if listing_digest(path) != digest:
-                return None
-        for path, digest in self.libraries.items():
-            if library_digest(path) != digest:
-                return None
-        return {
+            return self._record()
+        finally:
+            self._busy = busy
+
+    def _record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
             "files": dict(sorted(self.files.items())),
             "dirs": dict(sorted(self.dirs.items())),
+            "stats": dict(sorted(self.stats.items())),
             # Hashed: a variable the models read may hold a secret, and this lands on disk.
             "env": {
                 k: env_digest(v) for k, v in sorted(self.env.items()) if k not in CONTROLLED_ENV
@@ -205,6 +268,9 @@ class InputRecorder:
             "libraries": dict(sorted(self.libraries.items())),
             "python": f"{sys.executable}|{sys.version}",
         }
+        if _RecordingEnviron._iterated:
+            record["env_names"] = names_digest(self._environ_names)
+        return record
 
 
 class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
@@ -216,6 +282,13 @@ class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
 
     _reads: dict[str, str | None] | None = None
     _written: set[str] = set()  # noqa: RUF012  (one recorder per worker process)
+    _iterated = False
+
+    def __iter__(self) -> Any:
+        # copy(), items(), dict(os.environ): which variables exist is now an input too.
+        if type(self)._reads is not None:
+            type(self)._iterated = True
+        return super().__iter__()
 
     def __getitem__(self, key: str) -> str:
         reads = type(self)._reads
@@ -250,36 +323,13 @@ def _stop_recording_environ() -> None:
     _RecordingEnviron._reads = None
 
 
-def env_digest(value: str | None) -> str | None:
-    """A variable's value as recorded: its sha256, or None when it was unset."""
-    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
-
-
-def expected_env(worker_environ: dict[str, str], recorded: dict[str, str | None]) -> str | None:
-    """The first recorded variable whose value the next worker would not see, or None."""
-    for key, digest in recorded.items():
-        if env_digest(worker_environ.get(key)) != digest:
-            return key
-    return None
-
-
-def unchanged(recorded: dict[str, Any]) -> str | None:
-    """Why a recorded snapshot no longer holds (a file, directory or library), or None."""
-    for path, digest in recorded.get("files", {}).items():
-        if file_digest(path) != digest:
-            return f"{_shown(path)} changed" if digest else f"{_shown(path)} appeared"
-    for path, digest in recorded.get("dirs", {}).items():
-        if listing_digest(path) != digest:
-            return f"files were added to or removed from {_shown(path)}"
-    for path, digest in recorded.get("libraries", {}).items():
-        if library_digest(path) != digest:
-            return f"installed libraries changed in {_shown(path)}"
-    return None
-
-
-def _shown(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else str(Path(rel))
+def merge_inputs(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[str, Any]:
+    """A run's record joined with the record of the cached part it built on (found unchanged)."""
+    if not older:
+        return newer
+    merged = dict(newer)
+    for part in ("files", "dirs", "stats", "env", "libraries"):
+        merged[part] = dict(sorted({**older.get(part, {}), **newer.get(part, {})}.items()))
+    if "env_names" in older and "env_names" not in newer:
+        merged["env_names"] = older["env_names"]
+    return merged

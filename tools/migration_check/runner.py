@@ -34,6 +34,7 @@ from migration_check.server import (
     find_binaries,
     resolve_server_user,
 )
+from migration_check.startup import static_inputs
 from migration_check.verdict import VerdictCache, holds_any, static_key
 from migration_check.workerproc import (
     Progress,
@@ -143,8 +144,9 @@ def run_check(
         event = run_worker(request, worker, settings, progress, secrets_)
         if plan is not None:
             plan.store = event.get("cache_store")
-    if verdicts is not None:
-        verdicts.store(event)
+    if verdicts is not None and not verdicts.store(event) and settings.verbose:
+        why = event.get("inputs_refused") or "its inputs could not all be recorded"
+        progress(f"not storing the verdict: the project's code {why}; every check of it runs")
     return _result(settings, ini, event, history_ctx)
 
 
@@ -196,10 +198,16 @@ def _verdict_cache(
     settings: Settings, ini: Path, drivername: str, base: Path, history: str = ""
 ) -> VerdictCache:
     fingerprint = find_binaries(settings.postgres_bin).fingerprint()
+    environ = worker_env_base(settings)
     key = static_key(
-        settings, ini, drivername=drivername, pg_fingerprint=fingerprint, history=history
+        settings,
+        ini,
+        drivername=drivername,
+        pg_fingerprint=fingerprint,
+        worker_environ=environ,
+        history=history,
     )
-    return VerdictCache(base, key, worker_env_base(settings))
+    return VerdictCache(base, key, environ)
 
 
 def _verdicts_on(settings: Settings) -> bool:
@@ -225,4 +233,5 @@ def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
     user = resolve_server_user(settings.server_user)
     fingerprint = binaries.fingerprint()
     scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
-    return CachePlan(scope, fingerprint, choose_entry(scope, ini))
+    environ = worker_env_base(settings)
+    return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))

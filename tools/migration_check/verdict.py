@@ -33,16 +33,18 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from migration_check.config import Settings
-from migration_check.inputs import expected_env, file_digest, unchanged
+from migration_check.fingerprints import expected_env, file_digest, unchanged
+from migration_check.startup import static_inputs
 
 __all__ = ["FORMAT", "VerdictCache", "holds_any", "prune", "static_key"]
 
-FORMAT = 1
+# 2: the start-up and getenv inputs (startup.py), stats, environment listings.
+FORMAT = 2
 _DEFAULT_ENTRIES = 64
 # Settings that change how the verdict is shown or how long it may take, never what it is.
 _NOT_IN_KEY = frozenset(
@@ -86,12 +88,20 @@ def _digest(path: Path) -> str | None:
 
 
 def static_key(
-    settings: Settings, ini: Path, *, drivername: str, pg_fingerprint: str, history: str = ""
+    settings: Settings,
+    ini: Path,
+    *,
+    drivername: str,
+    pg_fingerprint: str,
+    worker_environ: Mapping[str, str],
+    history: str = "",
 ) -> str:
     """Everything the CLI knows before the worker runs that can change the worker's answer.
 
-    ``history``: the git base of the change and the revisions it adds, when the worker's round
-    trips are part of the answer (their result depends on which revisions are new).
+    ``worker_environ``: the environment the worker will start with; what of it is read before
+    or below Python's ``os.environ`` (startup.py) is keyed here, the rest by what the worker
+    recorded. ``history``: the git base of the change and the revisions it adds, when the
+    worker's round trips are part of the answer (their result depends on which are new).
     """
     fields = {
         f.name: getattr(settings, f.name)
@@ -119,6 +129,7 @@ def static_key(
             "driver": drivername,
             "pg": pg_fingerprint,
             "history": history,
+            "startup": static_inputs(worker_environ),
         },
         sort_keys=True,
         default=str,
@@ -172,8 +183,7 @@ class VerdictCache:
         inputs = entry["inputs"]
         reason = unchanged(inputs)
         if reason is None:
-            key = expected_env(self.worker_environ, inputs.get("env", {}))
-            reason = f"${key} changed" if key else None
+            reason = expected_env(self.worker_environ, inputs)
         if reason is None:
             reason = _closure_changed(entry.get("closure"))
         if reason is not None:
@@ -221,7 +231,9 @@ def _well_formed(entry: Any) -> bool:
         and event.get("type") == "result"
         and isinstance(event.get("findings"), list)
         and isinstance(inputs, dict)
-        and all(isinstance(inputs.get(k), dict) for k in ("files", "dirs", "env", "libraries"))
+        and all(
+            isinstance(inputs.get(k), dict) for k in ("files", "dirs", "stats", "env", "libraries")
+        )
         and isinstance(entry.get("closure"), dict)
     )
 

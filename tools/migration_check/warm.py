@@ -77,7 +77,7 @@ def warm_dir(*, create: bool = True) -> tuple[Path | None, str]:
 
 def daemon_key(env: dict[str, str], cwd: Path) -> str:
     """A hash of everything a fresh worker's start depends on that a fork would inherit."""
-    from migration_check.inputs import _is_library_dir, library_digest
+    from migration_check.fingerprints import is_library_dir, library_digest
     from migration_check.verdict import _checker_digest
 
     digest = hashlib.sha256()
@@ -96,7 +96,7 @@ def daemon_key(env: dict[str, str], cwd: Path) -> str:
     # This process's sys.path holds the same library directories as the worker's (one
     # interpreter, one environment); the resident process also re-checks its own (warmd.py).
     for entry in sys.path:
-        if entry and _is_library_dir(entry):
+        if entry and is_library_dir(entry):
             add(os.path.realpath(entry), library_digest(entry))
     return digest.hexdigest()[:24]
 

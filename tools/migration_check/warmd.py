@@ -67,10 +67,18 @@ def _module_files() -> dict[str, tuple[int, int, int]]:
 
 
 def _path_listings() -> dict[str, str | None]:
-    """Each ``sys.path`` directory's names: a new module there could shadow a loaded one."""
-    from migration_check.inputs import library_digest, listing_digest
+    """Each ``sys.path`` directory's names (a new module there could shadow a loaded one), and
+    what a fresh interpreter's start-up would consult (startup.py): a ``sitecustomize`` or
+    ``.pth`` file, a user site directory or ``pyvenv.cfg`` appearing makes this process stale.
+    """
+    from migration_check.fingerprints import file_digest, library_digest, listing_digest
+    from migration_check.startup import startup_paths
 
-    return {p: f"{listing_digest(p)}|{library_digest(p)}" for p in sys.path if p}
+    listings = {p: f"{listing_digest(p)}|{library_digest(p)}" for p in sys.path if p}
+    files, dirs = startup_paths()
+    listings.update({f"file:{p}": file_digest(p) for p in files})
+    listings.update({f"dir:{p}": listing_digest(p) for p in dirs})
+    return listings
 
 
 class _Daemon:

@@ -29,6 +29,7 @@ from migration_check.findings import CheckResult, Finding
 from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
 from migration_check.history import BaseCatch, round_trip_scratch
+from migration_check.inputs import merge_inputs
 from migration_check.multidb import MultiDb
 from migration_check.startfrom import load_dump
 from migration_check.upgrade import upgrade_to_head
@@ -83,21 +84,30 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
     return sorted(dirs)
 
 
-def _open_cache(req: dict[str, Any], emit: Emit) -> WorkerCache | None:
+def _open_cache(
+    req: dict[str, Any], emit: Emit, recorder: InputRecorder | None
+) -> WorkerCache | None:
     """The migrated-database cache's side of this run (cache_worker.py), before the guard."""
     from migration_check.cache_worker import open_worker_cache
 
-    return open_worker_cache(req, emit)  # a refused connection: connect_admin's Failure
+    # A refused connection: connect_admin's Failure.
+    return open_worker_cache(req, emit, recorder)
 
 
-def run(req: dict[str, Any], emit: Emit) -> CheckResult:
-    """Upgrade a fresh scratch database to head, then compare it with the models."""
+def run(
+    req: dict[str, Any], emit: Emit, recorder: InputRecorder | None = None
+) -> tuple[CheckResult, WorkerCache | None]:
+    """Upgrade a fresh scratch database to head, then compare it with the models.
+
+    Returns the result and the migrated-database cache's side of the run (None without one),
+    whose entry's inputs a verdict built on a cached database depends on too.
+    """
     if req.get("create_database"):
         _create_scratch(req)
     if req.get("start_from"):
         emit({"type": "progress", "message": f"loading {req['start_from']['shown']}"})
         load_dump(req)
-    cache = _open_cache(req, emit)
+    cache = _open_cache(req, emit, recorder)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
     models_db = _models_database(req) if req.get("catalog") else None
@@ -108,7 +118,7 @@ def run(req: dict[str, Any], emit: Emit) -> CheckResult:
             models_db.close()
     if cache is not None:
         emit({"type": "cache_store", "meta": cache.finish()})
-    return result
+    return result, cache
 
 
 def _models_database(req: dict[str, Any]) -> PendingModelsDatabase:
@@ -328,7 +338,7 @@ def _serve(events: TextIO) -> int:
     validate_project_bytecode_by_content()
     recorder = _record_inputs(req)
     try:
-        result = run(req, emit)
+        result, cache = run(req, emit, recorder)
     except Failure as exc:
         emit({"type": "error", "kind": exc.kind, "message": exc.message, "detail": exc.detail})
         return 0
@@ -349,6 +359,11 @@ def _serve(events: TextIO) -> int:
         # env.py swallowed the guard's exception; the verdict cannot be trusted.
         emit({"type": "error", "kind": "unsafe", "message": refused_message()})
         return 0
+    inputs = recorder.snapshot() if recorder is not None else None
+    if inputs is not None and cache is not None and cache.used:
+        # The cached revisions' upgrade() did not run here: what it read is the entry's record,
+        # found unchanged when the entry was chosen, and this verdict rests on it too.
+        inputs = merge_inputs(cache.entry_inputs(), inputs)
     emit(
         {
             "type": "result",
@@ -360,16 +375,18 @@ def _serve(events: TextIO) -> int:
             "revision_ids": result.revision_ids,
             "catalog_skipped": result.catalog_skipped,
             # What the verdict depends on (verdict.py): None when it cannot vouch for it.
-            "inputs": recorder.snapshot() if recorder is not None else None,
-            "closure": _closure() if recorder is not None else None,
+            "inputs": inputs,
+            "inputs_refused": recorder.refused if recorder is not None else "",
+            "closure": _closure() if recorder is not None and req.get("record_inputs") else None,
         }
     )
     return 0
 
 
 def _record_inputs(req: dict[str, Any]) -> InputRecorder | None:
-    """Start watching what the project's code reads, when the CLI keeps verdicts (inputs.py)."""
-    if not req.get("record_inputs"):
+    """Start watching what the project's code reads, when the CLI keeps verdicts or migrated
+    databases (inputs.py): either cached answer is keyed by it."""
+    if not req.get("record_inputs") and not req.get("cache"):
         return None
     from migration_check.inputs import InputRecorder
 
