@@ -74,7 +74,9 @@ def _path_listings() -> dict[str, str | None]:
     from migration_check.fingerprints import file_digest, library_digest, listing_digest
     from migration_check.startup import startup_paths
 
-    listings = {p: f"{listing_digest(p)}|{library_digest(p)}" for p in sys.path if p}
+    listings: dict[str, str | None] = {
+        p: f"{listing_digest(p)}|{library_digest(p)}" for p in sys.path if p
+    }
     files, dirs = startup_paths()
     listings.update({f"file:{p}": file_digest(p) for p in files})
     listings.update({f"dir:{p}": listing_digest(p) for p in dirs})
