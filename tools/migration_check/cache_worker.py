@@ -223,6 +223,7 @@ class WorkerCache:
             cached = self.entry.get("closure", {})
             closure["files"] = {**cached.get("files", {}), **closure["files"]}
             closure["libraries"] = {**cached.get("libraries", {}), **closure["libraries"]}
+            closure["stamps"] = {**cached.get("stamps", {}), **closure["stamps"]}
         name = f"check_migrations_tpl_{secrets.token_hex(6)}"
         try:
             self._sql("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.database)

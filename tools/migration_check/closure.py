@@ -26,7 +26,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-__all__ = ["closure_changed", "record_closure"]
+__all__ = ["closure_changed", "file_stamp", "record_closure", "stamps_changed"]
 
 
 def _sha256(path: str) -> str | None:
@@ -76,6 +76,7 @@ def record_closure(project_root: Path) -> dict[str, Any]:
 
     stdlib, libs = _library_dirs()
     files: dict[str, str] = {}
+    stamps: dict[str, str] = {}
     tops_in_libs: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
@@ -84,6 +85,8 @@ def record_closure(project_root: Path) -> dict[str, Any]:
         real = os.path.realpath(project_root / path)
         if any(real.startswith(d) for d in libs):
             tops_in_libs.setdefault(name.split(".", 1)[0], real)
+            # A library edited in place keeps its version: its files' stamps are the key.
+            stamps[real] = file_stamp(real)
             continue
         if any(real.startswith(d) for d in stdlib):
             continue
@@ -103,7 +106,24 @@ def record_closure(project_root: Path) -> dict[str, Any]:
         for dist in dists:
             with contextlib.suppress(metadata.PackageNotFoundError, ValueError):
                 libraries[dist] = metadata.version(dist)
-    return {"files": files, "libraries": libraries, "python": sys.version}
+    return {"files": files, "stamps": stamps, "libraries": libraries, "python": sys.version}
+
+
+def file_stamp(path: str) -> str:
+    """Size, modification time and inode: cheap enough for every library module, every check."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def stamps_changed(recorded: Any) -> str | None:
+    """The first library module file whose stamp moved (edited in place), or None."""
+    for path, stamp in (recorded or {}).items():
+        if file_stamp(path) != stamp:
+            return f"{_show(path)} changed (a library edited in place)"
+    return None
 
 
 def closure_changed(recorded: dict[str, Any]) -> str | None:
@@ -120,6 +140,8 @@ def closure_changed(recorded: dict[str, Any]) -> str | None:
             return f"{_show(path)} is gone"
         if now != digest:
             return f"{_show(path)} changed"
+    if (moved := stamps_changed(recorded.get("stamps"))) is not None:
+        return moved
     for dist, version in (recorded.get("libraries") or {}).items():
         try:
             current = metadata.version(dist)

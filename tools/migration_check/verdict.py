@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from migration_check.closure import stamps_changed
 from migration_check.config import Settings
 from migration_check.fingerprints import expected_env, file_digest, unchanged
 from migration_check.startup import static_inputs
@@ -160,7 +161,7 @@ def _closure_changed(recorded: Any) -> str | None:
     for path, digest in recorded["files"].items():
         if file_digest(path) != digest:
             return f"{path} changed"
-    return None
+    return stamps_changed(recorded.get("stamps"))
 
 
 class VerdictCache:
