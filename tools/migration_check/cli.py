@@ -307,17 +307,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def subcommand_at(args: list[str]) -> int | None:
+    """Where a subcommand's name stands among the arguments, skipping options and their values.
+
+    ``check-migrations -c alembic.ini revision -m x`` names ``revision`` after an option: the
+    main command's options are read from click itself, so an option's value (``-c revision``)
+    is never taken for the name.
+    """
+    takes_value = {
+        opt
+        for param in _command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in param.opts
+    }
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return None
+        if not arg.startswith("-") or arg == "-":
+            return i if arg in SUBCOMMANDS else None
+        if "=" not in arg and arg in takes_value:
+            i += 1  # its value
+        i += 1
+    return None
+
+
 def _main(args: list[str]) -> int:
     loaded: dict[str, Settings] = {}
     try:
         install()
         command, prog, rest = _command, "check-migrations", args
-        if args and args[0] in SUBCOMMANDS:
+        if (at := subcommand_at(args)) is not None:
             import importlib
 
-            module, _, attr = SUBCOMMANDS[args[0]].partition(":")
+            module, _, attr = SUBCOMMANDS[args[at]].partition(":")
             command = getattr(importlib.import_module(module), attr)
-            prog, rest = f"check-migrations {args[0]}", args[1:]
+            # Options may come before the subcommand's name as after it (git's habit).
+            prog, rest = f"check-migrations {args[at]}", args[:at] + args[at + 1 :]
         rc = command.main(args=rest, prog_name=prog, standalone_mode=False, obj=loaded)
         if (signum := pending()) is not None:  # a handler's exception swallowed on its way up
             print(interrupt_line(signum, []), file=sys.stderr)
