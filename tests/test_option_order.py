@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_OK, subcommand_at, main
+from migration_check.cli import EXIT_ERROR, EXIT_OK, main, subcommand_at
 
 from .conftest import ScenarioFactory
 
