@@ -102,14 +102,19 @@ def new_check(tmp_path: Path, run_dir: Path, scenario: str = "base") -> Check:
 
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / scenario, project, ignore=shutil.ignore_patterns("__pycache__"))
-    return Check(project, tmp_path, checker_env(tmp_path / "cache", run_dir))
+    # The caches beside the run directories, on tmpfs here: an entry is stored by a rename.
+    return Check(project, tmp_path, checker_env(run_dir / "cache", run_dir))
 
 
 @dataclass(frozen=True)
 class Case:
+    """``declinable``: the checker may rightly refuse to store such a run (DESIGN.md: a run
+    that started a subprocess is not stored), so filling the caches is not required of it."""
+
     id: str
     setup: Callable[[Check], object]
     perturb: Callable[[Check], object]
+    declinable: bool = False
 
 
 def differential(check: Check, case: Case) -> None:
@@ -117,9 +122,10 @@ def differential(check: Check, case: Case) -> None:
     case.setup(check)
     before = check.run()
     assert before.exit in (0, 1), f"the project does not check before: {before.describe()}"
-    assert DB_STORED in before.stderr, f"no migrated database stored: {before.describe()}"
     again = check.run()
-    assert again.hit, f"the second check was not served from the cache: {again.describe()}"
+    if not case.declinable:
+        assert DB_STORED in before.stderr, f"no migrated database stored: {before.describe()}"
+        assert again.hit, f"the second check was not served from the cache: {again.describe()}"
     assert again == before, f"{again.describe()}\n  != first check {before.describe()}"
     case.perturb(check)
     fresh = check.run("--no-cache")
