@@ -18,6 +18,7 @@ import pytest
 from migration_check.server import find_binaries
 
 from .soundness import (
+    DB_STORED,
     PY_DIR,
     Case,
     Check,
@@ -263,3 +264,20 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cached_verdict_equals_no_cache(case: Case, tmp_path: Path, run_root: Path) -> None:
     differential(new_check(tmp_path, run_root), case)
+
+
+def test_a_run_that_starts_a_subprocess_is_never_stored_and_says_so(
+    tmp_path: Path, run_root: Path
+) -> None:
+    """What a child process reads is out of sight: such a run is answered, never stored."""
+    check = new_check(tmp_path, run_root)
+    _psql_setup(check)
+    first = check.run("-v")
+    assert first.exit == 0, first.describe()
+    refusal = "not storing the verdict: the project's code started a subprocess ("
+    assert first.stderr.count(refusal) == 1, first.describe()
+    assert "not caching the migrated database: the upgrade started a subprocess" in first.stderr
+    again = check.run()
+    assert not again.hit, again.describe()
+    assert DB_STORED not in again.stderr
+    assert refusal not in again.stderr  # said with -v only
