@@ -38,7 +38,7 @@ from migration_check.cli import main
 
 def test_check():
     os.chdir(os.environ["PROJECT"])
-    main(["--no-cache"])
+    main([])
 
 
 def test_after():
@@ -58,7 +58,7 @@ from migration_check.cli import main
 
 kept = signal.getsignal(signal.SIGTERM) is handler
 os.chdir(os.environ["PROJECT"])
-rc = main(["--no-cache"])
+rc = main([])
 back = signal.getsignal(signal.SIGTERM) is handler
 hook = sys.excepthook is sys.__excepthook__
 print(f"rc={rc} calls={calls} kept_on_import={kept} handler_back={back} excepthook_back={hook}")
@@ -102,15 +102,15 @@ class Host:
 class Hanging:
     """The base project with a hanging 0003, and host processes started on it."""
 
-    def __init__(self, project: Path, tmp_path: Path, run_root: Path) -> None:
-        self.project, self.tmp_path = project, tmp_path
+    def __init__(self, project: Path, tmp_path: Path, run_root: Path, cache: Path) -> None:
+        self.project, self.tmp_path, self.run_root = project, tmp_path, run_root
         write_third_revision(project, HANG)
         self.fifo = tmp_path / "ready"
         os.mkfifo(self.fifo)
         self.after_marker = tmp_path / "after-ran"
         self.env = checker_env(
             run_root,
-            tmp_path / "cache",
+            cache,
             {
                 "PROJECT": str(project),
                 "READY_FIFO": str(self.fifo),
@@ -124,6 +124,13 @@ class Hanging:
         self.hosts.append(host)
         return host
 
+    def assert_clean(self) -> None:
+        for host in self.hosts:
+            if host.proc.poll() is None:  # a failed test's host, still in its check
+                host.proc.kill()
+                host.proc.wait()
+        assert_clean(self.run_root, self.project)
+
     def pytest_host(self) -> Host:
         suite = self.tmp_path / "host"
         suite.mkdir()
@@ -132,16 +139,18 @@ class Hanging:
         return self.start(["-m", "pytest", "-s", "-p", "no:cacheprovider", "test_host.py"], suite)
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the module: the cluster initdb makes is reused (0003 is never cached)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def hanging(project: Path, tmp_path: Path, run_root: Path) -> Iterator[Hanging]:
+def hanging(project: Path, tmp_path: Path, run_root: Path, cache: Path) -> Iterator[Hanging]:
     """After the test: no server, run directory or worker left by the hosts' checks."""
-    setup = Hanging(project, tmp_path, run_root)
+    setup = Hanging(project, tmp_path, run_root, cache)
     yield setup
-    for host in setup.hosts:
-        if host.proc.poll() is None:  # a failed test's host, still in its check
-            host.proc.kill()
-            host.proc.wait()
-    assert_clean(run_root, project)
+    setup.assert_clean()
 
 
 def test_sigterm_ends_the_pytest_process_after_teardown(hanging: Hanging) -> None:
@@ -182,5 +191,6 @@ def test_sigterm_during_the_plugins_check_tears_down_then_ends_pytest(hanging: H
     argv = ["-m", "pytest", "-p", "no:cacheprovider", "--check-migrations"]
     host = hanging.start(argv, hanging.project)
     returncode = host.interrupt_mid_check(hanging.fifo, signal.SIGTERM)
-    # Ended by the signal, and (the fixture checks) only once the server and its files were gone.
     assert returncode == -signal.SIGTERM, host.output()
+    # The default action came only after teardown: nothing is left for the next run to sweep.
+    hanging.assert_clean()
