@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402 - after the handlers: a signal here must 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from migration_check.cli import main  # noqa: E402
+from migration_check.program import run  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

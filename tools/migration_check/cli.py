@@ -2,36 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import click
+
+from migration_check import __version__
+from migration_check.config import FormatType, Settings, load_settings
+from migration_check.errors import CheckError, Interrupted
+from migration_check.findings import CheckResult
 from migration_check.interrupts import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
     cleanup_notes,
-    during_startup,
+    hold,
+    hosted,
     install,
     interrupt_line,
     pending,
 )
-
-# A signal while the rest loads (click is the slow part of start-up): one line, no traceback.
-with during_startup():
-    import dataclasses
-    import os
-    import time
-    from collections.abc import Sequence
-    from pathlib import Path
-    from typing import Any
-
-    import click
-
-    from migration_check import __version__
-    from migration_check.config import FormatType, Settings, load_settings
-    from migration_check.errors import CheckError, Interrupted
-    from migration_check.findings import CheckResult
-    from migration_check.options import check_options, settings_flags
-    from migration_check.urls import mask_passwords
+from migration_check.options import check_options, settings_flags
+from migration_check.urls import mask_passwords
 
 __all__ = [
     "EXIT_ERROR",
@@ -267,44 +264,55 @@ def _report_error(
                 fh.write(step_summary_error(message))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, program: bool = False) -> int:
     """Run the checker; return its exit code (0 in sync, 1 findings, 2 error, 130/143 signal).
 
-    Run as the program (``argv`` None), SIGINT and SIGTERM stay blocked once the exit code is
-    decided: a signal that arrived before is reported (130/143 and its line), one after cannot
-    turn a finished run into a silent death by signal.
+    ``program`` says who owns the process's signals; only ``migration_check.program.run`` (the
+    console script's and the shim's entry) passes True. The program ends a run interrupted by
+    SIGINT or SIGTERM with its line and 130 / 143, and keeps both signals blocked once the exit
+    code is decided: one that arrived before is reported, one after cannot turn a finished run
+    into a silent death by signal.
+
+    Any other caller (``main([...])`` from Python, a test) is a host lending its process: the
+    interrupted run still tears down and prints its line, then the caller's handlers,
+    excepthook and signal mask are back and the signal is delivered again, to them
+    (``interrupts.hosted``). The default SIGTERM action ends the process by it, Python's SIGINT
+    handler raises ``KeyboardInterrupt`` out of main(); if a handler of the caller's own
+    returns, main() returns 130 / 143.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    mask: set[int | signal.Signals] | None = None
+    if program:
+        return _decided(args, program=True)
+    try:
+        with hosted():
+            rc = _decided(args, program=False)
+    except Interrupted as exc:  # the caller's own handler took the signal and returned
+        return 128 + exc.signum
+    return rc
+
+
+def _decided(args: list[str], *, program: bool) -> int:
+    """``_main``'s exit code, with the signals held: no later one can change or cut it short."""
+    held: list[int] | None = None
     try:
         try:
+            if program:  # a host's run has the handlers of hosted() already
+                install()
             rc = _main(args)
         finally:
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+            held = hold()
     except KeyboardInterrupt as exc:  # landed outside _main's own handlers
         print(interrupt_line(signal.SIGINT, cleanup_notes(exc)), file=sys.stderr)
         rc = EXIT_SIGINT
     except Interrupted as exc:
         print(interrupt_line(exc.signum, cleanup_notes(exc)), file=sys.stderr)
         rc = 128 + exc.signum
-    if mask is None:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    waiting = sorted(signal.sigpending() & _SIGNALS)
-    for signum in waiting:
-        signal.sigtimedwait([signum], 0)  # consumed: nothing fires once they are unblocked
-    if waiting and rc not in (EXIT_SIGINT, EXIT_SIGTERM):
-        print(interrupt_line(waiting[0], []), file=sys.stderr)
-        rc = 128 + waiting[0]
-    for signum, handler in previous.items():
-        if handler is not None:
-            signal.signal(signum, handler)
-    if argv is not None:  # a library caller gets its signal mask back
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask or ())
+    if held is None:
+        held = hold()
+    if held and rc not in (EXIT_SIGINT, EXIT_SIGTERM):
+        print(interrupt_line(held[0], []), file=sys.stderr)
+        rc = 128 + held[0]
     return rc
-
-
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def subcommand_at(args: list[str]) -> int | None:
@@ -336,7 +344,6 @@ def subcommand_at(args: list[str]) -> int | None:
 def _main(args: list[str]) -> int:
     loaded: dict[str, Settings] = {}
     try:
-        install()
         command, prog, rest = _command, "check-migrations", args
         if (at := subcommand_at(args)) is not None:
             import importlib
@@ -388,4 +395,4 @@ def _main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(program=True))

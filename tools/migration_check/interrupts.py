@@ -1,10 +1,16 @@
-"""SIGINT and SIGTERM in the CLI process: one line and exit 130 / 143, whatever the moment.
+"""SIGINT and SIGTERM during a check: teardown first, then whatever the process owner wants.
 
-Installed before anything slow is imported (the shim's first lines, then cli.py's, before
-click): a signal during start-up must not print a ``KeyboardInterrupt`` traceback nor kill the
-process silently with the default SIGTERM action. The handler stays installed until the process
-exits, so a SIGTERM arriving after the verdict was computed still ends the run with 143 rather
-than being dropped by a restored default. Stdlib only, and cheap to import.
+Two owners. The program (``check-migrations``, the shim; ``program.run``) takes both signals
+before anything slow is imported: a signal during start-up must not print a
+``KeyboardInterrupt`` traceback nor kill the process silently with the default SIGTERM action,
+and the run ends with one line and exit 130 / 143. Its handlers stay until the process exits,
+so a SIGTERM arriving after the verdict was computed still ends the run with 143 rather than
+being dropped by a restored default.
+
+A host (``main([...])`` called from Python, the pytest plugin) lends them for one check
+(``hosted``): the check still tears down on either signal, then the host's handlers, excepthook
+and signal mask are put back and the signal is delivered again, to the host. Importing this
+module or cli.py changes nothing. Stdlib only, and cheap to import.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType, TracebackType
+from typing import Any
 
 from migration_check.errors import Interrupted
 
@@ -25,6 +32,8 @@ __all__ = [
     "add_cleanup_note",
     "cleanup_notes",
     "during_startup",
+    "hold",
+    "hosted",
     "install",
     "interrupt_line",
     "pending",
@@ -32,6 +41,10 @@ __all__ = [
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+
+_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers
 
 
 # The last signal received: an exception raised by a handler can be swallowed or turned into
@@ -47,14 +60,74 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def install() -> None:
+def install(signals: Iterable[int] = _SIGNALS) -> None:
     """SIGTERM raises ``Interrupted``, SIGINT ``KeyboardInterrupt`` (undoing the shim's own)."""
     received.clear()
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _excepthook
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupted)
-        signal.signal(signal.SIGINT, _raise_interrupted)
+        for signum in signals:
+            signal.signal(signum, _raise_interrupted)
+
+
+def hold() -> list[int]:
+    """Block both signals and take those already waiting: the run's exit code is being decided.
+
+    The signals taken are recorded (``pending``) and returned; nothing fires for them when the
+    mask is restored. The program leaves them blocked until it exits; ``hosted`` unblocks.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    waiting = sorted(signal.sigpending() & _SIGNALS)
+    for signum in waiting:
+        signal.sigtimedwait([signum], 0)
+    received.extend(waiting)
+    return waiting
+
+
+@contextlib.contextmanager
+def hosted() -> Iterator[None]:
+    """Around a check in someone else's process: the signal is the host's once teardown is done.
+
+    For the block, SIGINT and SIGTERM raise as in the program, so the check tears down on its
+    way out. Then the host's handlers, excepthook and signal mask are back and the last signal
+    received is raised again, now for the host's handler: the default SIGTERM action ends the
+    process by that signal, Python's SIGINT handler raises ``KeyboardInterrupt`` out of the
+    block, the host's own function runs. If that returns, ``Interrupted`` is raised, so the
+    caller does not go on as if the check had finished. A signal the host ignores, or handles
+    outside Python, is left to it during the check too.
+    """
+    hook = sys.excepthook
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    handlers: dict[int, _Handler] = {}
+    if threading.current_thread() is threading.main_thread():
+        for borrowed in _SIGNALS:
+            handler = signal.getsignal(borrowed)
+            if handler is not None and handler != signal.SIG_IGN:
+                handlers[borrowed] = handler
+    caught: BaseException | None = None
+    try:
+        install(handlers)
+        try:
+            yield
+        except BaseException as exc:  # re-raised below unless a signal's, which is redelivered
+            caught = exc
+        finally:
+            hold()
+    except (KeyboardInterrupt, Interrupted):  # landed outside the block: taken by hold() now
+        hold()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if sys.excepthook is _excepthook:
+            sys.excepthook = hook
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    last = pending()
+    if last is None:
+        if caught is not None:
+            raise caught
+        return
+    signal.raise_signal(last)
+    raise Interrupted(last) from caught
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
@@ -106,7 +179,7 @@ def interrupt_line(signum: int, notes: list[str]) -> str:
 
 @contextlib.contextmanager
 def during_startup() -> Iterator[None]:
-    """Around imports: nothing exists yet, so a signal ends the process with its line at once."""
+    """Around the program's imports: nothing exists yet, so a signal ends it with its line."""
     try:
         install()
         yield

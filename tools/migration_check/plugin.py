@@ -91,7 +91,8 @@ class CheckMigrationsItem(pytest.Item):
     def runtest(self) -> None:
         import dataclasses
 
-        from migration_check.errors import CheckError
+        from migration_check.errors import CheckError, Interrupted
+        from migration_check.interrupts import cleanup_notes, hosted, interrupt_line
         from migration_check.multi import check_configs
         from migration_check.report import render_text
 
@@ -101,9 +102,15 @@ class CheckMigrationsItem(pytest.Item):
         with _cwd(root):
             settings = dataclasses.replace(_settings(root), config=self.ini, configs=())
             try:
-                run = check_configs(settings, lambda _message: None)
+                # SIGTERM tears the check down here too; then it is pytest's again, whose
+                # default action ends the session (SIGINT: pytest's own KeyboardInterrupt).
+                with hosted():
+                    run = check_configs(settings, lambda _message: None)
             except CheckError as exc:
                 raise CheckMigrationsFailed(f"check-migrations: error: {exc.message}") from None
+            except Interrupted as exc:  # a handler of the session's own took it and returned
+                line = interrupt_line(exc.signum, cleanup_notes(exc))
+                raise CheckMigrationsFailed(line) from None
         result = run.outcomes[0].result
         assert result is not None
         if result.findings:
