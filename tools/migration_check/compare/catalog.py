@@ -25,6 +25,7 @@ from migration_check.compare.catalog_objects import Candidate, object_candidates
 from migration_check.compare.catalog_render import Change, TableRef
 from migration_check.compare.catalog_sql import Snapshot, read_snapshot
 from migration_check.compare.modelsdb import ModelsDatabase
+from migration_check.compare.modelsdb_partial import Skipped
 from migration_check.findings import Finding
 
 __all__ = ["compare_catalog", "metadatas_of"]
@@ -58,6 +59,7 @@ def compare_catalog(
         with engine.connect() as migrated:
             models_db.build(metadatas, migrated)
             db = read_snapshot(migrated)
+            _leave_out(db, models_db.skipped)
             with models_db.engine().connect() as conn:
                 models = read_snapshot(conn)
             filters = EnvFilters(opts, Reflector(migrated))
@@ -74,6 +76,24 @@ def compare_catalog(
     finally:
         engine.dispose()
     return _located(kept, opts.get("target_metadata"), compared)
+
+
+def _leave_out(db: Snapshot, skipped: list[Skipped]) -> None:
+    """What create_all() could not build is compared on neither side (it is named on stderr):
+    the database's copy must not read as removed from the models."""
+    for s in skipped:
+        if s.table is None or s.code not in _LEFT_OUT_CODES:
+            continue  # a table: absent from the models' database, so not compared at all
+        key = (s.table[0] or db.default_schema, s.table[1])
+        if s.code == "i":
+            db.indexes[key] = [r for r in db.indexes.get(key, []) if not s.covers(r, "i")]
+        else:
+            db.constraints[key] = [
+                r for r in db.constraints.get(key, []) if not s.covers(r, r.type)
+            ]
+
+
+_LEFT_OUT_CODES = frozenset({"i", "f", "u", "c", "p"})
 
 
 def _same_default(models_db: ModelsDatabase, f: Finding) -> bool:
