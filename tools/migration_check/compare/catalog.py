@@ -130,6 +130,8 @@ class _Found:
     table: Any
     admit: Callable[[Any], bool]
     schema: str | None  # as autogenerate names it to the filters: None for the default
+    # False: ``admit`` judges the tables itself (an ENUM, used by columns of several tables).
+    gated: bool = True
 
 
 def _compared(
@@ -171,6 +173,8 @@ def _column_admit(table: Any, filters: EnvFilters, name: str) -> Callable[[Any],
     def admit(conn_table: Any) -> bool:
         by_name = {c.name: c for c in table.columns}  # table.c is keyed by key, not name
         conn_col = conn_table.c.get(name) if conn_table is not None else None
+        if by_name.get(name) is None:
+            return True  # not a column of the model's Table (a DDL listener's): nothing to hand
         return filters.obj(by_name.get(name), name, "column", reflected=False, compare_to=conn_col)
 
     return admit
@@ -272,7 +276,7 @@ def _enum_findings(
         undo = render.enum_change(schema, key[1], labels_m, labels_db, users)
         ref, user_schema, table, column = users_m[0]
         cand = Candidate(change, undo, column, _enum_admit(filters, users_m))
-        yield _found(ref, user_schema, table, cand)
+        yield dataclasses.replace(_found(ref, user_schema, table, cand), gated=False)
 
 
 def _enum_admit(
@@ -333,7 +337,7 @@ def _admitted(found: list[_Found], filters: EnvFilters) -> list[tuple[Finding, s
             ok = _table_admitted(filters, f.table, f.ref, conn_table)
             verdicts[f.ref.fullname] = (ok, conn_table)
         ok, conn_table = verdicts[f.ref.fullname]
-        if ok and f.admit(conn_table):
+        if (ok or not f.gated) and f.admit(conn_table):
             out.append((f.finding, f.where))
     return out
 
