@@ -213,12 +213,17 @@ def test_types_only_a_revision_creates_are_copied(
     code, document, err = _run([], capsys)
     assert (code, document["findings"], document["catalog_skipped"]) == (EXIT_OK, [], None), err
     assert "warning" not in err
-    # And still compared: an edited server default the project does not compare is found.
-    _edit(project / "models.py", 'text("next_code()")', "text(\"'x'\")")
+    # And still compared: a CHECK constraint only the models have is found.
+    _edit(
+        project / "models.py",
+        '    __tablename__ = "tickets"\n',
+        '    __tablename__ = "tickets"\n    __table_args__ = '
+        '(__import__("sqlalchemy").CheckConstraint("seats < 10", name="few_seats"),)\n',
+    )
     code, document, err = _run([], capsys)
     assert code == EXIT_FINDINGS, err
     assert [(f["kind"], f["source"], f["in_models"]) for f in document["findings"]] == [
-        ("modify_default", "catalog", "'x'::character varying")
+        ("add_check", "catalog", "CHECK (seats::integer < 10)")
     ]
 
 

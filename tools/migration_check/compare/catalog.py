@@ -7,19 +7,25 @@ database (compare/modelsdb.py) and both are read through the same catalog querie
 (compare/catalog_sql.py), so each side is printed by PostgreSQL itself and formatting noise
 cannot differ. Only tables present on both sides are compared (a table added or removed is
 autogenerate's finding), through env.py's own ``include_schemas``, ``include_name`` and
-``include_object``, and nothing autogenerate already reported for the same object is repeated.
+``include_object`` called as autogenerate calls them (compare/catalog_filters.py), with the
+comparison env.py chose (server defaults only under ``compare_server_default``), and nothing
+autogenerate already reported for the same object is repeated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from migration_check.compare import catalog_render as render
+from migration_check.compare.catalog_filters import EnvFilters, Reflector
+from migration_check.compare.catalog_objects import Candidate, object_candidates
 from migration_check.compare.catalog_render import Change, TableRef
-from migration_check.compare.catalog_sql import Constraint, Index, Snapshot, read_snapshot
+from migration_check.compare.catalog_sql import Snapshot, read_snapshot
 from migration_check.compare.modelsdb import ModelsDatabase
+from migration_check.compare.modelsdb_partial import Skipped
 from migration_check.findings import Finding
 
 __all__ = ["compare_catalog", "metadatas_of"]
@@ -38,7 +44,8 @@ def compare_catalog(
     """Build the models' database, compare both catalogs, return what autogenerate missed.
 
     ``seen`` holds what env.py configured (``compare_autogenerate(seen=...)``): the target
-    metadata and the filters. Raises ``SkipCatalog`` when the models cannot be built.
+    metadata and the filters. Raises ``SkipCatalog`` when the models cannot be built, and
+    ``Failure`` when one of env.py's filters raises.
     """
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
@@ -52,21 +59,41 @@ def compare_catalog(
         with engine.connect() as migrated:
             models_db.build(metadatas, migrated)
             db = read_snapshot(migrated)
+            _leave_out(db, models_db.skipped)
+            with models_db.engine().connect() as conn:
+                models = read_snapshot(conn)
+            filters = EnvFilters(opts, Reflector(migrated))
+            compared: list[tuple[TableRef, Any]] = []
+            found: list[_Found] = []
+            for table in (t for md in metadatas for t in md.tables.values()):
+                ref = _compared(table, filters, opts, db, models)
+                if ref is not None:
+                    compared.append((ref, table))
+                    found.extend(_table_findings(ref, table, filters, opts, db, models))
+            found.extend(_enum_findings(compared, filters, db, models))
+            found = [f for f in _new_only(found, first) if not _same_default(models_db, f.finding)]
+            kept = _admitted(found, filters)
     finally:
         engine.dispose()
-    with models_db.engine().connect() as conn:
-        models = read_snapshot(conn)
-    filters = _Filters(opts)
-    found: list[_Found] = []
-    compared: list[tuple[TableRef, Any]] = []
-    for table in (t for md in metadatas for t in md.tables.values()):
-        ref = _compared(table, filters, opts, db, models)
-        if ref is not None:
-            compared.append((ref, table))
-            found.extend(_table_findings(ref, table, filters, db, models))
-    found.extend(_enum_findings(compared, filters, db, models))
-    found = [(f, w) for f, w in _new_only(found, first) if not _same_default(models_db, f)]
-    return _located(found, opts.get("target_metadata"), compared)
+    return _located(kept, opts.get("target_metadata"), compared)
+
+
+def _leave_out(db: Snapshot, skipped: list[Skipped]) -> None:
+    """What create_all() could not build is compared on neither side (it is named on stderr):
+    the database's copy must not read as removed from the models."""
+    for s in skipped:
+        if s.table is None or s.code not in _LEFT_OUT_CODES:
+            continue  # a table: absent from the models' database, so not compared at all
+        key = (s.table[0] or db.default_schema, s.table[1])
+        if s.code == "i":
+            db.indexes[key] = [r for r in db.indexes.get(key, []) if not s.covers(r, "i")]
+        else:
+            db.constraints[key] = [
+                r for r in db.constraints.get(key, []) if not s.covers(r, r.type)
+            ]
+
+
+_LEFT_OUT_CODES = frozenset({"i", "f", "u", "c", "p"})
 
 
 def _same_default(models_db: ModelsDatabase, f: Finding) -> bool:
@@ -93,38 +120,30 @@ def metadatas_of(target: Any) -> list[Any]:
     return list(target) if isinstance(target, list | tuple) else [target]
 
 
-class _Filters:
-    """env.py's ``include_name`` / ``include_object``, called as autogenerate calls them."""
-
-    def __init__(self, opts: dict[str, Any]) -> None:
-        self.include_name: Callable[..., bool] | None = opts.get("include_name")
-        self.include_object: Callable[..., bool] | None = opts.get("include_object")
-
-    def name(self, name: str | None, type_: str, parents: dict[str, Any]) -> bool:
-        return self._call(self.include_name, name, type_, parents)
-
-    def obj(self, obj: Any, name: str | None, type_: str) -> bool:
-        if obj is None:  # only the database has it: autogenerate would pass a reflected object
-            return True
-        return self._call(self.include_object, obj, name, type_, False, None)
-
-    @staticmethod
-    def _call(hook: Callable[..., bool] | None, *args: Any) -> bool:
-        if hook is None:
-            return True
-        try:
-            return bool(hook(*args))
-        except Exception:  # a hook that cannot judge our object hides nothing from us
-            return True
+# A finding, the column that locates it (a constraint's or index's first column), the table
+# it belongs to, and env.py's ``include_object`` for it given the reflected table.
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    finding: Finding
+    where: str | None
+    ref: TableRef
+    table: Any
+    admit: Callable[[Any], bool]
+    schema: str | None  # as autogenerate names it to the filters: None for the default
+    # False: ``admit`` judges the tables itself (an ENUM, used by columns of several tables).
+    gated: bool = True
 
 
 def _compared(
-    table: Any, filters: _Filters, opts: dict[str, Any], db: Snapshot, models: Snapshot
+    table: Any, filters: EnvFilters, opts: dict[str, Any], db: Snapshot, models: Snapshot
 ) -> TableRef | None:
+    """The table, when both sides have it and env.py's names let it through (its object
+    filter needs the reflected table: ``_admitted`` calls it, only for tables with findings)."""
     schema = None if table.schema in (None, db.default_schema) else table.schema
     if schema is not None and not opts.get("include_schemas", False):
         return None
-    if opts.get("include_schemas", False) and not filters.name(schema, "schema", {}):
+    # Autogenerate runs the schema filter even without include_schemas (on None).
+    if not filters.name(schema, "schema", {}):
         return None
     version = (
         opts.get("version_table_schema") or None,
@@ -133,8 +152,6 @@ def _compared(
     if (schema, table.name) == version:
         return None
     if not filters.name(table.name, "table", {"schema_name": schema}):
-        return None
-    if not filters.obj(table, table.name, "table"):
         return None
     key_db = (schema or db.default_schema, table.name)
     key_models = (schema or models.default_schema, table.name)
@@ -147,152 +164,102 @@ def _key(ref: TableRef, snap: Snapshot) -> tuple[str, str]:
     return (ref.schema or snap.default_schema, ref.name)
 
 
+def _schema(ref: TableRef, db: Snapshot) -> str | None:
+    """The table's schema as autogenerate hands it to env.py's filters: None for the default."""
+    return None if ref.schema in (None, db.default_schema) else ref.schema
+
+
+def _column_admit(table: Any, filters: EnvFilters, name: str) -> Callable[[Any], bool]:
+    def admit(conn_table: Any) -> bool:
+        by_name = {c.name: c for c in table.columns}  # table.c is keyed by key, not name
+        conn_col = conn_table.c.get(name) if conn_table is not None else None
+        if by_name.get(name) is None:
+            return True  # not a column of the model's Table (a DDL listener's): nothing to hand
+        return filters.obj(by_name.get(name), name, "column", reflected=False, compare_to=conn_col)
+
+    return admit
+
+
+def _always(conn_table: Any) -> bool:
+    return True
+
+
 def _table_findings(
-    ref: TableRef, table: Any, filters: _Filters, db: Snapshot, models: Snapshot
+    ref: TableRef,
+    table: Any,
+    filters: EnvFilters,
+    opts: dict[str, Any],
+    db: Snapshot,
+    models: Snapshot,
 ) -> Iterator[_Found]:
     kdb, km = _key(ref, db), _key(ref, models)
-    parents = {"table_name": ref.name, "schema_name": ref.schema,
-               "schema_qualified_table_name": ref.fullname}  # fmt: skip
+    schema = _schema(ref, db)
     if db.tables[kdb] != models.tables[km]:
-        yield _finding(
-            ref,
-            render.table_comment_change(ref, db.tables[kdb], models.tables[km]),
-            undo=render.table_comment_change(ref, models.tables[km], db.tables[kdb]),
-        )
+        change = render.table_comment_change(ref, db.tables[kdb], models.tables[km])
+        undo = render.table_comment_change(ref, models.tables[km], db.tables[kdb])
+        yield _found(ref, schema, table, Candidate(change, undo, None, _always))
     db_cols, m_cols = db.columns.get(kdb, {}), models.columns.get(km, {})
-    for name in _included_columns(ref, table, filters, db, models):
+    # Server defaults only where env.py asked autogenerate to compare them (Alembic's default
+    # is not to: a revision's backfill default is then no drift).
+    defaults = bool(opts.get("compare_server_default"))
+    for name in _included_columns(ref, filters, db, models):
         d_col, m_col = db_cols[name], m_cols[name]
         d_seq, m_seq = db.sequences.get((*kdb, name)), models.sequences.get((*km, name))
         changes = render.column_changes(ref, d_col, m_col, d_seq, m_seq)
         # The same column rendered the other way round: each kind's reverse, for downgrade().
         undos = {c.kind: c for c in render.column_changes(ref, m_col, d_col, m_seq, d_seq)}
-        yield from (_finding(ref, c, undo=undos.get(c.kind)) for c in changes)
-    explicit = _explicit_names(table)
-    yield from _object_findings(
-        ref, table, filters, parents, explicit,
-        db.constraints.get(kdb, []), models.constraints.get(km, []),
-    )  # fmt: skip
-    yield from _object_findings(
-        ref, table, filters, parents, explicit | {i.name for i in models.indexes.get(km, [])},
-        db.indexes.get(kdb, []), models.indexes.get(km, []),
-    )  # fmt: skip
+        admit = _column_admit(table, filters, name)
+        for c in changes:
+            if c.kind == "modify_default" and not defaults:
+                continue
+            yield _found(ref, schema, table, Candidate(c, undos.get(c.kind), None, admit))
+    explicit = _explicit_names(table, filters)
+    for dbs, ms, names in (
+        (db.constraints.get(kdb, []), models.constraints.get(km, []), explicit),
+        (db.indexes.get(kdb, []), models.indexes.get(km, []),
+         explicit | {i.name for i in models.indexes.get(km, [])}),
+    ):  # fmt: skip
+        parents = {"table_name": ref.name, "schema_name": schema}
+        for cand in object_candidates(ref, table, filters, parents, names, dbs, ms):  # type: ignore[arg-type]
+            yield _found(ref, schema, table, cand)
 
 
 def _included_columns(
-    ref: TableRef, table: Any, filters: _Filters, db: Snapshot, models: Snapshot
+    ref: TableRef, filters: EnvFilters, db: Snapshot, models: Snapshot
 ) -> list[str]:
-    """Columns on both sides that env.py's filters let through, in the models' order."""
-    parents = {"table_name": ref.name, "schema_name": ref.schema,
-               "schema_qualified_table_name": ref.fullname}  # fmt: skip
-    by_name = {c.name: c for c in table.columns}  # table.c is keyed by key, not name
+    """Columns on both sides whose reflected name env.py's ``include_name`` lets through, in
+    the models' order (``include_object`` needs the reflected column: ``_admitted``)."""
+    parents = {"table_name": ref.name, "schema_name": _schema(ref, db)}
     db_cols, m_cols = db.columns.get(_key(ref, db), {}), models.columns.get(_key(ref, models), {})
     return [
         name
         for name, _col in sorted(m_cols.items(), key=lambda kv: kv[1].position)
-        if name in db_cols
-        and filters.name(name, "column", parents)
-        and filters.obj(by_name.get(name), name, "column")
+        if name in db_cols and filters.name(name, "column", parents)
     ]
 
 
-def _explicit_names(table: Any) -> set[str]:
+def _explicit_names(table: Any, filters: EnvFilters) -> set[str]:
     """Names the models chose (or a naming convention did), rather than PostgreSQL."""
-    names = {c.name for c in table.constraints if isinstance(c.name, str)}
-    return names | {i.name for i in table.indexes if isinstance(i.name, str)}
-
-
-_Obj = Constraint | Index
-
-
-def _identity(o: _Obj) -> tuple[str, str]:
-    return (o.type if isinstance(o, Constraint) else "i", o.definition)
-
-
-def _match(dbs: list[_Obj], ms: list[_Obj]) -> list[tuple[_Obj | None, _Obj | None]]:
-    """Pair objects: same name and definition, then same definition, then same name.
-
-    Definition before name: PostgreSQL names unnamed constraints in creation order
-    (``t_check``, ``t_check1``), which a revision and ``create_all()`` need not share.
-    """
-    db_left, m_left = list(dbs), list(ms)
-    pairs: list[tuple[_Obj | None, _Obj | None]] = []
-    tests: list[Callable[[_Obj, _Obj], bool]] = [
-        lambda d, m: d.name == m.name and _identity(d) == _identity(m),
-        lambda d, m: _identity(d) == _identity(m),
-        lambda d, m: d.name == m.name and _identity(d)[0] == _identity(m)[0],
-        # A table has one primary key, whatever either side calls it.
-        lambda d, m: _identity(d)[0] == _identity(m)[0] == "p",
-    ]
-    for test in tests:
-        for m in list(m_left):
-            d = next((d for d in db_left if test(d, m)), None)
-            if d is not None:
-                pairs.append((d, m))
-                db_left.remove(d)
-                m_left.remove(m)
-    pairs += [(d, None) for d in db_left]
-    pairs += [(None, m) for m in m_left]
-    return pairs
-
-
-_FILTER_TYPES = {"u": "unique_constraint", "f": "foreign_key_constraint", "i": "index"}
-
-
-def _object_findings(
-    ref: TableRef,
-    table: Any,
-    filters: _Filters,
-    parents: dict[str, Any],
-    explicit: set[str],
-    dbs: list[Any],
-    ms: list[Any],
-) -> Iterator[_Found]:
-    for d, m in _match(dbs, ms):
-        same = d is not None and m is not None and d.definition == m.definition
-        if (
-            same
-            and d is not None
-            and m is not None
-            and (d.name == m.name or m.name not in explicit)
-        ):
-            continue  # equal, or only PostgreSQL's generated name differs
-        some = m if m is not None else d
-        assert some is not None
-        type_ = _FILTER_TYPES.get(_identity(some)[0])
-        if type_ is not None:
-            if not filters.name(some.name, type_, parents):
-                continue
-            if m is not None and not filters.obj(_metadata_object(table, m.name), m.name, type_):
-                continue
-        if isinstance(some, Index):
-            change = render.index_change(ref, d, m)  # type: ignore[arg-type]
-            undo = render.index_change(ref, m, d)  # type: ignore[arg-type]
-        else:
-            change = render.constraint_change(ref, d, m)  # type: ignore[arg-type]
-            undo = render.constraint_change(ref, m, d)  # type: ignore[arg-type]
-        first = some.columns[0] if some.columns else None
-        yield _finding(ref, change, first_column=first, undo=undo)
-
-
-def _metadata_object(table: Any, name: str) -> Any:
-    for obj in [*table.constraints, *table.indexes]:
-        if obj.name == name:
-            return obj
-    return None
+    names = {filters.final_name(c) for c in [*table.constraints, *table.indexes]}
+    return {n for n in names if n}
 
 
 def _enum_findings(
-    compared: list[tuple[TableRef, Any]], filters: _Filters, db: Snapshot, models: Snapshot
+    compared: list[tuple[TableRef, Any]], filters: EnvFilters, db: Snapshot, models: Snapshot
 ) -> Iterator[_Found]:
-    """ENUM types the compared columns use, label by label in order."""
-    used: dict[tuple[str, str], tuple[TableRef, str]] = {}
+    """ENUM types the compared columns use, label by label in order.
+
+    A type is reported when a column that uses it passes env.py's filters (autogenerate
+    filters no type: it reaches a type only through its columns).
+    """
+    used: dict[tuple[str, str], list[tuple[TableRef, str | None, Any, str]]] = {}
     for ref, table in compared:
         m_cols = models.columns.get(_key(ref, models), {})
-        for name in _included_columns(ref, table, filters, db, models):
+        for name in _included_columns(ref, filters, db, models):
             enum = m_cols[name].enum
             if enum is not None:
-                used.setdefault(enum, (ref, name))
-    for key, (ref, column) in sorted(used.items()):
+                used.setdefault(enum, []).append((ref, _schema(ref, db), table, name))
+    for key, users_m in sorted(used.items(), key=lambda kv: kv[0]):
         db_key = (db.default_schema if key[0] == models.default_schema else key[0], key[1])
         labels_db, labels_m = db.enums.get(db_key), models.enums.get(key)
         if labels_db is None or labels_m is None or labels_db == labels_m:
@@ -307,17 +274,30 @@ def _enum_findings(
         schema = None if key[0] == models.default_schema else key[0]
         change = render.enum_change(schema, key[1], labels_db, labels_m, users)
         undo = render.enum_change(schema, key[1], labels_m, labels_db, users)
-        yield _finding(ref, change, first_column=column, undo=undo)
+        ref, user_schema, table, column = users_m[0]
+        cand = Candidate(change, undo, column, _enum_admit(filters, users_m))
+        yield dataclasses.replace(_found(ref, user_schema, table, cand), gated=False)
 
 
-# A finding and the column that locates it (a constraint's or index's first column).
-_Found = tuple[Finding, str | None]
+def _enum_admit(
+    filters: EnvFilters, users: list[tuple[TableRef, str | None, Any, str]]
+) -> Callable[[Any], bool]:
+    def admit(conn_table: Any) -> bool:
+        for i, (ref, schema, table, column) in enumerate(users):
+            # The first user's table is the one _admitted reflected; the others' on demand.
+            conn = conn_table if i == 0 else _reflect(filters, ref.name, schema)
+            if _table_admitted(filters, table, ref, conn) and _column_admit(table, filters, column)(
+                conn
+            ):
+                return True
+        return False
+
+    return admit
 
 
-def _finding(
-    ref: TableRef, change: Change, first_column: str | None = None, undo: Change | None = None
-) -> _Found:
-    return Finding(
+def _found(ref: TableRef, schema: str | None, table: Any, cand: Candidate) -> _Found:
+    change: Change = cand.change
+    finding = Finding(
         kind=change.kind,
         table=ref.fullname,
         message=change.message,
@@ -327,8 +307,39 @@ def _finding(
         source="catalog",
         in_database=change.in_database,
         in_models=change.in_models,
-        undo=undo.op if undo is not None else "",
-    ), first_column or change.column
+        undo=cand.undo.op if cand.undo is not None else "",
+    )
+    return _Found(finding, cand.first_column or change.column, ref, table, cand.admit, schema)
+
+
+def _reflect(filters: EnvFilters, name: str, schema: str | None) -> Any:
+    """The migrated database's table as autogenerate reflects it; None without an object
+    filter to hand it to (reflection is the cost of ``include_object``, and only then paid)."""
+    if not filters.has_object_filter or filters.reflector is None:
+        return None
+    with warnings.catch_warnings():
+        # Autogenerate reflected the same table and warned already, if at all.
+        warnings.simplefilter("ignore")
+        return filters.reflector.table(name, schema)
+
+
+def _table_admitted(filters: EnvFilters, table: Any, ref: TableRef, conn_table: Any) -> bool:
+    return filters.obj(table, ref.name, "table", reflected=False, compare_to=conn_table)
+
+
+def _admitted(found: list[_Found], filters: EnvFilters) -> list[tuple[Finding, str | None]]:
+    """What env.py's ``include_object`` keeps: the table first, then the object itself."""
+    verdicts: dict[str, tuple[bool, Any]] = {}
+    out = []
+    for f in found:
+        if f.ref.fullname not in verdicts:
+            conn_table = _reflect(filters, f.ref.name, f.schema)
+            ok = _table_admitted(filters, f.table, f.ref, conn_table)
+            verdicts[f.ref.fullname] = (ok, conn_table)
+        ok, conn_table = verdicts[f.ref.fullname]
+        if (ok or not f.gated) and f.admit(conn_table):
+            out.append((f.finding, f.where))
+    return out
 
 
 def _new_only(found: list[_Found], first: list[Finding]) -> list[_Found]:
@@ -339,7 +350,8 @@ def _new_only(found: list[_Found], first: list[Finding]) -> list[_Found]:
     kinds = {(f.table, f.kind) for f in first}
     family_cols = {(f.table, f.kind, f.column) for f in first if f.column}
     out = []
-    for f, where in found:
+    for item in found:
+        f, where = item.finding, item.where
         if f.table in tables or (f.column and (f.table, f.column) in columns):
             continue
         if f.name and (f.table, f.name) in names:
@@ -351,12 +363,12 @@ def _new_only(found: list[_Found], first: list[Finding]) -> list[_Found]:
             (f.table, k, where) in family_cols for k in _FAMILY_KINDS[family]
         ):
             continue
-        out.append((f, where))
+        out.append(item)
     return out
 
 
 def _located(
-    found: list[_Found], target: Any, compared: list[tuple[TableRef, Any]]
+    found: list[tuple[Finding, str | None]], target: Any, compared: list[tuple[TableRef, Any]]
 ) -> list[Finding]:
     from migration_check.ops import _class_location, _Locator
 

@@ -80,7 +80,10 @@ class PendingModelsDatabase:
 
         emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
         try:
-            result.findings.extend(compare_catalog(self.get(), url, seen, list(result.findings)))
+            db = self.get()
+            result.findings.extend(compare_catalog(db, url, seen, list(result.findings)))
+            if db.note:  # some objects could not be built: the rest was compared
+                result.catalog_skipped = db.note
         except SkipCatalog as exc:
             result.catalog_skipped = str(exc)
 

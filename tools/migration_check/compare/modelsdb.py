@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migration_check.admin import drop_database, recreate_database
+from migration_check.compare.modelsdb_partial import Skipped, build_partially, skipped_note
 
 __all__ = ["ModelsDatabase", "SkipCatalog", "open_models_database"]
 
@@ -39,6 +40,10 @@ class ModelsDatabase:
     admin: Any  # psycopg connection to the maintenance database, autocommit
     conn: Any  # psycopg connection to this database, one transaction per build step
     reconnect: Any = None  # () -> a new ``conn`` (psycopg's unguarded connect), for reset()
+
+    # What create_all() could not build (compare/modelsdb_partial.py), and the line saying so.
+    skipped: list[Skipped] = field(default_factory=list)
+    note: str = ""
 
     _engine: Any = None
     _early: _EarlyBuild | None = None
@@ -104,30 +109,51 @@ class ModelsDatabase:
                 )
 
     def build(self, metadatas: list[Any], migrated: Any) -> str:
-        """``create_all()`` every metadata; return how (``models`` or ``models+copied types``).
+        """``create_all()`` every metadata; return how (``models``, ``models+copied types``,
+        ``models, partly``).
 
         The schemas and extensions are copied first (``_prepare``), by ``start_build`` when it
         ran, else here.
 
-        A model may use a type or function only a revision creates (an ENUM declared with
-        ``create_type=False``, a domain, a function in a CHECK or DEFAULT). The first failure
-        is rolled back; the types and functions the models do not create themselves are then
-        copied from the migrated database and the build is tried once more. Copied objects
-        read the same on both sides, so they can hide nothing the models define. A second
-        failure raises ``SkipCatalog`` with PostgreSQL's message.
+        A model may use a type, sequence or function only a revision creates
+        (compare/foreign_types.py). The first failure is rolled back; those objects are then
+        copied from the migrated database and the build is tried once more. If that fails
+        too, what builds is built statement by statement (compare/modelsdb_partial.py) and
+        ``skipped`` lists what did not, ``note`` saying so; only when even that is impossible
+        does ``SkipCatalog`` quote the first failure (the retry's may be the copies' doing).
         """
+        from migration_check.compare.foreign_types import copy_foreign_objects, created_names
+
+        self.skipped, self.note = [], ""
         first = self._finish_early_build(metadatas, migrated)
         if first is None:
             return "models"
-        self._copy_foreign_types(migrated, _created_type_names(metadatas))
-        second = self._create_all(metadatas)
-        if second is None:
+        copy_foreign_objects(migrated, self.conn, created_names(metadatas))
+        if self._create_all(metadatas) is None:
             return "models+copied types"
-        raise SkipCatalog(
-            f"create_all() on the models failed ({second}), even with the ENUM types, domains "
-            "and functions of the migrated database copied in; only the autogenerate "
-            "comparison ran"
-        )
+        skipped = self._build_partially(metadatas)
+        if skipped is None:
+            raise SkipCatalog(
+                f"create_all() on the models failed ({first}), even with the ENUM types, "
+                "domains, sequences and functions of the migrated database copied in; only the "
+                "autogenerate comparison ran"
+            )
+        self.skipped = skipped
+        if not skipped:
+            return "models+copied types"
+        self.note = skipped_note(skipped)
+        return "models, partly"
+
+    def _build_partially(self, metadatas: list[Any]) -> list[Skipped] | None:
+        """What could not be built, once the rest is; None if the DDL cannot be had."""
+        if self._compiled_ddl(metadatas) is None:
+            return None  # a listener wants a real connection: no statements to run one by one
+        try:
+            return build_partially(self.conn, metadatas, self.engine().dialect)
+        except Exception:  # the DDL of one object would not even compile: skip it all
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            return None
 
     def start_build(self, metadatas: list[Any], url: str) -> None:
         """Start ``create_all()``'s DDL in a thread, while autogenerate compares (its caller).
@@ -235,50 +261,6 @@ class ModelsDatabase:
             return None
         return statements
 
-    def _copy_foreign_types(self, migrated: Any, created: set[tuple[str | None, str]]) -> None:
-        """Enums, domains and functions of the migrated database the models do not create."""
-        statements: list[str] = []
-        for schema, name, labels in migrated.exec_driver_sql(
-            "SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) "
-            "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
-            "JOIN pg_namespace n ON n.oid = t.typnamespace "
-            "WHERE n.nspname !~ '^pg_' GROUP BY n.nspname, t.typname, t.oid ORDER BY t.oid"
-        ):
-            if (schema, name) in created or (None, name) in created:
-                continue
-            values = ", ".join(_literal(v) for v in labels)
-            statements.append(f"CREATE TYPE {_ident(schema)}.{_ident(name)} AS ENUM ({values})")
-        for schema, name, base, not_null, checks in migrated.exec_driver_sql(
-            "SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull, "
-            "ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c "
-            "WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.oid) "
-            "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-            "WHERE t.typtype = 'd' AND n.nspname !~ '^pg_' "
-            "AND n.nspname <> 'information_schema' ORDER BY t.oid"
-        ):
-            if (schema, name) in created or (None, name) in created:
-                continue
-            extra = (" NOT NULL" if not_null else "") + "".join(f" {c}" for c in checks or ())
-            statements.append(f"CREATE DOMAIN {_ident(schema)}.{_ident(name)} AS {base}{extra}")
-        for (definition,) in migrated.exec_driver_sql(
-            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' "
-            "AND p.prokind IN ('f', 'p') AND NOT EXISTS (SELECT 1 FROM pg_depend d "
-            "WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') "
-            "ORDER BY p.oid"
-        ):
-            statements.append(definition)
-        with self.conn.transaction():
-            # A function body may name tables the models do not have yet, or at all.
-            self.conn.execute("SET LOCAL check_function_bodies = off")
-            for statement in statements:
-                try:
-                    with self.conn.transaction():  # a savepoint: one bad copy is not fatal
-                        self.conn.execute(statement)
-                except Exception:  # the retry of create_all() says what failed
-                    continue
-
     def close(self) -> None:
         """Drop the database; nothing of it may outlive the run."""
         if self._early is not None:
@@ -310,23 +292,6 @@ class _EarlyBuild:
     def join(self) -> str | None:
         self._thread.join()
         return self._outcome
-
-
-def _created_type_names(metadatas: list[Any]) -> set[tuple[str | None, str]]:
-    """(schema, name) of the named types ``create_all()`` creates itself (ENUM, DOMAIN)."""
-    out: set[tuple[str | None, str]] = set()
-    for metadata in metadatas:
-        for table in metadata.tables.values():
-            for column in table.columns:
-                kind = getattr(column.type, "item_type", column.type)  # ARRAY(ENUM)
-                name = getattr(kind, "name", None)
-                if not isinstance(name, str) or not getattr(kind, "create_type", True):
-                    continue
-                if getattr(kind, "native_enum", True) is False:
-                    continue
-                if hasattr(kind, "enums") or type(kind).__name__ == "DOMAIN":
-                    out.add((getattr(kind, "schema", None) or table.schema, name))
-    return out
 
 
 def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
