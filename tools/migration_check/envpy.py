@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,8 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
     if script_location is None and not req.get("flask_app"):
         raise Failure("config", no_script_location(cfg))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # The project's driver, kept: an async env.py is handed a connection on it (run_env).
+    cfg.attributes["check_migrations.url"] = url
     return cfg
 
 
@@ -128,20 +130,98 @@ def databases(cfg: Config) -> list[str]:
 
 @contextmanager
 def handed_connection(cfg: Config, url: str) -> Iterator[Connection]:
-    """A connection for env.py's ``config.attributes["connection"]``, committed on success."""
+    """A connection for env.py's ``config.attributes["connection"]``, committed on success.
+
+    No transaction is open when env.py gets it, as with the ``engine.connect()`` env.py makes
+    under ``alembic upgrade``: Alembic's ``begin_transaction()`` then begins one itself, so
+    ``autocommit_block()`` works, and env.py may commit work of its own before configuring.
+    Whatever env.py leaves uncommitted is committed afterwards, as the checker always did.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            try:
-                yield conn
-            finally:
-                cfg.attributes.pop("connection", None)
+        with engine.connect() as conn, _handed(cfg, conn):
+            yield conn
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _handed(cfg: Config, conn: Connection) -> Iterator[None]:
+    cfg.attributes["connection"] = conn
+    try:
+        yield
+        if conn.in_transaction():
+            conn.commit()
+    finally:
+        cfg.attributes.pop("connection", None)
+
+
+# Drivers SQLAlchemy can drive from asyncio; psycopg (3) is either, by the engine's kind.
+_ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "psycopg")
+
+
+def _async_url(cfg: Config, url: str, script: ScriptDirectory) -> str | None:
+    """The scratch database's URL on the project's async driver, when env.py is async.
+
+    env.py is async when the project's URL names an asyncio-only driver, or when it calls
+    ``run_sync``: the only way Alembic's async template and cookbook run migrations, and the
+    sign that a plain ``postgresql+psycopg`` URL goes to ``create_async_engine``.
+    """
+    project = str(cfg.attributes.get("check_migrations.url") or "")
+    scheme = project.split("://", 1)[0]
+    driver = scheme.split("+", 1)[1] if "+" in scheme else ""
+    if driver not in ("asyncpg", "psycopg_async"):
+        try:
+            with open(os.path.join(script.dir, "env.py"), encoding="utf-8") as fh:
+                if "run_sync" not in fh.read():
+                    return None
+        except (OSError, UnicodeDecodeError):
+            return None
+    if driver not in _ASYNC_DRIVERS:
+        scheme = "postgresql+psycopg"  # a dependency of the checker, and async-capable
+    return scheme + url[url.index("://") :]
+
+
+def _run_async(cfg: Config, url: str, run: Callable[[], None]) -> None:
+    """``run()`` inside ``AsyncConnection.run_sync``, env.py handed that sync proxy.
+
+    What the cookbook's caller does for an async env.py: the proxy is a ``Connection`` whose
+    dialect is async, so a revision's ``op.run_async`` can reach the ``AsyncConnection``.
+    An env.py that ignores the handed connection calls ``asyncio.run`` itself, which Python
+    refuses inside a running loop: while env.py runs, ``asyncio.run`` awaits its coroutine
+    on this loop instead (the greenlet ``run_sync`` provides is what lets it wait).
+    """
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+    from sqlalchemy.util import await_only
+
+    def inside(conn: Connection) -> None:
+        original = asyncio.run
+
+        def run_here(main: Any, **_kw: Any) -> Any:
+            return await_only(main)
+
+        asyncio.run = run_here
+        try:
+            with _handed(cfg, conn):
+                run()
+        finally:
+            asyncio.run = original
+
+    async def main() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.run_sync(inside)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
 
 
 def run_env(
@@ -160,12 +240,17 @@ def run_env(
     """
     from alembic.runtime.environment import EnvironmentContext
 
-    try:
-        with (
-            handed_connection(cfg, url),
-            EnvironmentContext(cfg, script, as_sql=False, **context_kw),
-        ):
+    def run() -> None:
+        with EnvironmentContext(cfg, script, as_sql=False, **context_kw):
             script.run_env()
+
+    async_url = _async_url(cfg, url, script)
+    try:
+        if async_url is not None:
+            _run_async(cfg, async_url, run)
+        else:
+            with handed_connection(cfg, url):
+                run()
     except Failure:
         raise
     except BaseException as exc:
