@@ -178,3 +178,22 @@ def test_writer_through_the_async_proxy(
     assert code == EXIT_OK, out + err
     assert "4 revision(s) applied, head 0004" in out
 
+
+@pytest.mark.parametrize("reserved", ["base", "head"])
+def test_revision_with_a_reserved_id_is_named(
+    reserved: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "env.py:23: AssertionError": the revision, its file and the reserved id."""
+    project = scenario("base")
+    _edit(project / "versions" / "0001_initial.py", 'revision = "0001"', f'revision = "{reserved}"')
+    _edit(project / "versions" / "0002_notes.py", 'down_revision = "0001"',
+          f'down_revision = "{reserved}"')  # fmt: skip
+    code, _out, err = _check([], capsys)
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"check-migrations: error: versions/0001_initial.py: revision id {reserved!r} is "
+        "reserved: Alembic reads it as "
+        + ("the state before the first revision" if reserved == "base" else "the head")
+        + " in every command, so this revision is never found; give it another id (and change "
+        "the down_revision that names it)"
+    )

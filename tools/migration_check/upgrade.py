@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, env_py, script_error
+from migration_check.diagnose import Failure, env_py, reserved_revision, script_error
 from migration_check.envpy import run_env
 from migration_check.findings import Finding
 from migration_check.history import BaseCatch
@@ -55,6 +55,9 @@ def upgrade_to_head(
             heads = list(script.get_heads())
         except Exception as exc:  # Alembic raises KeyError for a missing down_revision
             raise script_error(exc, script) from exc
+        reserved = reserved_revision(script)
+        if reserved is not None:
+            raise reserved
         state["heads"] = heads
         state["version_table"] = (context.version_table, context.version_table_schema)
         problem = heads_problem(script, heads, expected_heads)
