@@ -164,22 +164,29 @@ _ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "psycopg")
 
 
 def _async_url(cfg: Config, url: str, script: ScriptDirectory) -> str | None:
-    """The scratch database's URL on the project's async driver, when env.py is async.
+    """The scratch database's URL on the project's async driver, for an async sharing env.py.
 
-    env.py is async when the project's URL names an asyncio-only driver, or when it calls
-    ``run_sync``: the only way Alembic's async template and cookbook run migrations, and the
-    sign that a plain ``postgresql+psycopg`` URL goes to ``create_async_engine``.
+    That is an env.py that takes ``config.attributes["connection"]`` (the cookbook's sharing
+    recipe) and is async: the project's URL names an asyncio-only driver, or env.py calls
+    ``run_sync``, the only way Alembic's async template and cookbook run migrations (and the
+    sign that a ``postgresql+psycopg`` URL goes to ``create_async_engine``). Any other env.py
+    runs outside an event loop, as under ``alembic``: one that ignores the handed connection
+    may drive its own loop any way it likes.
     """
+    import re
+
     project = str(cfg.attributes.get("check_migrations.url") or "")
     scheme = project.split("://", 1)[0]
     driver = scheme.split("+", 1)[1] if "+" in scheme else ""
-    if driver not in ("asyncpg", "psycopg_async"):
-        try:
-            with open(os.path.join(script.dir, "env.py"), encoding="utf-8") as fh:
-                if "run_sync" not in fh.read():
-                    return None
-        except (OSError, UnicodeDecodeError):
-            return None
+    try:
+        with open(os.path.join(script.dir, "env.py"), encoding="utf-8") as fh:
+            source = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not re.search(r"""attributes\s*(?:\.get\(|\[)\s*["']connection["']""", source):
+        return None
+    if driver not in ("asyncpg", "psycopg_async") and "run_sync" not in source:
+        return None
     if driver not in _ASYNC_DRIVERS:
         scheme = "postgresql+psycopg"  # a dependency of the checker, and async-capable
     return scheme + url[url.index("://") :]
@@ -190,9 +197,10 @@ def _run_async(cfg: Config, url: str, run: Callable[[], None]) -> None:
 
     What the cookbook's caller does for an async env.py: the proxy is a ``Connection`` whose
     dialect is async, so a revision's ``op.run_async`` can reach the ``AsyncConnection``.
-    An env.py that ignores the handed connection calls ``asyncio.run`` itself, which Python
-    refuses inside a running loop: while env.py runs, ``asyncio.run`` awaits its coroutine
-    on this loop instead (the greenlet ``run_sync`` provides is what lets it wait).
+    Should env.py call ``asyncio.run`` all the same (the recipe does when it gets no
+    connection), Python would refuse it inside a running loop: while env.py runs,
+    ``asyncio.run`` awaits its coroutine on this loop instead (the greenlet ``run_sync``
+    provides is what lets it wait).
     """
     import asyncio
 
