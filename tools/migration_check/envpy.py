@@ -173,23 +173,47 @@ def _async_url(cfg: Config, url: str, script: ScriptDirectory) -> str | None:
     runs outside an event loop, as under ``alembic``: one that ignores the handed connection
     may drive its own loop any way it likes.
     """
-    import re
-
     project = str(cfg.attributes.get("check_migrations.url") or "")
     scheme = project.split("://", 1)[0]
     driver = scheme.split("+", 1)[1] if "+" in scheme else ""
-    try:
-        with open(os.path.join(script.dir, "env.py"), encoding="utf-8") as fh:
-            source = fh.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not re.search(r"""attributes\s*(?:\.get\(|\[)\s*["']connection["']""", source):
-        return None
-    if driver not in ("asyncpg", "psycopg_async") and "run_sync" not in source:
+    takes, calls_run_sync = _reads_connection(os.path.join(script.dir, "env.py"))
+    if not takes or (driver not in ("asyncpg", "psycopg_async") and not calls_run_sync):
         return None
     if driver not in _ASYNC_DRIVERS:
         scheme = "postgresql+psycopg"  # a dependency of the checker, and async-capable
     return scheme + url[url.index("://") :]
+
+
+def _reads_connection(path: str) -> tuple[bool, bool]:
+    """Does env.py read ``attributes["connection"]`` (or ``.get("connection")``), call run_sync?
+
+    Read from its syntax tree: a comment or a string naming either is not code.
+    """
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return False, False  # running env.py names what is wrong with it
+
+    def is_attributes(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "attributes"
+
+    def is_connection(node: ast.expr) -> bool:
+        return isinstance(node, ast.Constant) and node.value == "connection"
+
+    takes = calls_run_sync = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_attributes(node.value):
+            takes = takes or is_connection(node.slice)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if func.attr == "get" and is_attributes(func.value) and node.args:
+                takes = takes or is_connection(node.args[0])
+        if isinstance(node, ast.Attribute) and node.attr == "run_sync":
+            calls_run_sync = True
+    return takes, calls_run_sync
 
 
 def _run_async(cfg: Config, url: str, run: Callable[[], None]) -> None:
