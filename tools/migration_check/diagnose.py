@@ -15,7 +15,7 @@ from migration_check.guard import refused, refused_message
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
-__all__ = ["Failure", "classify", "env_py", "one_line", "script_error"]
+__all__ = ["Failure", "classify", "env_py", "one_line", "reserved_revision", "script_error"]
 
 
 class Failure(Exception):
@@ -59,6 +59,30 @@ def script_error(exc: BaseException, script: ScriptDirectory | None = None) -> F
     return Failure(
         "config", f"revision graph: {one_line(exc)}; fix the down_revision it names", detail=detail
     )
+
+
+# Alembic reads these as symbols wherever a revision id may stand (``upgrade head``,
+# ``downgrade base``): a revision so named is never found, and Alembic fails on a bare assert.
+_RESERVED_IDS = ("base", "head", "heads")
+
+
+def reserved_revision(script: ScriptDirectory) -> Failure | None:
+    """The revision whose id is one of Alembic's reserved symbols, named with its file."""
+    # The map env.py's run already built: reading the files again would import every revision.
+    known = script.revision_map._revision_map
+    for rev in _RESERVED_IDS:
+        found = known.get(rev)  # the map holds branch labels too: match the id itself
+        where = getattr(found, "path", None)  # a Script, though the map is typed Revision
+        if found is not None and found.revision == rev and where:
+            path = os.path.relpath(where)
+            meaning = "the state before the first revision" if rev == "base" else "the head"
+            return Failure(
+                "config",
+                f"{path}: revision id {rev!r} is reserved: Alembic reads it as {meaning} in "
+                "every command, so this revision is never found; give it another id (and "
+                "change the down_revision that names it)",
+            )
+    return None
 
 
 def revision_files(script: ScriptDirectory) -> dict[str, tuple[str, tuple[str, ...]]]:

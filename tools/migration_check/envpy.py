@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,8 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
     if script_location is None and not req.get("flask_app"):
         raise Failure("config", no_script_location(cfg))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # The project's driver, kept: an async env.py is handed a connection on it (run_env).
+    cfg.attributes["check_migrations.url"] = url
     return cfg
 
 
@@ -128,20 +130,130 @@ def databases(cfg: Config) -> list[str]:
 
 @contextmanager
 def handed_connection(cfg: Config, url: str) -> Iterator[Connection]:
-    """A connection for env.py's ``config.attributes["connection"]``, committed on success."""
+    """A connection for env.py's ``config.attributes["connection"]``, committed on success.
+
+    No transaction is open when env.py gets it, as with the ``engine.connect()`` env.py makes
+    under ``alembic upgrade``: Alembic's ``begin_transaction()`` then begins one itself, so
+    ``autocommit_block()`` works, and env.py may commit work of its own before configuring.
+    Whatever env.py leaves uncommitted is committed afterwards, as the checker always did.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            try:
-                yield conn
-            finally:
-                cfg.attributes.pop("connection", None)
+        with engine.connect() as conn, _handed(cfg, conn):
+            yield conn
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _handed(cfg: Config, conn: Connection) -> Iterator[None]:
+    cfg.attributes["connection"] = conn
+    try:
+        yield
+        if conn.in_transaction():
+            conn.commit()
+    finally:
+        cfg.attributes.pop("connection", None)
+
+
+# Drivers SQLAlchemy can drive from asyncio; psycopg (3) is either, by the engine's kind.
+_ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "psycopg")
+
+
+def _async_url(cfg: Config, url: str, script: ScriptDirectory) -> str | None:
+    """The scratch database's URL on the project's async driver, for an async sharing env.py.
+
+    That is an env.py that takes ``config.attributes["connection"]`` (the cookbook's sharing
+    recipe) and is async: the project's URL names an asyncio-only driver, or env.py calls
+    ``run_sync``, the only way Alembic's async template and cookbook run migrations (and the
+    sign that a ``postgresql+psycopg`` URL goes to ``create_async_engine``). Any other env.py
+    runs outside an event loop, as under ``alembic``: one that ignores the handed connection
+    may drive its own loop any way it likes.
+    """
+    project = str(cfg.attributes.get("check_migrations.url") or "")
+    scheme = project.split("://", 1)[0]
+    driver = scheme.split("+", 1)[1] if "+" in scheme else ""
+    takes, calls_run_sync = _reads_connection(os.path.join(script.dir, "env.py"))
+    if not takes or (driver not in ("asyncpg", "psycopg_async") and not calls_run_sync):
+        return None
+    if driver not in _ASYNC_DRIVERS:
+        scheme = "postgresql+psycopg"  # a dependency of the checker, and async-capable
+    return scheme + url[url.index("://") :]
+
+
+def _reads_connection(path: str) -> tuple[bool, bool]:
+    """Does env.py read ``attributes["connection"]`` (or ``.get("connection")``), call run_sync?
+
+    Read from its syntax tree: a comment or a string naming either is not code.
+    """
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return False, False  # running env.py names what is wrong with it
+
+    def is_attributes(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "attributes"
+
+    def is_connection(node: ast.expr) -> bool:
+        return isinstance(node, ast.Constant) and node.value == "connection"
+
+    takes = calls_run_sync = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_attributes(node.value):
+            takes = takes or is_connection(node.slice)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if func.attr == "get" and is_attributes(func.value) and node.args:
+                takes = takes or is_connection(node.args[0])
+        if isinstance(node, ast.Attribute) and node.attr == "run_sync":
+            calls_run_sync = True
+    return takes, calls_run_sync
+
+
+def _run_async(cfg: Config, url: str, run: Callable[[], None]) -> None:
+    """``run()`` inside ``AsyncConnection.run_sync``, env.py handed that sync proxy.
+
+    What the cookbook's caller does for an async env.py: the proxy is a ``Connection`` whose
+    dialect is async, so a revision's ``op.run_async`` can reach the ``AsyncConnection``.
+    Should env.py call ``asyncio.run`` all the same (the recipe does when it gets no
+    connection), Python would refuse it inside a running loop: while env.py runs,
+    ``asyncio.run`` awaits its coroutine on this loop instead (the greenlet ``run_sync``
+    provides is what lets it wait).
+    """
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+    from sqlalchemy.util import await_only
+
+    def inside(conn: Connection) -> None:
+        original = asyncio.run
+
+        def run_here(main: Any, **_kw: Any) -> Any:
+            return await_only(main)
+
+        asyncio.run = run_here
+        try:
+            with _handed(cfg, conn):
+                run()
+        finally:
+            asyncio.run = original
+
+    async def main() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.run_sync(inside)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
 
 
 def run_env(
@@ -160,12 +272,17 @@ def run_env(
     """
     from alembic.runtime.environment import EnvironmentContext
 
-    try:
-        with (
-            handed_connection(cfg, url),
-            EnvironmentContext(cfg, script, as_sql=False, **context_kw),
-        ):
+    def run() -> None:
+        with EnvironmentContext(cfg, script, as_sql=False, **context_kw):
             script.run_env()
+
+    async_url = _async_url(cfg, url, script)
+    try:
+        if async_url is not None:
+            _run_async(cfg, async_url, run)
+        else:
+            with handed_connection(cfg, url):
+                run()
     except Failure:
         raise
     except BaseException as exc:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,8 @@ def run_check(
             "record_inputs": verdicts is not None,
             "start_from": start_from,
             "flask_app": settings.flask_app,
+            # A line per revision where someone watches (a terminal, -v); else one per phase.
+            "progress_each": bool(settings.verbose or sys.stderr.isatty()),
             "allowed": {
                 "host": target.socket_dir or target.host or "localhost",
                 "port": target.port or PORT,

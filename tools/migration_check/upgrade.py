@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from migration_check.diagnose import Failure, env_py, script_error
+from migration_check.diagnose import Failure, env_py, reserved_revision, script_error
 from migration_check.envpy import run_env
 from migration_check.findings import Finding
 from migration_check.history import BaseCatch
@@ -37,12 +37,14 @@ def upgrade_to_head(
     *,
     start_from: str | None = None,
     catch: BaseCatch | None = None,
+    each: bool = False,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
     Several heads are upgraded together when they are branches by design (history.py); else
     nothing is applied and ``problems`` gets the ``multiple_heads`` finding. ``verify``: the
     databases whose version table must hold head afterwards (a multidb project has several).
+    ``each``: a progress event per revision (count and id), for a long replay on a terminal.
     """
     from migration_check.history import heads_problem
 
@@ -55,6 +57,9 @@ def upgrade_to_head(
             heads = list(script.get_heads())
         except Exception as exc:  # Alembic raises KeyError for a missing down_revision
             raise script_error(exc, script) from exc
+        reserved = reserved_revision(script)
+        if reserved is not None:
+            raise reserved
         state["heads"] = heads
         state["version_table"] = (context.version_table, context.version_table_schema)
         problem = heads_problem(script, heads, expected_heads)
@@ -68,10 +73,11 @@ def upgrade_to_head(
         emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
         if catch is not None:
             catch.plan(script, steps, context)
+        before: Callable[[Any], None] | None = catch.before if catch is not None else None
+        if each:
+            before = _announcing(len(steps), emit, before)
         for step in steps:
-            step.migration_fn = _tracked(
-                step, step.migration_fn, state, catch.before if catch is not None else None
-            )
+            step.migration_fn = _tracked(step, step.migration_fn, state, before)
         return steps
 
     run_env(
@@ -124,6 +130,23 @@ def _verify_reached_head(url: str, state: dict[str, Any], script: ScriptDirector
             "migrate the database the checker handed it; make it use "
             "config.attributes['connection'], sqlalchemy.url or DATABASE_URL and commit",
         )
+
+
+def _announcing(
+    total: int, emit: Emit, then: Callable[[Any], None] | None
+) -> Callable[[Any], None]:
+    """A ``before`` hook that says which revision starts, once each (multidb runs it twice)."""
+    started: set[str] = set()
+
+    def before(step: Any) -> None:
+        rid = step.revision.revision
+        if rid not in started:
+            started.add(rid)
+            emit({"type": "progress", "message": f"revision {rid} ({len(started)}/{total})"})
+        if then is not None:
+            then(step)
+
+    return before
 
 
 def _tracked(

@@ -216,6 +216,7 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             verify,
             start_from=start_from,
             catch=catch,
+            each=bool(req.get("progress_each")),
         )
 
     applied, heads = upgrade()
