@@ -77,12 +77,16 @@ class PendingModelsDatabase:
     ) -> None:
         """The second opinion (compare/catalog.py): what autogenerate cannot see."""
         from migration_check.compare.catalog import compare_catalog
+        from migration_check.compare.enum_defaults import keep_enum_defaults
+        from migration_check.compare.overlap import not_covered
 
         emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
         try:
-            result.findings.extend(compare_catalog(self.get(), url, seen, list(result.findings)))
+            found = compare_catalog(self.get(), url, seen, list(result.findings))
         except SkipCatalog as exc:
             result.catalog_skipped = str(exc)
+            return
+        result.findings.extend(keep_enum_defaults(not_covered(found, result.findings), url))
 
     def close(self) -> None:
         self._thread.join()
