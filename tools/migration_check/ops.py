@@ -134,7 +134,7 @@ def _described(op: Any, dialect: Any, context: MigrationContext) -> list[Found]:
     plugin = describe_plugin_op(op, default_schema)
     if plugin is not None:
         return plugin
-    return [(generic_finding(op), None)]
+    return [(generic_finding(op, _table(op)), None)]
 
 
 _OPS_MODULE = "alembic.operations.ops"

@@ -44,7 +44,7 @@ def describe_plugin_op(op: Any, default_schema: str | None) -> list[Found] | Non
     return None
 
 
-def generic_finding(op: Any) -> Finding:
+def generic_finding(op: Any, table: str | None) -> Finding:
     """An op no describer knows: still one finding, under one kind, named as well as can be."""
     name = type(op).__name__
     try:
@@ -55,7 +55,7 @@ def generic_finding(op: Any) -> Finding:
     what = f"{name} {subject}" if subject else name
     return Finding(
         "plugin_op",
-        None,
+        table,
         f"{what}: an extension's autogenerate op, pending: a revision is missing",
         name=subject or name,
     )
