@@ -1,4 +1,4 @@
-"""orders
+"""orders and returns, one ENUM type
 
 Revision ID: 0001
 Revises:
@@ -21,8 +21,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
     )
+    op.create_table(
+        "returns",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.Enum(name="order_status", create_type=False), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_returns")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("returns")
     op.drop_table("orders")
     sa.Enum(name="order_status").drop(op.get_bind())
