@@ -7,6 +7,7 @@ the traceback goes into ``detail``, which only ``-v`` shows.
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +126,7 @@ def classify(
             return Failure(
                 "migration",
                 f"revision {current.revision} ({path}) failed: {error}; "
-                + _revision_advice(_sqlstate(exc)),
+                + (_missing_extension(error) or _revision_advice(_sqlstate(exc))),
                 detail=detail,
             )
         return Failure(
@@ -199,6 +200,27 @@ def _revision_advice(sqlstate: str) -> str:
     if sqlstate.startswith("53"):
         return "the server ran out of resources, not a fault of the history; report it"
     return "fix the revision"
+
+
+# CREATE EXTENSION on a server whose installation lacks the extension's files: PostgreSQL 15+
+# says "not available", older ones name the control file they could not open.
+_NO_EXTENSION = re.compile(
+    r'extension "(?P<a>[^"]+)" is not available'
+    r'|extension control file "[^"]*/(?P<b>[^"/]+)\.control"'
+)
+
+
+def _missing_extension(error: str) -> str:
+    """Advice when the server, not the revision, is at fault: it lacks an extension."""
+    match = _NO_EXTENSION.search(error)
+    if match is None:
+        return ""
+    name = match.group("a") or match.group("b")
+    return (
+        f"the server lacks extension {name}, not a fault of the revision: check on one that "
+        f"has it, with --postgres-bin DIR (a local PostgreSQL with {name} installed, e.g. "
+        "/usr/lib/postgresql/15/bin) or --database-url URL"
+    )
 
 
 def pg_error(exc: Any) -> str:

@@ -56,8 +56,14 @@ _CATALOG_KINDS = [
     "modify_computed",
     "modify_collation",
 ]
+# Kinds of the ops Alembic extensions add to autogenerate (plugin_ops.py): ENUM types and their
+# labels (alembic-postgresql-enum, named as the catalog names them), alembic-utils' entities
+# (views, functions, triggers, ...), and ``plugin_op`` for an op no describer knows.
+_PLUGIN_KINDS = ["add_enum", "remove_enum", "add_entity", "modify_entity", "remove_entity",
+                 "plugin_op"]  # fmt: skip
 KINDS: dict[str, str] = {
     **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
+    **dict.fromkeys(_PLUGIN_KINDS, "autogenerate"),
     **dict.fromkeys(_CATALOG_KINDS, "catalog"),
     "multiple_heads": "history",
     "downgrade_failed": "history",

@@ -6,14 +6,15 @@ Runs in the worker, where Alembic and the project's models are imported. Ops rat
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from migration_check.alter import alter_findings, type_text
 from migration_check.findings import Finding
 from migration_check.locate import _attribute_location, _class_location, _Locator, _rel
+from migration_check.owned import extension_table
 from migration_check.pairs import describe_pair, pair_ops
+from migration_check.plugin_ops import Found, describe_plugin_op, generic_finding
 
 if TYPE_CHECKING:
     from alembic.operations.ops import MigrateOperation, UpgradeOps
@@ -42,14 +43,15 @@ def findings_from_ops(upgrade_ops: UpgradeOps, context: MigrationContext) -> lis
         column = finding.column or _first_column(pair.create)
         found.append(_with(finding, op=code, location=locator.find(finding.table, column)))
     for op, wrapper in singles:
-        for finding in _describe(op, dialect, context):
-            orphan = _orphan(op, locator)
-            if orphan is not None:
-                found.append(_with(finding, **orphan))
+        for finding, where in _described(op, dialect, context):
+            instead = _orphan(op, locator) or extension_table(op, context)
+            if instead is not None:
+                found.append(_with(finding, **instead))
                 continue
             code = _render(op, wrapper, context)
-            column = finding.column or _first_column(op)
-            found.append(_with(finding, op=code, location=locator.find(finding.table, column)))
+            column = where or finding.column or _first_column(op)
+            location = finding.location or locator.find(finding.table, column)
+            found.append(_with(finding, op=code, location=location))
     return found
 
 
@@ -122,111 +124,113 @@ def _table(op: Any, attr: str = "table_name") -> str | None:
     return f"{schema}.{name}" if schema else str(name)
 
 
-def _describe(op: Any, dialect: Any, context: MigrationContext) -> list[Finding]:
-    from alembic.operations import ops as o
+def _described(op: Any, dialect: Any, context: MigrationContext) -> list[Found]:
+    """Findings for one op, each with the column that locates it (None: its own column)."""
+    default_schema = getattr(context.dialect, "default_schema_name", None)
+    for klass in type(op).__mro__:  # GeoAlchemy2's ops subclass Alembic's
+        describe = _DESCRIBERS.get(klass.__name__) if klass.__module__ == _OPS_MODULE else None
+        if describe is not None:
+            return [(f, None) for f in describe(op, _table(op), dialect, context)]
+    plugin = describe_plugin_op(op, default_schema)
+    if plugin is not None:
+        return plugin
+    return [(generic_finding(op, _table(op)), None)]
 
-    table = _table(op)
-    if isinstance(op, o.CreateTableOp):
-        return [Finding("add_table", table, "table in the models, no revision creates it")]
-    if isinstance(op, o.DropTableOp):
-        return [Finding("remove_table", table, "table in the database, gone from the models")]
-    if isinstance(op, o.AddColumnOp):
-        col = op.column
-        return [
-            Finding(
-                "add_column",
-                table,
-                f"column {col.name} {type_text(col.type, dialect)} in the models, "
-                "no revision adds it",
-                column=col.name,
-            )
-        ]
-    if isinstance(op, o.DropColumnOp):
-        return [
-            Finding(
-                "remove_column",
-                table,
-                f"column {op.column_name} in the database, gone from the models",
-                column=op.column_name,
-            )
-        ]
-    if isinstance(op, o.AlterColumnOp):
-        return list(alter_findings(op, table, dialect, context))
-    if isinstance(op, o.CreateIndexOp):
-        cols = ", ".join(_index_columns(op))
-        unique = "unique " if op.kw.get("unique") or getattr(op, "unique", False) else ""
-        return [
-            Finding(
-                "add_index",
-                table,
-                f"{unique}index {op.index_name} ({cols}) in the models, no revision creates it",
-                name=op.index_name,
-            )
-        ]
-    if isinstance(op, o.DropIndexOp):
-        return [
-            Finding(
-                "remove_index",
-                table,
-                f"index {op.index_name} in the database, gone from the models",
-                name=op.index_name,
-            )
-        ]
-    if isinstance(op, o.CreateForeignKeyOp):
-        table = _table(op, "source_table")
-        cols = ", ".join(op.local_cols)
-        return [
-            Finding(
-                "add_fk",
-                table,
-                f"foreign key {op.constraint_name or ''} ({cols}) -> {op.referent_table} "
-                "in the models, no revision creates it".replace("  ", " "),
-                name=_name(op.constraint_name),
-                column=op.local_cols[0] if len(op.local_cols) == 1 else None,
-            )
-        ]
-    if isinstance(op, o.AddConstraintOp):
-        kind = {"unique": "add_unique", "check": "add_check", "primary": "add_pk"}.get(
-            getattr(op, "constraint_type", "") or "", "add_constraint"
-        )
-        name = getattr(op, "constraint_name", None)
-        return [
-            Finding(
-                kind, table, f"constraint {name} in the models, no revision creates it", name=name
-            )
-        ]
-    if isinstance(op, o.DropConstraintOp):
-        ctype = op.constraint_type or "constraint"
-        kind = {"foreignkey": "remove_fk", "unique": "remove_unique", "check": "remove_check"}.get(
-            ctype, "remove_constraint"
-        )
-        return [
-            Finding(
-                kind,
-                table,
-                f"{ctype} constraint {op.constraint_name} in the database, gone from the models",
-                name=_name(op.constraint_name),
-            )
-        ]
-    if isinstance(op, o.CreateTableCommentOp):
-        return [
-            Finding(
-                "modify_table_comment",
-                table,
-                f"table comment is {op.comment!r} in the models, "
-                f"{op.existing_comment!r} in the database",
-            )
-        ]
-    if isinstance(op, o.DropTableCommentOp):
-        return [
-            Finding(
-                "modify_table_comment",
-                table,
-                f"table comment {op.existing_comment!r} in the database, gone from the models",
-            )
-        ]
-    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(op).__name__).lower().removesuffix("_op")
-    return [Finding(kind, table, f"{type(op).__name__} pending: a revision is missing")]
+
+_OPS_MODULE = "alembic.operations.ops"
+
+
+def _create_table(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    return [Finding("add_table", table, "table in the models, no revision creates it")]
+
+
+def _drop_table(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    return [Finding("remove_table", table, "table in the database, gone from the models")]
+
+
+def _add_column(op: Any, table: str | None, dialect: Any, _context: Any) -> list[Finding]:
+    col = op.column
+    text = f"column {col.name} {type_text(col.type, dialect)} in the models, no revision adds it"
+    return [Finding("add_column", table, text, column=col.name)]
+
+
+def _drop_column(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    text = f"column {op.column_name} in the database, gone from the models"
+    return [Finding("remove_column", table, text, column=op.column_name)]
+
+
+def _alter_column(op: Any, table: str | None, dialect: Any, context: Any) -> list[Finding]:
+    return list(alter_findings(op, table, dialect, context))
+
+
+def _create_index(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    cols = ", ".join(_index_columns(op))
+    unique = "unique " if op.kw.get("unique") or getattr(op, "unique", False) else ""
+    text = f"{unique}index {op.index_name} ({cols}) in the models, no revision creates it"
+    return [Finding("add_index", table, text, name=op.index_name)]
+
+
+def _drop_index(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    text = f"index {op.index_name} in the database, gone from the models"
+    return [Finding("remove_index", table, text, name=op.index_name)]
+
+
+def _create_fk(op: Any, _table_name: str | None, *_: Any) -> list[Finding]:
+    cols = ", ".join(op.local_cols)
+    text = (
+        f"foreign key {op.constraint_name or ''} ({cols}) -> {op.referent_table} "
+        "in the models, no revision creates it".replace("  ", " ")
+    )
+    column = op.local_cols[0] if len(op.local_cols) == 1 else None
+    return [
+        Finding("add_fk", _table(op, "source_table"), text, name=_name(op.constraint_name),
+                column=column)
+    ]  # fmt: skip
+
+
+def _add_constraint(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    kind = {"unique": "add_unique", "check": "add_check", "primary": "add_pk"}.get(
+        getattr(op, "constraint_type", "") or "", "add_constraint"
+    )
+    name = getattr(op, "constraint_name", None)
+    text = f"constraint {name} in the models, no revision creates it"
+    return [Finding(kind, table, text, name=name)]
+
+
+def _drop_constraint(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    ctype = op.constraint_type or "constraint"
+    kind = {"foreignkey": "remove_fk", "unique": "remove_unique", "check": "remove_check"}.get(
+        ctype, "remove_constraint"
+    )
+    text = f"{ctype} constraint {op.constraint_name} in the database, gone from the models"
+    return [Finding(kind, table, text, name=_name(op.constraint_name))]
+
+
+def _create_table_comment(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    text = f"table comment is {op.comment!r} in the models, {op.existing_comment!r} in the database"
+    return [Finding("modify_table_comment", table, text)]
+
+
+def _drop_table_comment(op: Any, table: str | None, *_: Any) -> list[Finding]:
+    text = f"table comment {op.existing_comment!r} in the database, gone from the models"
+    return [Finding("modify_table_comment", table, text)]
+
+
+# Alembic's op classes by name; an op is described by the first class of its MRO found here.
+_DESCRIBERS: dict[str, Callable[[Any, str | None, Any, Any], list[Finding]]] = {
+    "CreateTableOp": _create_table,
+    "DropTableOp": _drop_table,
+    "AddColumnOp": _add_column,
+    "DropColumnOp": _drop_column,
+    "AlterColumnOp": _alter_column,
+    "CreateIndexOp": _create_index,
+    "DropIndexOp": _drop_index,
+    "CreateForeignKeyOp": _create_fk,
+    "AddConstraintOp": _add_constraint,
+    "DropConstraintOp": _drop_constraint,
+    "CreateTableCommentOp": _create_table_comment,
+    "DropTableCommentOp": _drop_table_comment,
+}
 
 
 def _index_columns(op: Any) -> list[str]:

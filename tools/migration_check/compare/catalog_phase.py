@@ -77,15 +77,19 @@ class PendingModelsDatabase:
     ) -> None:
         """The second opinion (compare/catalog.py): what autogenerate cannot see."""
         from migration_check.compare.catalog import compare_catalog
+        from migration_check.compare.enum_defaults import keep_enum_defaults
+        from migration_check.compare.overlap import not_covered
 
         emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
         try:
             db = self.get()
-            result.findings.extend(compare_catalog(db, url, seen, list(result.findings)))
+            found = compare_catalog(db, url, seen, list(result.findings))
             if db.note:  # some objects could not be built: the rest was compared
                 result.catalog_skipped = db.note
         except SkipCatalog as exc:
             result.catalog_skipped = str(exc)
+            return
+        result.findings.extend(keep_enum_defaults(not_covered(found, result.findings), url))
 
     def close(self) -> None:
         self._thread.join()

@@ -8,12 +8,13 @@ if it could see the change: ``op.*`` calls where Alembic has one that says it ex
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
 from migration_check.compare.catalog_sql import Column, Constraint, Index, Sequence
 
-__all__ = ["Change", "TableRef", "column_changes", "constraint_change", "enum_change",
-           "index_change", "table_comment_change"]  # fmt: skip
+__all__ = ["Change", "TableRef", "column_changes", "constraint_change", "enum_change", "ident",
+           "index_change", "keep_defaults", "table_comment_change"]  # fmt: skip
 
 _CONSTRAINT_WORDS = {"c": "CHECK constraint", "f": "foreign key", "p": "primary key",
                      "u": "unique constraint", "x": "exclusion constraint"}  # fmt: skip
@@ -49,10 +50,14 @@ class Change:
     name: str | None = None
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
+    """``name`` as SQL needs it: quoted unless a plain lower-case identifier."""
     if name.isidentifier() and name.islower() and name.isascii():
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+_ident = ident
 
 
 def _lit(text: str) -> str:
@@ -312,6 +317,17 @@ def index_change(table: TableRef, db: Index | None, models: Index | None) -> Cha
                   f"`{_index_text(models)}` in the models", _index_text(db), _index_text(models),
                   drop.format(db.name, table.name) + "\n" + _execute(models.statement),
                   name=models.name)  # fmt: skip
+
+
+def keep_defaults(code: str, defaults: Seq[tuple[TableRef, str, str]]) -> str:
+    """An ENUM rebuild's ``code`` with each column's default dropped before and set after.
+
+    The default's text (``'new'::order_status``) names the type by name, so once the rebuild
+    has replaced the type, the same text means the new type's label.
+    """
+    drops = [_alter(t, c, "DROP DEFAULT") for t, c, _ in defaults]
+    sets = [_alter(t, c, f"SET DEFAULT {d}") for t, c, d in defaults]
+    return "\n".join([*drops, code, *sets])
 
 
 def _enum_sql(labels: list[str]) -> str:

@@ -1,0 +1,35 @@
+"""env.py registering alembic-utils entities: autogenerate then compares views, functions and
+triggers too."""
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from alembic_utils.replaceable_entity import register_entities
+from sqlalchemy import create_engine, pool
+
+from entities import ENTITIES
+from models import metadata
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name)
+
+register_entities(ENTITIES)
+
+
+def run_migrations_online() -> None:
+    def configure(connection):
+        context.configure(connection=connection, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connectable = config.attributes.get("connection")
+    if connectable is not None:
+        configure(connectable)
+        return
+    engine = create_engine(os.environ["DATABASE_URL"], poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        configure(connection)
+
+
+run_migrations_online()
