@@ -95,6 +95,7 @@ class WorkerCache:
         self.used = False
         self.snapshot: str | None = None
         self.env: dict[str, Any] = {}
+        self.locations: list[str] = []
         self.files: dict[str, str] = {}
         self.meta: dict[str, Any] = {}
 
@@ -130,6 +131,7 @@ class WorkerCache:
         # (take_snapshot, closure.py); here only the files named before anything runs.
         env_py = Path(script.dir).resolve() / "env.py"
         locations = _version_locations(script)
+        self.locations = [str(p.resolve()) for p in locations]
         # pyproject.toml's [tool.alembic] (Alembic 1.16+ layouts) configures the history too.
         toml = [Path(cfg.toml_file_name).resolve()] if cfg.toml_file_name else []
         with self._own_reads():
@@ -213,7 +215,7 @@ class WorkerCache:
             why = self.recorder.refused if self.recorder is not None else "nothing was recorded"
             self._progress(f"not caching the migrated database: the upgrade {why}")
             return
-        inputs = merge_inputs(self.entry_inputs(), inputs)
+        inputs = merge_inputs(self.entry_inputs(), _without_listings(inputs, self.locations))
         revisions = sorted(rev.revision for rev in script.walk_revisions())
         with self._own_reads():
             closure = record_closure(Path.cwd())
@@ -256,6 +258,19 @@ class WorkerCache:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.admin.close()
+
+
+def _without_listings(inputs: dict[str, Any], locations: list[str]) -> dict[str, Any]:
+    """The entry's inputs without the version locations' listings: a new revision file there is
+    what the entry is built to extend (``after_upgrade`` checks the revision map it makes), and
+    every file already there is hashed in the entry's ``files``."""
+    roots = tuple(loc.rstrip(os.sep) for loc in locations)
+    kept = {
+        d: v
+        for d, v in inputs.get("dirs", {}).items()
+        if not any(d == r or d.startswith(r + os.sep) for r in roots)
+    }
+    return {**inputs, "dirs": kept}
 
 
 def open_worker_cache(
