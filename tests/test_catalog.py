@@ -22,19 +22,18 @@ import pytest
 from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import SCENARIOS, ScenarioFactory
+from .prereq import PG15, require_pg15
 
-PG15 = Path("/usr/lib/postgresql/15/bin")
 SERVERS = [
     pytest.param([], id="bundled"),
-    pytest.param(
-        ["--postgres-bin", str(PG15)],
-        id="pg15",
-        marks=pytest.mark.skipif(
-            not (PG15 / "postgres").is_file(),
-            reason=f"PostgreSQL 15 not installed at {PG15} (apt-get install postgresql-15)",
-        ),
-    ),
+    pytest.param(["--postgres-bin", str(PG15)], id="pg15", marks=pytest.mark.pg15),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _pg15_installed(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("pg15") is not None:
+        require_pg15()
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:

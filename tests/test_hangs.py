@@ -7,7 +7,6 @@ the checker prints, never on sleeps.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from .fault_helpers import (
     wait_for_line,
     write_third_revision,
 )
+from .prereq import require_root
 
 LOCK_WAIT = """\
     # Holds an advisory lock in the migration's transaction, then waits for it from a second
@@ -174,14 +174,14 @@ def test_eight_concurrent_checks_agree_and_share_nothing(project: Path, run_root
 @pytest.fixture
 def private_dir(tmp_path: Path) -> Path:
     """A 0700 directory owned by root: the server user (nobody) cannot enter it."""
-    if os.geteuid() != 0:
-        pytest.skip("only root runs the server as another user")
+    require_root("only root runs the server as another user")
     path = tmp_path / "private"
     path.mkdir(mode=0o700)
     path.chmod(0o700)
     return path
 
 
+@pytest.mark.root
 def test_root_project_in_a_directory_the_server_user_cannot_enter(
     private_dir: Path, run_root: Path
 ) -> None:
@@ -192,6 +192,7 @@ def test_root_project_in_a_directory_the_server_user_cannot_enter(
     assert "models and migrations agree" in result.stdout
 
 
+@pytest.mark.root
 def test_root_binaries_in_a_directory_the_server_user_cannot_enter(
     private_dir: Path, run_root: Path, project: Path, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ from .fault_helpers import (
     wait_pid_exit,
     write_third_revision,
 )
+from .prereq import require_root
 
 NOBODY = 65534
 Capsys = pytest.CaptureFixture[str]
@@ -249,7 +250,9 @@ def _as_nobody(path: Path) -> str:
     return answer
 
 
+@pytest.mark.root
 def test_another_user_cannot_reach_it_nor_be_served(project: Path, warm: Warm) -> None:
+    require_root("only root can become another user to knock on the socket")
     assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
     warm.wait_ready()
     [sock] = warm.dir.glob("w-*.sock")
