@@ -19,7 +19,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from .fault_helpers import (
     wait_pid_exit,
     write_third_revision,
 )
+from .fs_events import wait_until_in
 from .prereq import require_root
 
 NOBODY = 65534
@@ -68,12 +68,15 @@ class Warm:
     def served(self) -> int:
         return sum(p.read_text().count(": served check ") for p in self.dir.glob("w-*.log"))
 
+    def ready(self) -> int:
+        """Resident workers that said they listen (after binding, listening and importing)."""
+        return sum(p.read_text().count(": ready: ") for p in self.dir.glob("w-*.log"))
+
     def wait_ready(self, count: int = 1) -> None:
-        """Until ``count`` resident workers listen (each binds after importing the libraries)."""
-        deadline = time.monotonic() + 60
-        while len(list(self.dir.glob("w-*.sock"))) < count:
-            assert time.monotonic() < deadline, self.files()
-            time.sleep(0.02)
+        """Until ``count`` resident workers have written their ``ready:`` line."""
+        wait_until_in(
+            [self.xdg, self.dir], lambda: self.ready() >= count, f"{count} ready resident worker"
+        )
 
     def processes(self) -> list[int]:
         """Live processes started from this directory: resident workers and their children."""
@@ -302,7 +305,7 @@ def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
     [daemon] = warm.pids()
     stopped = run_checker(["--stop"], project, warm.env())
     assert (stopped.returncode, stopped.stdout) == (0, "stopped 1 resident worker(s)\n")
-    assert wait_pid_exit(daemon, timeout=1)  # --stop returned after it ended
+    assert wait_pid_exit(daemon, timeout=0)  # --stop returned after it ended
     assert warm.files() == []
     assert warm.processes() == []
     again = run_checker(["--stop"], project, warm.env())
@@ -458,7 +461,7 @@ def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -
     cleared = warm.check(project, "--clear-cache", **private)
     assert cleared.returncode == EXIT_OK, cleared.stderr
     assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
-    assert wait_pid_exit(daemon, timeout=1)
+    assert wait_pid_exit(daemon, timeout=0)  # --clear-cache returned after it ended
     assert warm.files() == []
 
 
@@ -470,9 +473,10 @@ def test_checks_starting_at_once_leave_one_resident_worker(project: Path, warm: 
     warm.wait_ready()
     [daemon] = warm.pids()
     # The others found the key taken (the pid file is linked into place whole) and exited.
-    deadline = time.monotonic() + 30
-    while warm.processes() != [daemon]:
-        assert time.monotonic() < deadline, warm.processes()
-        time.sleep(0.02)
+    for pid in warm.processes():
+        if pid != daemon:
+            assert wait_pid_exit(pid), f"a second resident worker {pid} stayed"
+    assert warm.processes() == [daemon]
+    assert warm.ready() == 1
     assert [p for p in warm.files() if not p.startswith("w-")] == []
     assert len(warm.files()) == 3  # its socket, pid file and log
