@@ -76,7 +76,7 @@ def everything(server: SecondServer) -> dict[str, bytes]:
 
 def logins(server: SecondServer) -> list[str]:
     """Logins to any database of the second server by anyone but this suite's own tools."""
-    lines = server.log.read_text(errors="replace").splitlines()
+    lines = server.log_text().splitlines()
     return [
         ln
         for ln in lines
