@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -55,6 +55,15 @@ class SecondServer:
     def log(self) -> Path:
         return self.base / "server.log"
 
+    def expect(self, token: bytes) -> Mark:
+        """The first line with ``token`` the server writes after this call.
+
+        Caught up first: a line written before (an earlier test's) must not set it.
+        """
+        self.log_text()
+        assert self.copy is not None
+        return self.copy.expect(token)
+
     def log_text(self) -> str:
         """The server's log up to now: every line written before this call, none missing.
 
@@ -62,7 +71,7 @@ class SecondServer:
         """
         assert self.copy is not None
         token = secrets.token_hex(6)
-        seen = self.copy.expect(token.encode())
+        seen = self.copy.expect(token.encode()).event
         conninfo = {**self.conninfo("postgres"), "application_name": f"sync-{token}"}
         with psycopg.connect(**conninfo):  # type: ignore[arg-type]
             pass
@@ -190,6 +199,9 @@ def second_server() -> Iterator[SecondServer]:
             "-c",
             "log_connections=on",
             "-c",
+            # A statement blocked past deadlock_timeout says so in the log: the tests' signal.
+            "log_lock_waits=on",
+            "-c",
             "max_connections=60",
             "-c",
             "log_line_prefix=%m [%p] ",
@@ -232,6 +244,7 @@ def second_server() -> Iterator[SecondServer]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        server.copy.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -244,17 +257,26 @@ class _LogCopy:
 
     def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
         self.ready = threading.Event()
-        self._marks: dict[bytes, threading.Event] = {}
+        self._marks: list[tuple[bytes, Mark]] = []
         self._lock = threading.Lock()
         assert proc.stdout is not None
         self._stream = proc.stdout
         self._log = log
         log.touch()
-        threading.Thread(target=self._copy, daemon=True).start()
+        self._thread = threading.Thread(target=self._copy, daemon=True)
+        self._thread.start()
 
-    def expect(self, token: bytes) -> threading.Event:
+    def close(self) -> None:
+        """After the server exited: the copy has read the end of its output."""
+        self._thread.join(timeout=30)
+        self._stream.close()
+
+    def expect(self, token: bytes) -> Mark:
+        """The first line with ``token`` written from now on (``.event`` is set at it)."""
+        mark = Mark()
         with self._lock:
-            return self._marks.setdefault(token, threading.Event())
+            self._marks.append((token, mark))
+        return mark
 
     def _copy(self) -> None:
         with self._log.open("ab", buffering=0) as out:
@@ -263,10 +285,18 @@ class _LogCopy:
                 if b"database system is ready to accept connections" in line:
                     self.ready.set()
                 with self._lock:
-                    for token, event in self._marks.items():
-                        if token in line:
-                            event.set()
+                    for token, mark in self._marks:
+                        if token in line and not mark.event.is_set():
+                            mark.line = line
+                            mark.event.set()
+                    self._marks = [(t, m) for t, m in self._marks if not m.event.is_set()]
         self.ready.set()  # it exited: the waiter looks at why
         with self._lock:
-            for event in self._marks.values():
-                event.set()
+            for _token, mark in self._marks:
+                mark.event.set()
+
+
+@dataclass
+class Mark:
+    event: threading.Event = field(default_factory=threading.Event)
+    line: bytes = b""

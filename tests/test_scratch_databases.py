@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +25,14 @@ from psycopg import sql
 from migration_check.cli import EXIT_OK
 from migration_check.scratch import ScratchOwner, sweep
 
-from .fault_helpers import SCENARIOS, checker_env, run_checker, start_checker, wait_for_line
+from .fault_helpers import (
+    SCENARIOS,
+    checker_env,
+    run_checker,
+    start_checker,
+    wait_for_line,
+    wait_pid_exit,
+)
 from .fs_events import wait_until_in
 from .second_server import (
     OWNER_PASSWORD,
@@ -134,23 +141,6 @@ def test_database_url_concurrent_runs_use_distinct_scratch_names(
     assert real_server.databases() == before
 
 
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll the server's own views: a blocked statement announces itself nowhere else."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def _active(server: SecondServer, query_prefix: str) -> bool:
-    with psycopg.connect(**server.conninfo("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
-        rows = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'",
-            (query_prefix + "%",),
-        ).fetchone()
-    return bool(rows and rows[0])
-
-
 def test_sigkill_leaves_a_scratch_database_the_next_run_drops(
     real_server: SecondServer, tmp_path: Path, run_root: Path
 ) -> None:
@@ -186,17 +176,21 @@ def test_signal_during_create_database_leaves_nothing_and_says_so(
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / "base", project)
     before = real_server.databases()
+    # log_lock_waits: the server's own word, in its log, that a statement waits on a lock.
+    blocked = real_server.expect(b" still waiting for ")
     with psycopg.connect(**real_server.conninfo("postgres")) as blocker:  # type: ignore[arg-type]
         blocker.execute("COMMENT ON DATABASE template1 IS 'held by the test'")  # open transaction
         proc = start_checker(
             ["--database-url", real_server.url("postgres")], project, checker_env(run_root)
         )
-        _wait_until(lambda: _active(real_server, "CREATE DATABASE"), "CREATE DATABASE to block")
+        assert blocked.event.wait(timeout=60), "CREATE DATABASE never blocked"
+        [backend] = re.findall(rb"process (\d+) still waiting for", blocked.line)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
         blocker.rollback()
-    _wait_until(lambda: not _active(real_server, "CREATE DATABASE"), "CREATE DATABASE to end")
-    assert proc.returncode == code, err
+    # The blocked statement ends with its backend: cancelled, or finished once let through.
+    assert wait_pid_exit(int(backend)), "CREATE DATABASE's backend never ended"
+    assert proc.returncode == code, (err, blocked.line)
     verb = "interrupted" if sig == signal.SIGINT else "terminated"
     assert re.fullmatch(
         rf"check-migrations: {verb}; scratch database check_migrations_[0-9a-f]{{12}} "
