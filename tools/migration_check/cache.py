@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from migration_check.closure import closure_changed
+from migration_check.processes import staging_tag
 
 __all__ = [
     "FORMAT",
@@ -169,8 +170,12 @@ def choose_entry(scope: str, ini: Path) -> Entry | None:
     A heuristic only (the worker re-validates): it lets the CLI copy the right data directory
     without importing Alembic.
     """
+    from migration_check.dirs import sweep_dead_staging
+
     best: Entry | None = None
-    for entry in _entries(_base(), scope):
+    base = _base()
+    sweep_dead_staging(base)
+    for entry in _entries(base, scope):
         files = entry.meta.get("files", {})
         if str(ini) not in files or changed_files(files):
             continue
@@ -199,7 +204,7 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
         with contextlib.suppress(OSError):
             os.utime(final / "meta.json")
         return final
-    staging = base / f".tmp-{name}-{secrets.token_hex(4)}"
+    staging = base / f".tmp-{name}-{staging_tag()}-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
     try:
         try:
