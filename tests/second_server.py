@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -31,6 +33,13 @@ NOCREATE = "app_reader"
 NOCREATE_PASSWORD = "Pw-reader-b64d2e08"
 REAL_DB = "production"
 PASSWORDS = (OWNER_PASSWORD, NOCREATE_PASSWORD)
+# The name the checker gives a scratch database it creates on a server the user names.
+SCRATCH = re.compile(r"^check_migrations_[0-9a-f]{12}$")
+
+
+def scratch_databases(server: SecondServer) -> set[str]:
+    """The checker's databases (and their ``_models`` companions) on ``server``."""
+    return {d for d in server.databases() if d.startswith("check_migrations_")}
 
 
 @dataclass
@@ -40,10 +49,36 @@ class SecondServer:
     bindir: Path
     base: Path
     port: int
+    copy: _LogCopy | None = None
 
     @property
     def log(self) -> Path:
         return self.base / "server.log"
+
+    def expect(self, token: bytes) -> Mark:
+        """The first line with ``token`` the server writes after this call.
+
+        Caught up first: a line written before (an earlier test's) must not set it.
+        """
+        self.log_text()
+        assert self.copy is not None
+        return self.copy.expect(token)
+
+    def log_text(self) -> str:
+        """The server's log up to now: every line written before this call, none missing.
+
+        A login of our own marks the moment; its line is in the copy once all before it are.
+        """
+        assert self.copy is not None
+        token = secrets.token_hex(6)
+        seen = self.copy.expect(token.encode()).event
+        conninfo = {**self.conninfo("postgres"), "application_name": f"sync-{token}"}
+        with psycopg.connect(**conninfo):  # type: ignore[arg-type]
+            pass
+        assert seen.wait(timeout=60), "the server's log stopped"
+        return "\n".join(
+            ln for ln in self.log.read_text(errors="replace").splitlines() if "sync-" not in ln
+        )
 
     def url(
         self,
@@ -100,7 +135,7 @@ class SecondServer:
 
     def authorized_connections(self, database: str = REAL_DB) -> list[str]:
         """log_connections lines for ``database``: who got in, and as which application."""
-        text = self.log.read_text(errors="replace")
+        text = self.log_text()
         return [
             ln
             for ln in text.splitlines()
@@ -148,9 +183,6 @@ def second_server() -> Iterator[SecondServer]:
     )
     pwfile.unlink()
     port = free_port()
-    log = open(base / "server.log", "wb")  # noqa: SIM115 - handed to the child
-    if not user.is_self:
-        os.chown(base / "server.log", user.uid, user.gid)
     proc = subprocess.Popen(
         [
             str(bindir / "postgres"),
@@ -167,6 +199,9 @@ def second_server() -> Iterator[SecondServer]:
             "-c",
             "log_connections=on",
             "-c",
+            # A statement blocked past deadlock_timeout says so in the log: the tests' signal.
+            "log_lock_waits=on",
+            "-c",
             "max_connections=60",
             "-c",
             "log_line_prefix=%m [%p] ",
@@ -174,15 +209,16 @@ def second_server() -> Iterator[SecondServer]:
             "dynamic_shared_memory_type=mmap",
         ],
         stdin=subprocess.DEVNULL,
-        stdout=log,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
         **as_user,  # type: ignore[call-overload]
     )
-    log.close()
-    server = SecondServer(bindir, base, port)
+    server = SecondServer(bindir, base, port, _LogCopy(proc, base / "server.log"))
+    assert server.copy is not None
     try:
-        _wait_ready(proc, data)
+        if not server.copy.ready.wait(timeout=60) or proc.poll() is not None:
+            raise RuntimeError(f"second server did not start: {server.log.read_text()}")
         with psycopg.connect(**server.conninfo("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(REAL_DB)))
             conn.execute(
@@ -208,18 +244,59 @@ def second_server() -> Iterator[SecondServer]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        server.copy.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], data: Path) -> None:
-    # Polls postmaster.pid as the checker does: the server offers no event to wait on.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"second server exited {proc.returncode}")
-        with contextlib.suppress(OSError):
-            lines = (data / "postmaster.pid").read_text().splitlines()
-            if len(lines) >= 8 and lines[7].strip() == "ready":
-                return
-        time.sleep(0.02)
-    raise RuntimeError("second server did not start")
+class _LogCopy:
+    """The server's output copied to its log file; events at its ready line and at marks.
+
+    The server's own word that it accepts connections, read from its output as it is written
+    (no file to poll); the copy goes on for the connection log the tests read.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.ready = threading.Event()
+        self._marks: list[tuple[bytes, Mark]] = []
+        self._lock = threading.Lock()
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._log = log
+        log.touch()
+        self._thread = threading.Thread(target=self._copy, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """After the server exited: the copy has read the end of its output."""
+        self._thread.join(timeout=30)
+        self._stream.close()
+
+    def expect(self, token: bytes) -> Mark:
+        """The first line with ``token`` written from now on (``.event`` is set at it)."""
+        mark = Mark()
+        with self._lock:
+            self._marks.append((token, mark))
+        return mark
+
+    def _copy(self) -> None:
+        with self._log.open("ab", buffering=0) as out:
+            for line in self._stream:
+                out.write(line)
+                if b"database system is ready to accept connections" in line:
+                    self.ready.set()
+                with self._lock:
+                    for token, mark in self._marks:
+                        if token in line and not mark.event.is_set():
+                            mark.line = line
+                            mark.event.set()
+                    self._marks = [(t, m) for t, m in self._marks if not m.event.is_set()]
+        self.ready.set()  # it exited: the waiter looks at why
+        with self._lock:
+            for _token, mark in self._marks:
+                mark.event.set()
+
+
+@dataclass
+class Mark:
+    event: threading.Event = field(default_factory=threading.Event)
+    line: bytes = b""

@@ -9,9 +9,7 @@ finding (exit 1) that prints the ``alembic merge heads`` command.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from .fault_helpers import (
     free_port,
     shared_dir,
 )
+from .prereq import require_mount, require_root
 from .second_server import (
     NOCREATE,
     NOCREATE_PASSWORD,
@@ -56,6 +55,7 @@ class Case:
     # Regexes the one stderr line (or stdout, for exit 1) must match.
     expect: tuple[str, ...] = ()
     needs_server: bool = False
+    root: bool = False  # the workflow runs these in its root job
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -249,8 +249,7 @@ def server_will_not_start(project: Path, ctx: Ctx) -> list[str]:
 
 
 def unknown_server_user(project: Path, ctx: Ctx) -> list[str]:
-    if os.geteuid() != 0:
-        pytest.skip("--server-user only matters when run as root")
+    require_root("--server-user only matters when run as root")
     return ["--server-user", "no_such_user_x"]
 
 
@@ -284,11 +283,7 @@ _MOUNTED: list[Path] = []
 
 
 def _mount(args: list[str]) -> None:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tiny or read-only tmpfs needs root and mount(8)")
-    proc = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    require_mount(args)
     _MOUNTED.append(Path(args[-1]))
 
 
@@ -386,7 +381,7 @@ CASES: dict[str, Case] = {
         expect=(r"PostgreSQL exited during start-up", r"could not map anonymous shared memory"),
     ),
     "unknown_server_user": Case(
-        unknown_server_user, expect=(r"server user 'no_such_user_x' does not exist",)
+        unknown_server_user, expect=(r"server user 'no_such_user_x' does not exist",), root=True
     ),
     "bad_timeout": Case(
         bad_timeout, expect=(r"Invalid value for '--timeout': -5\.0 is not in the range x>0",)
@@ -395,7 +390,9 @@ CASES: dict[str, Case] = {
         bad_pyproject_setting, expect=(r"pyproject\.toml .*unknown setting 'timeuot'",)
     ),
     "read_only_run_dir": Case(
-        read_only_run_dir, expect=(r"cannot create .*/ro/check-migrations-\d+", r"Read-only")
+        read_only_run_dir,
+        expect=(r"cannot create .*/ro/check-migrations-\d+", r"Read-only"),
+        root=True,
     ),
     "full_run_dir": Case(
         full_run_dir,
@@ -406,6 +403,7 @@ CASES: dict[str, Case] = {
             r"No space left on device|could not resize shared memory segment",
             r"check free space",
         ),
+        root=True,
     ),
 }
 
@@ -428,7 +426,9 @@ def ctx(tmp_path: Path) -> Iterator[Ctx]:
                 subprocess.run(["umount", "-l", str(_MOUNTED.pop())], check=False)
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case", [pytest.param(k, marks=[pytest.mark.root] if c.root else []) for k, c in CASES.items()]
+)
 def test_bad_input(
     case: str,
     scenario: ScenarioFactory,

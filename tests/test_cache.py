@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from migration_check.dirs import bound_pycache
 
 from .conftest import REPO, ScenarioFactory
 from .fault_helpers import shared_dir
+from .prereq import require_mount
 
 USING = "using cached migrated database"
 STORED = "cached the migrated database for later runs"
@@ -409,16 +409,7 @@ def test_every_import_shape_invalidates_the_entry(
 def _mount_read_only(target: Path) -> None:
     """A read-only file system at ``target`` (root ignores permission bits; EROFS it does not)."""
     target.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    require_mount(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(target)])
 
 
 @pytest.fixture
@@ -431,6 +422,7 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("where", ["home", "cache_dir"])
 def test_read_only_cache_location_runs_without_the_cache(
     where: str,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.server import run_base_dir
 
 from .conftest import REPO, ScenarioFactory
+from .prereq import require_root
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -203,13 +203,14 @@ def test_nothing_left_behind(scenario: ScenarioFactory, private_runs: Path) -> N
     assert str(private_runs) not in _postgres_cmdlines()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+@pytest.mark.root
 def test_run_dir_the_server_user_cannot_enter(
     scenario: ScenarioFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    require_root("only root hands the server to another user")
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     monkeypatch.setenv("CHECK_MIGRATIONS_RUN_DIR", str(private))

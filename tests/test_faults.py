@@ -15,7 +15,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -125,19 +124,24 @@ def test_fifty_random_interrupts_leave_nothing(
         out, err = proc.communicate(timeout=60)
         return sig, proc.returncode, out + err
 
-    start = time.monotonic()
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda p: one(*p), plan))
-    elapsed = time.monotonic() - start
 
     interrupted = 0
     for sig, code, output in results:
         # 0: finished first; -sig: the signal beat Python's own start-up (nothing to clean).
         assert code in (SIGNALS[sig], 0, -sig), (sig, code, output)
-        interrupted += code == SIGNALS[sig]
+        if code == SIGNALS[sig]:
+            interrupted += 1
+            # Its own last word: what it cleaned up, never a traceback.
+            verb = "interrupted" if sig == signal.SIGINT else "terminated"
+            assert output.splitlines()[-1] in (
+                f"check-migrations: {verb}; server stopped and files removed",
+                f"check-migrations: {verb}; nothing was left behind",
+            ), output
+            assert "Traceback" not in output
     assert interrupted >= 35, [r[:2] for r in results]
     assert_clean(run_root, project)
-    assert elapsed < 240, elapsed
 
 
 FAKE_CLICK = """

@@ -7,7 +7,6 @@ the checker prints, never on sleeps.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from .fault_helpers import (
     wait_for_line,
     write_third_revision,
 )
+from .prereq import require_root
 
 LOCK_WAIT = """\
     # Holds an advisory lock in the migration's transaction, then waits for it from a second
@@ -58,7 +58,6 @@ def test_lock_wait_is_cut_by_lock_timeout(project: Path, run_root: Path) -> None
         line,
     ), line
     assert len(line.splitlines()) == 1
-    assert result.seconds < 30, result.seconds
     assert_clean(run_root, project)
 
 
@@ -80,7 +79,6 @@ def test_hanging_revision_is_cut_by_timeout(body: str, project: Path, run_root: 
         "check-migrations: error: the migrations did not finish within 4 s"
     ), result.stderr
     assert "--timeout" in result.stderr
-    assert result.seconds < 4 + 10, result.seconds
     assert_clean(run_root, project)
 
 
@@ -174,14 +172,14 @@ def test_eight_concurrent_checks_agree_and_share_nothing(project: Path, run_root
 @pytest.fixture
 def private_dir(tmp_path: Path) -> Path:
     """A 0700 directory owned by root: the server user (nobody) cannot enter it."""
-    if os.geteuid() != 0:
-        pytest.skip("only root runs the server as another user")
+    require_root("only root runs the server as another user")
     path = tmp_path / "private"
     path.mkdir(mode=0o700)
     path.chmod(0o700)
     return path
 
 
+@pytest.mark.root
 def test_root_project_in_a_directory_the_server_user_cannot_enter(
     private_dir: Path, run_root: Path
 ) -> None:
@@ -192,6 +190,7 @@ def test_root_project_in_a_directory_the_server_user_cannot_enter(
     assert "models and migrations agree" in result.stdout
 
 
+@pytest.mark.root
 def test_root_binaries_in_a_directory_the_server_user_cannot_enter(
     private_dir: Path, run_root: Path, project: Path, tmp_path: Path
 ) -> None:

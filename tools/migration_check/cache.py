@@ -45,6 +45,7 @@ from typing import Any
 
 from migration_check.closure import closure_changed
 from migration_check.fingerprints import expected_env, unchanged
+from migration_check.processes import staging_tag
 from migration_check.startup import static_inputs
 
 __all__ = [
@@ -172,9 +173,13 @@ def choose_entry(scope: str, ini: Path, worker_environ: Mapping[str, str]) -> En
     The worker re-validates the files and the closure once Alembic has resolved the script
     directory; the environment is judged here, where the worker's is built.
     """
+    from migration_check.dirs import sweep_dead_staging
+
     best: Entry | None = None
     startup = static_inputs(worker_environ)
-    for entry in _entries(_base(), scope):
+    base = _base()
+    sweep_dead_staging(base)
+    for entry in _entries(base, scope):
         files = entry.meta.get("files", {})
         if str(ini) not in files or changed_files(files):
             continue
@@ -209,7 +214,7 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
         with contextlib.suppress(OSError):
             os.utime(final / "meta.json")
         return final
-    staging = base / f".tmp-{name}-{secrets.token_hex(4)}"
+    staging = base / f".tmp-{name}-{staging_tag()}-{secrets.token_hex(4)}"
     staging.mkdir(mode=0o700)
     try:
         try:

@@ -30,6 +30,7 @@ __all__ = [
     "private_dir",
     "prune_clusters",
     "run_base_dir",
+    "sweep_dead_staging",
 ]
 
 _DEFAULT_CLUSTERS = 2
@@ -102,6 +103,23 @@ def _discard(path: Path, base: Path) -> bool:
         return False
     shutil.rmtree(trash, ignore_errors=True)
     return True
+
+
+def sweep_dead_staging(base: Path) -> list[Path]:
+    """Remove what SIGKILLed runs left in ``base``: staging of a dead writer, any trash.
+
+    Every run that uses the cache calls this, so the next run sweeps (stores and prunes alone
+    would leave a killed store's copy, a whole data directory, until a later store).
+    """
+    from migration_check.processes import writer_dead
+
+    removed = []
+    for path in base.glob(".tmp-*"):
+        if writer_dead(path.name) and _discard(path, base):
+            removed.append(path)
+    for trash in base.glob(".trash-*"):
+        shutil.rmtree(trash, ignore_errors=True)
+    return removed
 
 
 def prune_clusters(base: Path, *, keep: int | None = None) -> list[Path]:

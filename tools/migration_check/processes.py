@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["child_setup", "kill_group", "proc_start_time", "signals_held", "sweep_orphans"]
+__all__ = [
+    "child_setup",
+    "kill_group",
+    "proc_start_time",
+    "signals_held",
+    "staging_tag",
+    "sweep_orphans",
+    "writer_dead",
+]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -80,6 +89,21 @@ def proc_start_time(pid: int) -> str:
             return fh.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
+
+
+def staging_tag() -> str:
+    """``w<pid>.<start time>``, put in a staging directory's name: who is writing it."""
+    pid = os.getpid()
+    return f"w{pid}.{proc_start_time(pid)}"
+
+
+def writer_dead(name: str) -> bool:
+    """A staging name (``staging_tag``) whose writer has died: a SIGKILLed run's, to remove.
+
+    False for a name without the tag (an older checker's): only its age tells.
+    """
+    match = re.search(r"-w(\d+)\.(\d+)-", name)
+    return match is not None and not _alive(int(match[1]), match[2])
 
 
 def _alive(pid: int, start: str) -> bool:

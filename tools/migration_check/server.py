@@ -31,6 +31,7 @@ from migration_check.dirs import (
     private_dir,
     prune_clusters,
     run_base_dir,
+    sweep_dead_staging,
 )
 from migration_check.errors import ServerError
 from migration_check.pgbin import (
@@ -46,6 +47,7 @@ from migration_check.processes import (
     kill_group,
     proc_start_time,
     signals_held,
+    staging_tag,
     sweep_orphans,
 )
 
@@ -220,12 +222,13 @@ class ThrowawayServer:
             self._initdb(bindir, data)
             return
         cache = cache_base_dir() / f"cluster-{self.binaries.fingerprint()}-{self.user.uid}"
+        sweep_dead_staging(cache.parent)
         with contextlib.suppress(OSError):
             os.utime(cache)  # most recently used: prune_clusters keeps it
         if not (cache / "PG_VERSION").is_file():
             self._progress("initialising a PostgreSQL cluster (cached for later runs)")
             self._initdb(bindir, data)
-            staging = cache.parent / f".tmp-{cache.name}-{secrets.token_hex(4)}"
+            staging = cache.parent / f".tmp-{cache.name}-{staging_tag()}-{secrets.token_hex(4)}"
             copy_tree(data, staging)
             try:
                 staging.rename(cache)
