@@ -117,6 +117,15 @@ class Checked:
     def by_source(self, source: str) -> set[Key]:
         return {finding_key(f) for f in self.document["findings"] if f["source"] == source}
 
+    @property
+    def baselined(self) -> set[Key]:
+        return {finding_key(f) for f in self.document["baselined"]}
+
+
+def entry_key(entry: dict[str, str]) -> Key:
+    """A baseline file entry, keyed as a finding is."""
+    return (entry["kind"], entry.get("table"), entry.get("column", entry.get("object")))
+
 
 def check(venv: Venv, project: Path, database_url: str) -> Checked:
     """The venv's own ``check-migrations`` console script, on the session's server."""
@@ -132,6 +141,19 @@ def check(venv: Venv, project: Path, database_url: str) -> Checked:
     )
     assert done.returncode in (0, 1), f"checker exit {done.returncode}:\n{done.stderr}"
     return Checked(done.returncode, json.loads(done.stdout), done.stderr)
+
+
+def record_baseline(venv: Venv, project: Path, database_url: str) -> list[dict[str, str]]:
+    """``check-migrations baseline`` as a user adopting the checker runs it; the file's entries."""
+    done = venv.run(
+        [str(venv.root / "bin" / "check-migrations"), "baseline", "--database-url", database_url],
+        cwd=project,
+    )
+    assert done.returncode == 0, f"check-migrations baseline exit {done.returncode}:\n{done.stderr}"
+    entries: list[dict[str, str]] = json.loads(
+        (project / "check-migrations.baseline.json").read_text()
+    )["findings"]
+    return entries
 
 
 def alembic_truth(venv: Venv, ini: Path, url: str) -> set[Key]:

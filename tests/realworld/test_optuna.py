@@ -15,7 +15,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .realproject import Venv, alembic_truth, check, make_venv, mutated
+from .realproject import (
+    Venv,
+    alembic_truth,
+    check,
+    entry_key,
+    make_venv,
+    mutated,
+    record_baseline,
+)
 
 # What defines the schema and its comparison is pinned; the rest of optuna's dependencies
 # (numpy, tqdm, ...) cannot change a table.
@@ -51,15 +59,31 @@ def rdb(optuna_venv: Venv) -> Path:
     return optuna_venv.site_packages / "optuna" / "storages" / "_rdb"
 
 
-@pytest.fixture(scope="session")
-def project(rdb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _project(rdb: Path, root: Path) -> Path:
     upstream = (rdb / "alembic.ini").read_text()
     ini = upstream.replace("script_location = alembic\n", f"script_location = {rdb / 'alembic'}\n")
     ini = ini.replace("sqlalchemy.url = sqlite:///alembic.db\n", "sqlalchemy.url = postgresql://\n")
     assert ini.count(str(rdb)) == 1, "optuna's alembic.ini changed its script_location"
     assert "sqlite" not in ini, "optuna's alembic.ini changed its sqlalchemy.url"
-    root = tmp_path_factory.mktemp("optuna-project")
     (root / "alembic.ini").write_text(ini)
+    return root
+
+
+@pytest.fixture(scope="session")
+def project(rdb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wrapper alembic.ini alone, as on the day a user adds the checker."""
+    return _project(rdb, tmp_path_factory.mktemp("optuna-project"))
+
+
+@pytest.fixture(scope="session")
+def adopted(
+    optuna_venv: Venv, rdb: Path, tmp_path_factory: pytest.TempPathFactory, server_url: str
+) -> Path:
+    """The same, after ``check-migrations baseline`` and the review this module's sets record."""
+    root = _project(rdb, tmp_path_factory.mktemp("optuna-adopted"))
+    entries = record_baseline(optuna_venv, root, server_url)
+    assert {entry_key(e) for e in entries} == UPSTREAM_AUTOGENERATE | UPSTREAM_CATALOG
+    assert len(entries) == len(UPSTREAM_AUTOGENERATE | UPSTREAM_CATALOG)
     return root
 
 
@@ -99,6 +123,14 @@ def test_clean_is_exactly_the_hand_checked_drift(
     assert checked.document["revisions_applied"] == 10
 
 
+def test_clean_after_the_baseline_agrees(optuna_venv: Venv, adopted: Path, server_url: str) -> None:
+    checked = check(optuna_venv, adopted, server_url)
+    assert checked.exit_code == 0, checked.document["findings"]
+    assert checked.document["verdict"] == "in_sync"
+    assert checked.baselined == UPSTREAM_AUTOGENERATE | UPSTREAM_CATALOG
+    assert checked.document["fixed"] == []
+
+
 MUTATIONS = {
     "add_column": (
         "    number = _Column(Integer)\n",
@@ -123,6 +155,7 @@ def test_model_only_mutation_is_named(
     name: str,
     optuna_venv: Venv,
     project: Path,
+    adopted: Path,
     models: Path,
     server_url: str,
     scratch_url: str,
@@ -130,14 +163,16 @@ def test_model_only_mutation_is_named(
     old, new, expected = MUTATIONS[name]
     with mutated(models, old, new):
         truth = alembic_truth(optuna_venv, project / "alembic.ini", scratch_url)
-        checked = check(optuna_venv, project, server_url)
+        checked = check(optuna_venv, adopted, server_url)
+        mutated_lines = models.read_text().splitlines()
     assert truth == UPSTREAM_AUTOGENERATE | {expected}, "plain Alembic does not see the mutation"
     assert checked.exit_code == 1
-    assert checked.by_source("autogenerate") == truth
-    assert checked.by_source("catalog") == UPSTREAM_CATALOG
-    [finding] = [
-        f
-        for f in checked.document["findings"]
-        if f.get("column") == expected[2] or f.get("object") == expected[2]
-    ]
+    assert checked.keys == {expected}
+    assert checked.baselined == UPSTREAM_AUTOGENERATE | UPSTREAM_CATALOG
+    [finding] = checked.document["findings"]
+    assert finding["source"] == "autogenerate"
     assert finding["file"].endswith("optuna/storages/_rdb/models.py"), finding
+    # The line is the edited attribute itself: the column's name (or the index's) is on it.
+    assert expected[2] is not None
+    attribute = expected[2].removeprefix("ix_trials_")
+    assert attribute in mutated_lines[finding["line"] - 1], finding
