@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import subprocess
-import sysconfig
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,7 +73,8 @@ class Venv:
 
 def make_venv(root: Path, requirements: Sequence[str]) -> Venv:
     """``uv venv`` + ``uv pip install`` of the pinned requirements and this repository."""
-    python = sysconfig.get_config_var("VERSION")
+    # The suite's own interpreter: uv must neither pick another one nor download one.
+    python = sys.executable
     for argv in (
         [uv(), "venv", "--quiet", "--python", python, str(root)],
         # uv's cache keys a local directory on its pyproject.toml alone: without
