@@ -212,7 +212,22 @@ def write_revision(
                 written.append(os.path.abspath(generated.path))
     except CommandError as exc:
         raise _command_failure(exc, script) from exc
+    except FileNotFoundError as exc:
+        raise _missing_file(exc, script) from exc
     return written
+
+
+def _missing_file(exc: FileNotFoundError, script: ScriptDirectory) -> Failure:
+    """A file Alembic needs to write the revision is gone: name it and how to get it back."""
+    missing = str(exc.filename or exc)
+    if os.path.basename(missing) == "script.py.mako":
+        return Failure(
+            "config",
+            f"revision: {os.path.relpath(missing)} is missing: it is the template every revision "
+            f"is written from; restore it from version control, or copy Alembic's own "
+            f"(alembic/templates/generic/script.py.mako) into {os.path.relpath(script.dir)}",
+        )
+    return Failure("config", f"revision: {os.path.relpath(missing)} does not exist")
 
 
 def _command_failure(exc: Exception, script: ScriptDirectory) -> Failure:
