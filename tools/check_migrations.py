@@ -9,12 +9,19 @@ from __future__ import annotations
 import signal
 import sys
 
+_received: list[int] = []
+
+
+def _early_exit(signum: int) -> SystemExit:
+    verb = "interrupted" if signum == signal.SIGINT else "terminated"
+    sys.stderr.write(f"check-migrations: {verb}; nothing was left behind\n")
+    return SystemExit(128 + signum)
+
 
 def _early_signal(signum: int, frame: object) -> None:
     # Until migration_check.interrupts takes over: nothing exists yet to clean up.
-    verb = "interrupted" if signum == signal.SIGINT else "terminated"
-    sys.stderr.write(f"check-migrations: {verb}; nothing was left behind\n")
-    raise SystemExit(128 + signum)
+    _received.append(signum)
+    raise _early_exit(signum)
 
 
 signal.signal(signal.SIGTERM, _early_signal)
@@ -24,7 +31,14 @@ from pathlib import Path  # noqa: E402 - after the handlers: a signal here must 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from migration_check.program import run  # noqa: E402
+try:
+    from migration_check.program import run
+except Exception:
+    # The handler's SystemExit can come out of an import as another exception (Python wraps
+    # what a ``__set_name__`` raises in a RuntimeError): the signal is what ended it.
+    if _received:
+        raise SystemExit(128 + _received[-1]) from None
+    raise
 
 if __name__ == "__main__":
     raise SystemExit(run())

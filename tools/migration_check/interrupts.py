@@ -187,6 +187,12 @@ def during_startup() -> Iterator[None]:
         _exit(signal.SIGINT)
     except Interrupted as exc:
         _exit(exc.signum)
+    except Exception:
+        # The handler's exception can come out of an import as another one: Python wraps what
+        # a ``__set_name__`` raises in a RuntimeError. The signal is what ended the import.
+        if received:
+            _exit(received[-1])
+        raise
 
 
 def _exit(signum: int) -> None:
