@@ -53,7 +53,7 @@ from migration_check.fingerprints import (
     unchanged,
 )
 
-__all__ = ["InputRecorder", "merge_inputs"]
+__all__ = ["InputRecorder", "merge_inputs", "start_recording"]
 
 # Variables the checker sets or rewrites for the worker: their values differ per run (the scratch
 # database's name) or only steer the checker's own bytecode cache.
@@ -333,3 +333,15 @@ def merge_inputs(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[st
     if "env_names" in older and "env_names" not in newer:
         merged["env_names"] = older["env_names"]
     return merged
+
+
+def start_recording(req: dict[str, Any]) -> InputRecorder | None:
+    """Start watching what the project's code reads, when the CLI keeps verdicts or migrated
+    databases: either cached answer is keyed by it. None when the run caches nothing."""
+    if not req.get("record_inputs") and not req.get("cache"):
+        return None
+    # The checker's own run and bytecode directories hold nothing of the project.
+    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
+    recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
+    recorder.install()
+    return recorder

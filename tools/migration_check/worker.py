@@ -18,10 +18,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from migration_check.admin import connect_admin, create_database
 from migration_check.bytecode import validate_project_bytecode_by_content
+from migration_check.closure import record_closure
 from migration_check.compare.autogenerate import compare_autogenerate
 from migration_check.diagnose import Failure, one_line
 from migration_check.envpy import alembic_config, databases, no_script_location
@@ -29,7 +31,7 @@ from migration_check.findings import CheckResult, Finding
 from migration_check.flaskapp import FlaskApp
 from migration_check.guard import install_guard, refused, refused_message
 from migration_check.history import BaseCatch, round_trip_scratch
-from migration_check.inputs import merge_inputs
+from migration_check.inputs import merge_inputs, start_recording
 from migration_check.multidb import MultiDb
 from migration_check.startfrom import load_dump
 from migration_check.upgrade import upgrade_to_head
@@ -337,7 +339,7 @@ def _serve(events: TextIO) -> int:
             os.environ[key] = value
     # Before any project code: a model edited within the second of a compiled one must count.
     validate_project_bytecode_by_content()
-    recorder = _record_inputs(req)
+    recorder = start_recording(req)
     try:
         result, cache = run(req, emit, recorder)
     except Failure as exc:
@@ -378,33 +380,12 @@ def _serve(events: TextIO) -> int:
             # What the verdict depends on (verdict.py): None when it cannot vouch for it.
             "inputs": inputs,
             "inputs_refused": recorder.refused if recorder is not None else "",
-            "closure": _closure() if recorder is not None and req.get("record_inputs") else None,
+            "closure": record_closure(Path.cwd())
+            if recorder is not None and req.get("record_inputs")
+            else None,
         }
     )
     return 0
-
-
-def _record_inputs(req: dict[str, Any]) -> InputRecorder | None:
-    """Start watching what the project's code reads, when the CLI keeps verdicts or migrated
-    databases (inputs.py): either cached answer is keyed by it."""
-    if not req.get("record_inputs") and not req.get("cache"):
-        return None
-    from migration_check.inputs import InputRecorder
-
-    # The checker's own run and bytecode directories hold nothing of the project.
-    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
-    recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
-    recorder.install()
-    return recorder
-
-
-def _closure() -> dict[str, Any] | None:
-    """Every module the run loaded (closure.py): the record the migrated-database cache keeps."""
-    from pathlib import Path
-
-    from migration_check.closure import record_closure
-
-    return record_closure(Path.cwd())
 
 
 if __name__ == "__main__":
