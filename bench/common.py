@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from migration_check.server import (  # noqa: E402
+from migration_check.postgres.server import (  # noqa: E402
     SUPERUSER,
     ThrowawayServer,
     find_binaries,

@@ -30,7 +30,7 @@ from common import (
 from generate import generate
 from resident import agree_warm, warm_rows
 
-from migration_check.server import ThrowawayServer, find_binaries, resolve_server_user
+from migration_check.postgres.server import ThrowawayServer, find_binaries, resolve_server_user
 
 
 def measure_rows(

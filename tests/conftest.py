@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migration_check.server import (
+from migration_check.postgres.server import (
     PORT,
     SUPERUSER,
     ThrowawayServer,

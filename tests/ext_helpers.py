@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import main
+from migration_check.cli.app import main
 
 
 def alembic(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:

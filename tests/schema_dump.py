@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 
-from migration_check.server import find_binaries
+from migration_check.postgres.server import find_binaries
 
 __all__ = ["schema_dump"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migration_check.server import ThrowawayServer, find_binaries, resolve_server_user
+from migration_check.postgres.server import ThrowawayServer, find_binaries, resolve_server_user
 
 from .fault_helpers import free_port, shared_tmp
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, main
 
 from .conftest import ScenarioFactory
 from .fault_helpers import (

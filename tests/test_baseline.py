@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import REPO, ScenarioFactory
 from .test_ignore import PHONE, edit, settings

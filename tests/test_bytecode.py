@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cache import FORMAT, prune
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
-from migration_check.dirs import bound_pycache
+from migration_check.caches.dirs import bound_pycache
+from migration_check.caches.migrated import FORMAT, prune
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import REPO, ScenarioFactory
 from .fault_helpers import shared_dir

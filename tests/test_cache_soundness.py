@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.server import find_binaries
+from migration_check.postgres.server import find_binaries
 
 from .soundness import (
     DB_STORED,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import SCENARIOS, ScenarioFactory
 from .prereq import PG15, require_pg15
@@ -324,7 +324,7 @@ def test_pipelined_ddl_builds_what_create_all_builds(
     from sqlalchemy import create_engine
     from sqlalchemy.pool import StaticPool
 
-    from migration_check.compare.modelsdb import ModelsDatabase
+    from migration_check.worker.catalog.modelsdb import ModelsDatabase
 
     if models == "catalog_all":
         metadata = _load_models(SCENARIOS / "catalog_all" / "models.py", "catalog_all_models")

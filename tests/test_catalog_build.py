@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 from .test_catalog_filters import _alembic_check

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 

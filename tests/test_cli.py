@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from migration_check import __version__
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from migration_check.server import run_base_dir
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.postgres.server import run_base_dir
 
 from .conftest import REPO, ScenarioFactory
 from .prereq import require_root

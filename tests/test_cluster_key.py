@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from migration_check.cli import EXIT_OK
-from migration_check.server import find_binaries
+from migration_check.cli.app import EXIT_OK
+from migration_check.postgres.server import find_binaries
 
 from .fault_helpers import SHIM, checker_env, shared_dir
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import SCENARIOS, ScenarioFactory
 

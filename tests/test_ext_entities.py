@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 from psycopg.errors import DependentObjectsStillExist
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from migration_check.server import (
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.postgres.server import (
     PORT,
     SUPERUSER,
     ThrowawayServer,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 from .ext_helpers import alembic, check_json, edit, ok

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 from .ext_helpers import alembic, check_json, edit, ok

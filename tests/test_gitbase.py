@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migration_check.errors import ConfigError
-from migration_check.gitbase import find_base
+from migration_check.run.gitbase import find_base
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.server import find_binaries
+from migration_check.postgres.server import find_binaries
 
 from .fault_helpers import (
     SCENARIOS,

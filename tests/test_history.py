@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 
@@ -311,7 +311,7 @@ def test_bad_base_ref_is_one_line(
 ) -> None:
     project = scenario("history")
     _repo_on_feature(project)
-    # No verdict cache: the worker is started before the base is asked of git (runner.py).
+    # No verdict cache: the worker is started before the base is asked of git (run/check.py).
     monkeypatch.setenv("CHECK_MIGRATIONS_VERDICT_CACHE", "0")
     assert main(["--base-ref", "no-such-branch"]) == EXIT_ERROR
     err = capsys.readouterr().err
@@ -334,7 +334,7 @@ def _my_workers() -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"migration_check.worker" in cmdline:
+        if ppid == os.getpid() and b"migration_check.worker.main" in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migration_check.gitcheck import untracked_revisions
+from migration_check.run.untracked import untracked_revisions
 
 from .conftest import REPO, SCENARIOS
 
@@ -251,7 +251,8 @@ def test_this_repositorys_hook_config() -> None:
     schema's files, run through uv."""
     config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
     hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
-    assert {"ruff-check", "ruff-format", "mypy", "check-migrations"} <= hooks.keys()
+    expected = {"ruff-check", "ruff-format", "mypy", "import-linter", "check-migrations"}
+    assert expected <= hooks.keys()
     check = hooks["check-migrations"]
     assert check["entry"] == "uv run python tools/check_migrations.py"
     assert check["pass_filenames"] is False
@@ -259,7 +260,7 @@ def test_this_repositorys_hook_config() -> None:
     for path in ("expense_models/expenses.py", "alembic/versions/0003_x.py", "alembic.ini",
                  "alembic/env.py"):  # fmt: skip
         assert files.search(path), path
-    for path in ("README.md", "tools/migration_check/cli.py", "tests/test_cli.py",
+    for path in ("README.md", "tools/migration_check/cli/app.py", "tests/test_cli.py",
                  "alembic.ini.bak"):  # fmt: skip
         assert not files.search(path), path
     for name in (".pre-commit-config.yaml", ".pre-commit-hooks.yaml"):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from migration_check.filters import finding_path, parse_rules
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import KINDS, Finding
+from migration_check.run.ignores import finding_path, parse_rules
 
 from .conftest import ScenarioFactory
 

@@ -33,7 +33,7 @@ HOST_TESTS = """\
 import os
 from pathlib import Path
 
-from migration_check.cli import main
+from migration_check.cli.app import main
 
 
 def test_check():
@@ -54,7 +54,7 @@ calls = []
 signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
 handler = signal.getsignal(signal.SIGTERM)
 
-from migration_check.cli import main
+from migration_check.cli.app import main
 
 kept = signal.getsignal(signal.SIGTERM) is handler
 os.chdir(os.environ["PROJECT"])

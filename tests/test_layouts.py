@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 MODELS = """\
 import sqlalchemy as sa
@@ -276,7 +276,7 @@ def test_multidb_on_an_existing_server_leaves_no_database(
 ) -> None:
     import psycopg
 
-    from migration_check.server import SUPERUSER
+    from migration_check.postgres.server import SUPERUSER
 
     project = tmp_path / "project"
     alembic_init(project, "multidb")
@@ -346,7 +346,7 @@ def test_cache_sees_a_script_location_change_in_pyproject(
     )
     monkeypatch.chdir(project)
     # The migrated-database cache is under test: an unchanged check would be answered by the
-    # verdict cache (verdict.py) before any database is copied.
+    # verdict cache (caches/verdict.py) before any database is copied.
     monkeypatch.setenv("CHECK_MIGRATIONS_VERDICT_CACHE", "0")
     assert main([]) == EXIT_OK, capsys.readouterr()
     assert main([]) == EXIT_OK  # served from the cache

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Column, String, create_engine
 from sqlalchemy.pool import NullPool
 
-from migration_check.compare.modelsdb import ModelsDatabase, open_models_database
+from migration_check.worker.catalog.modelsdb import ModelsDatabase, open_models_database
 
 from .schema_dump import schema_dump
 
@@ -136,7 +136,7 @@ def test_the_comparison_never_shares_the_connection_with_the_early_build(
     """
     import sys
 
-    from migration_check.compare.catalog import compare_catalog
+    from migration_check.worker.catalog.compare import compare_catalog
 
     engine = create_engine(migrated, poolclass=NullPool)
     with engine.begin() as conn:

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import REPO, SCENARIOS, ScenarioFactory
 from .fault_helpers import (

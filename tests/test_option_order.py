@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_OK, main, subcommand_at
+from migration_check.cli.app import EXIT_ERROR, EXIT_OK, main, subcommand_at
 
 from .conftest import ScenarioFactory
 

@@ -31,6 +31,6 @@ def test_the_wheel_holds_only_the_checker(tmp_path: Path) -> None:
         dist_info = next(t for t in tops if t.endswith(".dist-info"))
         entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
     assert tops == {"migration_check", dist_info}
-    assert "check-migrations = migration_check.program:run" in entry_points
-    assert "check-migrations = migration_check.plugin" in entry_points  # pytest11
+    assert "check-migrations = migration_check.cli.program:run" in entry_points
+    assert "check-migrations = migration_check.cli.pytest_plugin" in entry_points  # pytest11
     assert "migration_check/worker.py" in names

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 
 from .fault_helpers import SCENARIOS, checker_env, run_checker
 from .second_server import OWNER_PASSWORD, PASSWORDS, SecondServer, second_server

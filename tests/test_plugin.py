@@ -100,11 +100,11 @@ def test_bad_settings_are_one_failing_item(pytester: pytest.Pytester) -> None:
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
     """Every pytest run in an environment with the package loads the plugin: keep it cheap."""
     code = (
-        "import sys, migration_check.plugin\n"
+        "import sys, migration_check.cli.pytest_plugin\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('migration_check', 'click', 'sqlalchemy', 'alembic', 'psycopg')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "['migration_check', 'migration_check.plugin']"
+    assert out.strip() == "['migration_check', 'migration_check.cli.pytest_plugin']"

@@ -8,9 +8,9 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects import postgresql
 
-from migration_check.filters import parse_rules
 from migration_check.findings import KINDS
-from migration_check.ops import findings_from_ops
+from migration_check.run.ignores import parse_rules
+from migration_check.worker.autogenerate.ops import findings_from_ops
 
 
 class GrantOp(ops.MigrateOperation):

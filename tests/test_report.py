@@ -16,10 +16,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from migration_check import __version__, cli
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check import __version__
+from migration_check.cli import app as cli
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import CheckResult, Finding, Location
-from migration_check.report import render_text
+from migration_check.report.formats import render_text
 
 from .conftest import REPO, ScenarioFactory
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import Finding
-from migration_check.project import next_rev_id
-from migration_check.revision import (
+from migration_check.run.project import next_rev_id
+from migration_check.worker.revision import (
     REVIEW_COMMENT,
     UNDONE_COMMENT,
     add_hand_written,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, main
+from migration_check.cli.app import EXIT_ERROR, main
 
 from .conftest import ScenarioFactory
 

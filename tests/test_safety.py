@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 from .fault_helpers import (

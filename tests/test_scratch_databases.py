@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migration_check.cli import EXIT_OK
-from migration_check.scratch import ScratchOwner, sweep
+from migration_check.cli.app import EXIT_OK
+from migration_check.postgres.scratch import ScratchOwner, sweep
 
 from .fault_helpers import (
     SCENARIOS,

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from migration_check.server import SUPERUSER, find_binaries
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.postgres.server import SUPERUSER, find_binaries
 
 from .conftest import ScenarioFactory
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_OK, main
+from migration_check.cli.app import EXIT_OK, main
 
 from .conftest import SCENARIOS
 from .second_server import OWNER, OWNER_PASSWORD, REAL_DB, SecondServer, second_server

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from migration_check.verdict import prune
+from migration_check.caches.verdict import prune
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .conftest import ScenarioFactory
 
@@ -460,8 +460,8 @@ def test_every_setting_is_in_the_key_unless_it_only_shapes_output(tmp_path: Path
     """A setting added later (say, one that turns a comparison off) is in the key by default."""
     import dataclasses
 
-    from migration_check.config import Settings
-    from migration_check.verdict import static_key
+    from migration_check.caches.verdict import static_key
+    from migration_check.settings import Settings
 
     ini = tmp_path / "alembic.ini"
     ini.write_text("[alembic]\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 
 from .fault_helpers import (
     run_checker,
@@ -168,7 +168,7 @@ def test_without_keep_warm_nothing_stays(project: Path, warm: Warm) -> None:
     # Other checks may run on this machine: only processes in this project's directory count.
     left = [
         pid
-        for needle in ("migration_check.warmd", "migration_check.worker")
+        for needle in ("migration_check.resident.daemon", "migration_check.worker.main")
         for pid in processes_mentioning(needle)
         if _in(pid, project)
     ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_check.cli import EXIT_ERROR
+from migration_check.cli.app import EXIT_ERROR
 
 from .fault_helpers import start_checker, wait_for_line, wait_pid_exit
 from .warm_helpers import Warm, hang, warm_state

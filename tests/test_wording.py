@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from migration_check.cli import EXIT_FINDINGS, EXIT_OK, main
-from migration_check.config import Settings
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import KINDS, Finding
-from migration_check.runner import run_check
+from migration_check.run.check import run_check
+from migration_check.settings import Settings
 
 from .conftest import ScenarioFactory
 
@@ -318,8 +318,9 @@ def test_findings_of_a_table_follow_the_model_lines(
 
 
 def test_locating_helpers_still_import_from_ops() -> None:
-    """The catalog comparison imports them from ops.py, where they lived before locate.py."""
-    from migration_check import locate, ops
+    """The catalog comparison imports them from worker/autogenerate/ops.py, where they lived before
+    worker/autogenerate/locate.py."""
+    from migration_check.worker.autogenerate import locate, ops
 
     assert ops._Locator is locate._Locator
     assert ops._class_location is locate._class_location

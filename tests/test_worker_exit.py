@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_check.cli import EXIT_OK, main
+from migration_check.cli.app import EXIT_OK, main
 
 from .conftest import ScenarioFactory
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from migration_check.server import SUPERUSER, find_binaries
+from migration_check.postgres.server import SUPERUSER, find_binaries
 
 __all__ = ["flask_project", "multidb_project", "start_from_dump"]
 

@@ -32,7 +32,7 @@ from pathlib import Path  # noqa: E402 - after the handlers: a signal here must 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 try:
-    from migration_check.program import run
+    from migration_check.cli.program import run
 except Exception:
     # The handler's SystemExit can come out of an import as another exception (Python wraps
     # what a ``__set_name__`` raises in a RuntimeError): the signal is what ended it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_check.server import PORT, SUPERUSER
+from migration_check.postgres.server import PORT, SUPERUSER
 
 
 @pytest.fixture(scope="session")

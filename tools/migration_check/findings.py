@@ -37,7 +37,7 @@ _AUTOGENERATE_KINDS = [
     "add_constraint",
     "remove_constraint",
 ]
-# The second opinion's own kinds (compare/catalog_render.py); where a change means the same as
+# The second opinion's own kinds (worker/catalog/render.py); where a change means the same as
 # one of autogenerate's kinds (add_check, modify_default, modify_fk, ...) the catalog reuses that
 # kind, so both opinions report it under one name (a finding's ``source`` tells them apart).
 _CATALOG_KINDS = [
@@ -56,9 +56,9 @@ _CATALOG_KINDS = [
     "modify_computed",
     "modify_collation",
 ]
-# Kinds of the ops Alembic extensions add to autogenerate (plugin_ops.py): ENUM types and their
-# labels (alembic-postgresql-enum, named as the catalog names them), alembic-utils' entities
-# (views, functions, triggers, ...), and ``plugin_op`` for an op no describer knows.
+# Kinds of the ops Alembic extensions add to autogenerate (worker/autogenerate/plugin_ops.py): ENUM
+# types and their labels (alembic-postgresql-enum, named as the catalog names them), alembic-utils'
+# entities (views, functions, triggers, ...), and ``plugin_op`` for an op no describer knows.
 _PLUGIN_KINDS = ["add_enum", "remove_enum", "add_entity", "modify_entity", "remove_entity",
                  "plugin_op"]  # fmt: skip
 KINDS: dict[str, str] = {
@@ -179,7 +179,7 @@ class CheckResult:
     # Why the catalog comparison (second opinion) did not run, when it was asked for and could not.
     catalog_skipped: str = ""
     # Set aside before reporting, so not in ``findings``: matched by an ignore rule
-    # (filters.py), or found in the baseline (baseline.py); and the baseline's entries that
+    # (run/ignores.py), or found in the baseline (run/baseline.py); and the baseline's entries that
     # no longer occur (fixed).
     ignored: list[Finding] = field(default_factory=list)
     baselined: list[Finding] = field(default_factory=list)

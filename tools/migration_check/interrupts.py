@@ -10,7 +10,7 @@ being dropped by a restored default.
 A host (``main([...])`` called from Python, the pytest plugin) lends them for one check
 (``hosted``): the check still tears down on either signal, then the host's handlers, excepthook
 and signal mask are put back and the signal is delivered again, to the host. Importing this
-module or cli.py changes nothing. Stdlib only, and cheap to import.
+module or cli/app.py changes nothing. Stdlib only, and cheap to import.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 __all__ = [
     "child_setup",
     "kill_group",
+    "live_pid",
     "proc_start_time",
     "signals_held",
     "staging_tag",
@@ -157,7 +158,8 @@ def _kill_postmaster(data: Path) -> None:
 
 
 class _Waitable(Protocol):
-    """A child that leads its process group: a ``Popen``, or a resident worker's (warm.py)."""
+    """A child that leads its process group: a ``Popen``, or a resident worker's
+    (run/resident_client.py)."""
 
     @property
     def pid(self) -> int: ...
@@ -177,3 +179,15 @@ def kill_group(proc: subprocess.Popen[Any] | _Waitable) -> None:
         except OSError:  # no process left in the group
             return
         time.sleep(0.01)
+
+
+def live_pid(pidfile: Path) -> int:
+    """The live process a pid file (``pid start-time``) names, or 0 (gone, or its pid reused)."""
+    try:
+        pid_s, start = pidfile.read_text().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return 0
+    if proc_start_time(pid) != start:
+        return 0
+    return pid

@@ -1,1 +1,0 @@
-"""The two opinions on whether the models match the migrated database."""

@@ -1,0 +1,242 @@
+"""The check's pipeline in the CLI process: load, provision, run the worker, tear down.
+
+This process imports no SQLAlchemy or Alembic (the worker does): it owns the server, the
+signals and the clock, so it can always clean up, whatever env.py does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migration_check.caches.migrated import CachePlan, choose_entry, scope_key
+from migration_check.caches.verdict import VerdictCache, holds_any, static_key
+from migration_check.findings import CheckResult, Finding
+from migration_check.fingerprints.startup import static_inputs
+from migration_check.postgres.server import (
+    PORT,
+    cache_base_dir,
+    find_binaries,
+    resolve_server_user,
+)
+from migration_check.run.gitbase import edited_revision_findings, find_base, stale_revision_findings
+from migration_check.run.project import (
+    display_path,
+    preflight,
+    project_drivername,
+    revision_command,
+    start_from_request,
+    sync_driver,
+)
+from migration_check.run.provision import provision
+from migration_check.run.untracked import untracked_revision_findings
+from migration_check.run.worker_process import (
+    Progress,
+    Worker,
+    run_worker,
+    spawn_worker,
+    worker_env,
+    worker_env_base,
+)
+from migration_check.settings import Settings
+
+__all__ = ["run_check"]
+
+
+def run_check(
+    settings: Settings,
+    progress: Progress = lambda _m: None,
+    *,
+    write_revision: dict[str, Any] | None = None,
+    history: bool = False,
+) -> CheckResult:
+    """Answer "would autogenerate produce a non-empty revision?" for one Alembic config.
+
+    With ``write_revision`` (the ``revision`` command's options) the worker also writes that
+    revision, as ``alembic revision --autogenerate`` would; ``CheckResult.written`` names it.
+    With ``history`` the revisions a change adds or edits (relative to its git base) are
+    checked too: round trips in the worker, edits and staleness here.
+    Raises a ``CheckError`` subclass when the question cannot be answered.
+    """
+    ini = preflight(settings)
+    # A Flask app is loaded from where `flask db` runs: the current directory.
+    project_dir = Path.cwd() if settings.flask_app else ini.parent
+    drivername = project_drivername(settings, ini)
+    start_from = start_from_request(settings)
+    database = f"check_migrations_{secrets.token_hex(6)}"
+    # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
+    keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
+    with contextlib.ExitStack() as stack:
+
+        def start_worker() -> Worker:
+            return stack.enter_context(
+                spawn_worker(worker_env_base(settings), project_dir, settings)
+            )
+
+        verdicts_dir = _verdicts_dir() if keep_verdicts else None
+        # Certain to be needed (no verdict to serve): started before the git questions and the
+        # caches' hashing, so its imports (0.35 s) overlap them too.
+        worker = None if verdicts_dir is not None and holds_any(verdicts_dir) else start_worker()
+        base, why_not = (
+            find_base(ini.parent, settings.base_ref, hook=os.environ.get("PRE_COMMIT") == "1")
+            if history
+            else (None, "")
+        )
+        # Before any server: an unchanged check is answered from the verdict cache.
+        verdicts = (
+            _verdict_cache(settings, ini, drivername, verdicts_dir, _history_key(base))
+            if verdicts_dir is not None
+            else None
+        )
+        history_ctx = _History(base, why_not if history else "")
+        cached = verdicts.lookup(progress) if verdicts is not None else None
+        if cached is not None:
+            return _result(settings, ini, cached, history_ctx)
+        plan = _cache_plan(settings, ini)
+        # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
+        # without bytecode) while this process starts the server, then waits on stdin.
+        if worker is None:
+            worker = start_worker()
+        target, admin, label, secrets_ = stack.enter_context(
+            provision(settings, database, progress, plan)
+        )
+        if plan is not None and plan.entry is not None:
+            database = plan.entry.database  # the copied cluster holds it, migrated
+        url = target.with_database(database, drivername=drivername)
+        sync_url = url.with_database(database, drivername=sync_driver(drivername))
+        request = {
+            "config": str(ini),
+            "name": settings.name,
+            "x_args": list(settings.x_args),
+            "url": url.render(hide_password=False),
+            "sync_url": sync_url.render(hide_password=False),
+            "database": database,
+            # In --database-url mode the CLI creates it, so it knows whether to drop it.
+            "create_database": not settings.database_url and (plan is None or plan.entry is None),
+            "throwaway_server": not settings.database_url,
+            "cache": plan.request() if plan is not None else None,
+            "mode": "revision" if write_revision is not None else "check",
+            "revision": write_revision,
+            "heads_expected": list(settings.heads)
+            if isinstance(settings.heads, tuple)
+            else settings.heads,
+            "history": {"added": list(base.added)} if base is not None else None,
+            "admin_conninfo": admin,
+            "connect_timeout": int(settings.connect_timeout),
+            "server_label": label,
+            # The second opinion (worker/catalog/compare.py); off: exactly `alembic check`'s
+            # verdict.
+            "catalog": not settings.autogenerate_only,
+            "record_inputs": verdicts is not None,
+            "start_from": start_from,
+            "flask_app": settings.flask_app,
+            # A line per revision where someone watches (a terminal, -v); else one per phase.
+            "progress_each": bool(settings.verbose or sys.stderr.isatty()),
+            "allowed": {
+                "host": target.socket_dir or target.host or "localhost",
+                "port": target.port or PORT,
+                "database": database,
+            },
+        }
+        request["environ"] = worker_env(url, sync_url, settings)
+        event = run_worker(request, worker, settings, progress, secrets_)
+        if plan is not None:
+            plan.store = event.get("cache_store")
+    if verdicts is not None and not verdicts.store(event) and settings.verbose:
+        why = event.get("inputs_refused") or "its inputs could not all be recorded"
+        progress(f"not storing the verdict: the project's code {why}; every check of it runs")
+    return _result(settings, ini, event, history_ctx)
+
+
+@dataclass(frozen=True)
+class _History:
+    """The git base of the change (None: no history checks) and why there is none."""
+
+    base: Any
+    why_not: str
+
+
+def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _History) -> CheckResult:
+    """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
+    version_dirs = list(event.get("version_dirs", []))
+    revision_ids = [str(r) for r in event.get("revision_ids", [])]
+    history_findings: list[Finding] = []
+    if history.base is not None:
+        history_findings += edited_revision_findings(history.base, version_dirs)
+        history_findings += stale_revision_findings(history.base, version_dirs)
+    return CheckResult(
+        findings=sorted(
+            [
+                *(Finding.from_dict(f) for f in event["findings"]),
+                *untracked_revision_findings(version_dirs),
+                *history_findings,
+            ],
+            key=Finding.sort_key,
+        ),
+        revisions_applied=int(event.get("revisions_applied", 0)),
+        heads=list(event.get("heads", [])),
+        version_dirs=version_dirs,
+        config_file=display_path(ini),
+        revision_command=revision_command(settings, ini, revision_ids),
+        written=[str(p) for p in event.get("written", [])],
+        revision_ids=revision_ids,
+        notices=[f"history checks skipped: {history.why_not}"] if history.why_not else [],
+        catalog_skipped=str(event.get("catalog_skipped") or ""),
+    )
+
+
+def _history_key(base: Any) -> str:
+    """The part of the git base the worker's round trips depend on (the files are hashed)."""
+    if base is None or not base.added:
+        return ""
+    return json.dumps([base.label, base.tip, base.modified_from, sorted(base.added)])
+
+
+def _verdict_cache(
+    settings: Settings, ini: Path, drivername: str, base: Path, history: str = ""
+) -> VerdictCache:
+    fingerprint = find_binaries(settings.postgres_bin).fingerprint()
+    environ = worker_env_base(settings)
+    key = static_key(
+        settings,
+        ini,
+        drivername=drivername,
+        pg_fingerprint=fingerprint,
+        worker_environ=environ,
+        history=history,
+    )
+    return VerdictCache(base, key, environ)
+
+
+def _verdicts_on(settings: Settings) -> bool:
+    """The verdict cache (caches/verdict.py) serves the throwaway server only: its build is
+    known."""
+    return not settings.database_url and settings.use_cache and settings.verdict_cache
+
+
+def _verdicts_dir() -> Path | None:
+    try:
+        return cache_base_dir() / "verdicts"
+    except OSError:
+        return None  # an unwritable cache directory costs speed, never the verdict
+
+
+def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
+    """The migrated-database cache (caches/migrated.py) serves the throwaway server only."""
+    if settings.database_url or not settings.use_cache:
+        return None
+    if settings.start_from or settings.flask_app:
+        # The key covers neither the dump nor the app's configuration: replay in full.
+        return None
+    binaries = find_binaries(settings.postgres_bin)
+    user = resolve_server_user(settings.server_user)
+    fingerprint = binaries.fingerprint()
+    scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
+    environ = worker_env_base(settings)
+    return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))

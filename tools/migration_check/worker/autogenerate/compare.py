@@ -1,0 +1,94 @@
+"""First opinion: autogenerate through env.py, exactly as ``alembic.command.check`` does."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from migration_check.findings import Finding
+from migration_check.worker.envpy import refuse_empty_metadata, run_env
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+__all__ = ["compare_autogenerate"]
+
+
+def compare_autogenerate(
+    cfg: Config,
+    script: ScriptDirectory,
+    url: str,
+    seen: dict[str, Any] | None = None,
+    *,
+    per_database: bool = False,
+    on_configured: Callable[[dict[str, Any]], None] | None = None,
+) -> list[Finding]:
+    """Autogenerate through env.py, exactly as ``alembic.command.check`` does.
+
+    ``seen`` receives what env.py configured (``opts``: target metadata, filters, version
+    table): the catalog comparison reads it there, after env.py and the revisions loaded.
+    ``per_database``: a multidb env.py runs autogenerate once per database, each adding its
+    own ``UpgradeOps`` (token ``<name>_upgrades``); each finding then says which database.
+    ``on_configured`` gets env.py's opts once, before autogenerate compares (the catalog
+    comparison starts building the models' database then).
+    """
+
+    from alembic import autogenerate as autogen
+
+    command_args = {
+        "message": None,
+        "autogenerate": True,
+        "sql": False,
+        "head": "head",
+        "splice": False,
+        "branch_label": None,
+        "version_path": None,
+        "rev_id": None,
+        "depends_on": None,
+    }
+    revision_context = autogen.RevisionContext(cfg, script, command_args)
+    found: list[Finding] = []
+    state: dict[str, Any] = {"called": False}
+
+    def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
+        state["called"] = True
+        if seen is not None:
+            seen["opts"] = dict(context.opts)
+        refuse_empty_metadata(context, script)
+        if on_configured is not None and not state.get("configured"):
+            state["configured"] = True
+            on_configured(dict(context.opts))
+        revision_context.run_autogenerate(rev, context)
+        # env.py's process_revision_directives may drop an empty revision (a cookbook recipe).
+        if revision_context.generated_revisions:
+            from migration_check.worker.autogenerate.ops import findings_from_ops
+
+            script_ = revision_context.generated_revisions[-1]
+            # Only the ops this call added: earlier databases' ops are already counted.
+            for upgrade_ops in script_.upgrade_ops_list[state.get("seen", 0) :]:
+                batch = findings_from_ops(upgrade_ops, context)
+                token = str(upgrade_ops.upgrade_token or "")
+                if per_database and token.endswith("_upgrades"):
+                    database = token.removesuffix("_upgrades")
+                    batch = [
+                        dataclasses.replace(f, message=f"database {database}: {f.message}")
+                        for f in batch
+                    ]
+                found.extend(batch)
+            state["seen"] = len(script_.upgrade_ops_list)
+        return []
+
+    run_env(
+        cfg,
+        script,
+        url,
+        state,
+        phase="compare",
+        fn=retrieve,
+        template_args=revision_context.template_args,
+        revision_context=revision_context,
+    )
+    return found
