@@ -22,6 +22,7 @@ from migration_check.fingerprints.closure import closure_changed, record_closure
 from migration_check.fingerprints.digests import file_digests, unchanged
 from migration_check.fingerprints.inputs import merge_inputs
 from migration_check.protocol import MIGRATED_FORMAT as FORMAT
+from migration_check.worker.envpy import toml_file_name
 
 if TYPE_CHECKING:
     from migration_check.fingerprints.inputs import InputRecorder
@@ -134,7 +135,8 @@ class WorkerCache:
         locations = _version_locations(script)
         self.locations = [str(p.resolve()) for p in locations]
         # pyproject.toml's [tool.alembic] (Alembic 1.16+ layouts) configures the history too.
-        toml = [Path(cfg.toml_file_name).resolve()] if cfg.toml_file_name else []
+        toml_name = toml_file_name(cfg)
+        toml = [Path(toml_name).resolve()] if toml_name else []
         with self._own_reads():
             self.files = file_digests(
                 [Path(cfg.config_file_name).resolve(), env_py, *toml],

@@ -7,6 +7,7 @@ goes through ``run_env``, so each failure is named the same way wherever it happ
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,32 @@ __all__ = [
     "no_script_location",
     "refuse_empty_metadata",
     "run_env",
+    "toml_file_name",
 ]
+
+
+def _read_toml(cfg: Config, toml: str) -> str | None:
+    """``script_location`` from the ini or ``[tool.alembic]``, the TOML parsed now."""
+    import tomllib
+
+    from alembic.util import CommandError
+
+    try:
+        # Parsed now, whatever the ini holds: Alembic reads [tool.alembic] for other keys
+        # (version_locations, prepend_sys_path) later, where a TOML error is no one line.
+        cfg.toml_alembic_config  # noqa: B018
+        location: str | None = cfg.get_alembic_option("script_location")
+    except (tomllib.TOMLDecodeError, CommandError) as exc:
+        raise Failure(
+            "config", f"{os.path.relpath(toml)}: [tool.alembic]: {one_line(exc)}"
+        ) from exc
+    return location
+
+
+def toml_file_name(cfg: Config) -> str | None:
+    """The pyproject.toml Alembic reads ``[tool.alembic]`` from (None before Alembic 1.16)."""
+    name: str | None = getattr(cfg, "toml_file_name", None)
+    return name
 
 
 def alembic_config(req: dict[str, Any], url: str) -> Config:
@@ -38,10 +64,8 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
     files itself, so every layout ``alembic init`` creates is read the same way.
     """
     import configparser
-    import tomllib
 
     from alembic.config import Config
-    from alembic.util import CommandError
 
     ini = req["config"]
     cmd_opts = argparse.Namespace(
@@ -52,12 +76,10 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
         raiseerr=True,
     )
     toml = os.path.join(os.path.dirname(ini), "pyproject.toml")
-    cfg = Config(
-        ini,
-        ini_section=req["name"],
-        toml_file=toml if os.path.isfile(toml) else None,
-        cmd_opts=cmd_opts,
-    )
+    # [tool.alembic] arrived in Alembic 1.16; an older Alembic reads the ini alone, as it would.
+    takes_toml = "toml_file" in inspect.signature(Config.__init__).parameters
+    extra: dict[str, Any] = {"toml_file": toml} if os.path.isfile(toml) and takes_toml else {}
+    cfg = Config(ini, ini_section=req["name"], cmd_opts=cmd_opts, **extra)
     shown = os.path.relpath(ini)
     try:
         cfg.file_config  # noqa: B018 (read now, so a broken file is named here)
@@ -65,15 +87,10 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
         raise Failure(
             "config", f"{shown}: not a valid ini file ({one_line(exc)})", detail=str(exc)
         ) from exc
-    try:
-        # Parsed now, whatever the ini holds: Alembic reads [tool.alembic] for other keys
-        # (version_locations, prepend_sys_path) later, where a TOML error is no one line.
-        cfg.toml_alembic_config  # noqa: B018
-        script_location = cfg.get_alembic_option("script_location")
-    except (tomllib.TOMLDecodeError, CommandError) as exc:
-        raise Failure(
-            "config", f"{os.path.relpath(toml)}: [tool.alembic]: {one_line(exc)}"
-        ) from exc
+    if not takes_toml:
+        script_location = cfg.get_main_option("script_location")
+    else:
+        script_location = _read_toml(cfg, toml)
     # A Flask-Migrate project sets it at run time, from the app (worker/layouts/flaskapp.py).
     if script_location is None and not req.get("flask_app"):
         raise Failure("config", no_script_location(cfg))
@@ -97,7 +114,7 @@ def no_script_location(cfg: Config) -> str:
             f"{shown}: no [{name}] section (sections: {sections or 'none'}); "
             "pass the section holding script_location with --name"
         )
-    toml = " nor in [tool.alembic] of pyproject.toml" if cfg.toml_file_name else ""
+    toml = " nor in [tool.alembic] of pyproject.toml" if toml_file_name(cfg) else ""
     if _reads_flask_app(os.path.dirname(os.path.abspath(str(cfg.config_file_name)))):
         # Flask-Migrate's alembic.ini has none: `flask db` sets it from the app.
         return (

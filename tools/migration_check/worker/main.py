@@ -27,8 +27,14 @@ from migration_check.fingerprints.inputs import merge_inputs, start_recording
 from migration_check.worker.admin import connect_admin, create_database
 from migration_check.worker.autogenerate.compare import compare_autogenerate
 from migration_check.worker.bytecode import validate_project_bytecode_by_content
+from migration_check.worker.compat import sync_url
 from migration_check.worker.diagnose import Failure, one_line
-from migration_check.worker.envpy import alembic_config, databases, no_script_location
+from migration_check.worker.envpy import (
+    alembic_config,
+    databases,
+    no_script_location,
+    toml_file_name,
+)
 from migration_check.worker.guard import install_guard, refused, refused_message
 from migration_check.worker.history import BaseCatch, round_trip_scratch
 from migration_check.worker.layouts.flaskapp import FlaskApp
@@ -104,6 +110,7 @@ def run(
     Returns the result and the migrated-database cache's side of the run (None without one),
     whose entry's inputs a verdict built on a cached database depends on too.
     """
+    req["sync_url"] = sync_url(req["sync_url"])
     if req.get("create_database"):
         _create_scratch(req)
     if req.get("start_from"):
@@ -275,9 +282,10 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
 def _script_location_origin(cfg: Config) -> str:
     """The file that set script_location: the ini, or pyproject.toml's [tool.alembic]."""
     name = cfg.config_ini_section
-    if cfg.file_config.has_option(name, "script_location") or not cfg.toml_file_name:
+    toml = toml_file_name(cfg)
+    if cfg.file_config.has_option(name, "script_location") or not toml:
         return os.path.relpath(str(cfg.config_file_name))
-    return f"{os.path.relpath(cfg.toml_file_name)} [tool.alembic]"
+    return f"{os.path.relpath(toml)} [tool.alembic]"
 
 
 def main() -> int:

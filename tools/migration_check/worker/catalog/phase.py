@@ -26,11 +26,24 @@ class PendingModelsDatabase:
 
     def __init__(self, req: dict[str, Any]) -> None:
         import psycopg
+        import sqlalchemy
 
-        # Bound now, before install_guard() replaces it: the checker's own way in.
-        connect = psycopg.Connection.connect
+        from migration_check.worker.compat import sqlalchemy_major
+
         self._db: ModelsDatabase | None = None
         self._error = ""
+        if sqlalchemy_major() < 2:
+            # The build wraps the checker's psycopg 3 connection in an engine, a dialect that
+            # arrived in SQLAlchemy 2.0: an older one gets autogenerate's opinion alone.
+            self._error = (
+                f"the catalog comparison needs SQLAlchemy 2.0 or later (this project has "
+                f"{sqlalchemy.__version__}); only the autogenerate comparison ran"
+            )
+            self._thread = threading.Thread(target=lambda: None)
+            self._thread.start()
+            return
+        # Bound now, before install_guard() replaces it: the checker's own way in.
+        connect = psycopg.Connection.connect
 
         def create() -> None:
             from migration_check.worker.diagnose import one_line
