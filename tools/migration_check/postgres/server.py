@@ -156,8 +156,11 @@ class ThrowawayServer:
         target = shared / f"{self.binaries.fingerprint()}-tree"
         package = install.parent
         copied_bin = target / package.name / install.name / "bin"
+        # A run SIGKILLed mid-copy left its staging (40 MB): the next run that needs the copy
+        # removes it, as the cache's own staging is (its name says whose it was).
+        sweep_dead_staging(shared)
         if not (copied_bin / "postgres").is_file():
-            staging = shared / f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+            staging = shared / f".tmp-tree-{staging_tag()}-{secrets.token_hex(4)}"
             shutil.copytree(install, staging / package.name / install.name, symlinks=True)
             libs = package.parent / f"{package.name}.libs"
             if self.binaries.bundled and libs.is_dir():
