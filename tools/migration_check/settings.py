@@ -12,11 +12,25 @@ import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from migration_check.errors import ConfigError
 
-__all__ = ["FormatType", "Settings", "load_settings", "parse_duration"]
+__all__ = ["FormatType", "Settings", "env_number", "load_settings", "parse_duration"]
+
+_N = TypeVar("_N", int, float)
+
+
+def env_number(name: str, default: _N, *, minimum: _N) -> _N:
+    """A tuning variable (``CHECK_MIGRATIONS_CACHE_ENTRIES``, ...): unset or malformed, the default.
+
+    These bound caches and sweeps, not what a check finds: a typo must not fail the check.
+    """
+    raw = os.environ.get(name, "")
+    try:
+        return max(minimum, type(default)(raw)) if raw else default
+    except ValueError:
+        return default
 
 
 class FormatType(StrEnum):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from migration_check.errors import ServerError
+from migration_check.settings import env_number
 
 __all__ = [
     "bound_pycache",
@@ -87,13 +88,6 @@ def cache_problem() -> str | None:
     return None
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, "") or default))
-    except ValueError:
-        return default
-
-
 def _discard(path: Path, base: Path) -> bool:
     """Rename ``path`` out of sight, then delete it: a concurrent run sees it whole or not."""
     trash = base / f".trash-{path.name}-{secrets.token_hex(4)}"
@@ -128,7 +122,11 @@ def prune_clusters(base: Path, *, keep: int | None = None) -> list[Path]:
     A run marks the cluster it copies (``os.utime``) first, so the one in use is the newest;
     a run whose copy still loses the race falls back to ``initdb``.
     """
-    keep = _int_env("CHECK_MIGRATIONS_CACHE_CLUSTERS", _DEFAULT_CLUSTERS) if keep is None else keep
+    keep = (
+        env_number("CHECK_MIGRATIONS_CACHE_CLUSTERS", _DEFAULT_CLUSTERS, minimum=1)
+        if keep is None
+        else keep
+    )
     clusters = []
     for path in base.glob("cluster-*"):
         with contextlib.suppress(OSError):
@@ -162,7 +160,9 @@ def bound_pycache(root: Path, *, cap_bytes: int | None = None, every: float = 36
     worker costs it a recompilation at worst. Returns the bytes removed.
     """
     if cap_bytes is None:
-        cap_bytes = _int_env("CHECK_MIGRATIONS_PYCACHE_MB", _DEFAULT_PYCACHE_MB) * 1024 * 1024
+        cap_bytes = (
+            env_number("CHECK_MIGRATIONS_PYCACHE_MB", _DEFAULT_PYCACHE_MB, minimum=1) * 1024 * 1024
+        )
     stamp = root / _PYCACHE_STAMP
     with contextlib.suppress(OSError):
         if time.time() - stamp.stat().st_mtime < every:

@@ -52,6 +52,7 @@ from migration_check.fingerprints.digests import (
 from migration_check.fingerprints.startup import static_inputs
 from migration_check.processes import staging_tag
 from migration_check.protocol import MIGRATED_FORMAT as FORMAT
+from migration_check.settings import env_number
 
 __all__ = [
     "FORMAT",
@@ -67,11 +68,7 @@ _DEFAULT_ENTRIES = 5
 
 
 def max_entries() -> int:
-    raw = os.environ.get("CHECK_MIGRATIONS_CACHE_ENTRIES", "")
-    try:
-        return max(1, int(raw)) if raw else _DEFAULT_ENTRIES
-    except ValueError:
-        return _DEFAULT_ENTRIES
+    return env_number("CHECK_MIGRATIONS_CACHE_ENTRIES", _DEFAULT_ENTRIES, minimum=1)
 
 
 def scope_key(*, pg_fingerprint: str, uid: int, ini: Path, name: str) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 from migration_check.fingerprints.closure import stamps_changed
 from migration_check.fingerprints.digests import expected_env, file_digest, unchanged
 from migration_check.fingerprints.startup import static_inputs
-from migration_check.settings import Settings
+from migration_check.settings import Settings, env_number
 
 __all__ = ["FORMAT", "VerdictCache", "holds_any", "prune", "static_key"]
 
@@ -140,11 +140,7 @@ def static_key(
 
 
 def max_entries() -> int:
-    raw = os.environ.get("CHECK_MIGRATIONS_VERDICT_ENTRIES", "")
-    try:
-        return max(1, int(raw)) if raw else _DEFAULT_ENTRIES
-    except ValueError:
-        return _DEFAULT_ENTRIES
+    return env_number("CHECK_MIGRATIONS_VERDICT_ENTRIES", _DEFAULT_ENTRIES, minimum=1)
 
 
 def _closure_changed(recorded: Any) -> str | None:

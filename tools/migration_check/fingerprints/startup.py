@@ -29,6 +29,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+from migration_check.fingerprints.digests import file_digest
+
 __all__ = ["GETENV_NAMES", "GETENV_PREFIXES", "getenv_key", "startup_paths", "static_inputs"]
 
 # PYTHON*: the interpreter's start-up (sys.path, flags, -X options, hash seed, warnings, utf-8
@@ -83,18 +85,8 @@ def getenv_key(
     for name in ("PGSERVICEFILE", "PGPASSFILE", "PGSYSCONFDIR", "PYTHONSTARTUP"):
         path = worker_environ.get(name)
         if path:
-            out[f"file:{name}"] = _file_digest(path)
+            out[f"file:{name}"] = file_digest(path)
     return dict(sorted(out.items()))
-
-
-def _file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "unreadable"
 
 
 def _executable_identity() -> str:

@@ -18,13 +18,13 @@ only its age says it is dead. Only databases the role may drop are considered.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from migration_check.errors import ServerError
+from migration_check.settings import env_number
 
 __all__ = ["ScratchOwner", "create_scratch", "lock_key", "sweep_age"]
 
@@ -36,11 +36,7 @@ _DEFAULT_AGE = 60.0
 
 def sweep_age() -> float:
     """Seconds an unmarked, unowned scratch database must stay so before a sweep drops it."""
-    raw = os.environ.get("CHECK_MIGRATIONS_SWEEP_AGE", "")
-    try:
-        return max(0.0, float(raw)) if raw else _DEFAULT_AGE
-    except ValueError:
-        return _DEFAULT_AGE
+    return env_number("CHECK_MIGRATIONS_SWEEP_AGE", _DEFAULT_AGE, minimum=0.0)
 
 
 def lock_key(database: str) -> tuple[int, int] | None:
