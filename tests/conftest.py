@@ -23,11 +23,9 @@ from migration_check.postgres.server import (
     find_binaries,
     resolve_server_user,
 )
-
-from .fault_helpers import shared_dir
-
-REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+from tests.helpers.faults import shared_dir
+from tests.helpers.paths import SCENARIOS
+from tests.helpers.scenarios import ScenarioFactory
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -113,14 +111,3 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScenarioFactory
     """Copy a scenario project to tmp_path and chdir there, as a user runs the checker."""
     monkeypatch.chdir(tmp_path)
     return ScenarioFactory(tmp_path)
-
-
-class ScenarioFactory:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-
-    def __call__(self, name: str, dest: str = "project") -> Path:
-        target = self.tmp_path / dest
-        shutil.copytree(SCENARIOS / name, target, ignore=shutil.ignore_patterns("__pycache__"))
-        os.chdir(target)
-        return target
