@@ -20,35 +20,14 @@ import pytest
 from migration_check.caches.dirs import bound_pycache
 from migration_check.caches.migrated import FORMAT, prune
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
-from tests.helpers.faults import shared_dir
+from tests.helpers.checker import shared_dir
+from tests.helpers.edits import NEW_REVISION, edit
 from tests.helpers.paths import REPO
 from tests.helpers.prereq import require_mount
 from tests.helpers.scenarios import ScenarioFactory
 
 USING = "using cached migrated database"
 STORED = "cached the migrated database for later runs"
-
-NEW_REVISION = '''"""phone
-
-Revision ID: 0003
-Revises: 0002
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("users", sa.Column("phone", sa.String(30), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("users", "phone")
-'''
 
 
 @pytest.fixture
@@ -62,12 +41,6 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _entries(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.glob("migrated-*"))
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -100,7 +73,7 @@ def test_edited_old_revision_is_replayed_not_served_stale(
     project = scenario("base")
     assert _check(capsys)[0] == EXIT_OK
     # The oldest revision now builds a wider column than the models declare.
-    _edit(project / "versions" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
+    edit(project / "versions" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
     rc, out, err = _check(capsys)
     assert rc == EXIT_FINDINGS, err
     assert USING not in err
@@ -125,7 +98,7 @@ def test_edited_env_or_ini_misses_the_cache(
 ) -> None:
     project = scenario("base")
     assert _check(capsys)[0] == EXIT_OK
-    _edit(project / filename, old, new)
+    edit(project / filename, old, new)
     rc, _out, err = _check(capsys)
     assert rc == EXIT_OK
     assert USING not in err
@@ -182,7 +155,7 @@ def test_edited_models_replay_from_empty(
     """env.py imported the models and may read a setting from them: they are in the key."""
     project = scenario("base")
     assert _check(capsys)[0] == EXIT_OK
-    _edit(
+    edit(
         project / "models.py",
         "    name: Mapped[str | None] = mapped_column(String(100))\n",
         "    name: Mapped[str | None] = mapped_column(String(100))\n"
@@ -304,8 +277,8 @@ def test_relative_script_location_from_another_directory_hits(
 ) -> None:
     """Recorded paths are absolute: the CLI re-hashes them from its own working directory."""
     project = scenario("base")
-    _edit(project / "alembic.ini", "script_location = %(here)s", "script_location = .")
-    _edit(project / "alembic.ini", "version_locations = %(here)s/versions", "")
+    edit(project / "alembic.ini", "script_location = %(here)s", "script_location = .")
+    edit(project / "alembic.ini", "version_locations = %(here)s/versions", "")
     monkeypatch.chdir(project.parent)
     assert _check(capsys, "--config", "project/alembic.ini")[0] == EXIT_OK
     rc, _out, err = _check(capsys, "--config", "project/alembic.ini")
@@ -320,7 +293,7 @@ def test_env_py_setting_version_locations_is_never_served_stale(
     project = scenario("base")
     (project / "versions").rename(project / "history")
     (project / "versions").mkdir()
-    _edit(
+    edit(
         project / "env.py",
         "target_metadata = metadata\n",
         "target_metadata = metadata\n"
@@ -331,7 +304,7 @@ def test_env_py_setting_version_locations_is_never_served_stale(
     assert rc == EXIT_OK, out + err
     assert "2 revision(s) applied" in out
     assert STORED not in err
-    _edit(project / "history" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
+    edit(project / "history" / "0001_initial.py", "sa.String(100)", "sa.String(120)")
     rc, out, err = _check(capsys)
     assert rc == EXIT_FINDINGS
     assert USING not in err
@@ -387,7 +360,7 @@ def test_every_import_shape_invalidates_the_entry(
     (project / "hpkg" / "outer.py").write_text("from hpkg.inner import LEN\n\n__all__ = ['LEN']\n")
     top, body = IMPORT_SHAPES[shape]
     (project / "versions" / "0003_code.py").write_text(HELPER_REVISION.format(top=top, body=body))
-    _edit(
+    edit(
         project / "models.py",
         "    name: Mapped[str | None] = mapped_column(String(100))\n",
         "    name: Mapped[str | None] = mapped_column(String(100))\n"

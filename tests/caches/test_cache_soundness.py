@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from migration_check.postgres.server import find_binaries
+from tests.helpers.edits import edit
 from tests.helpers.soundness import (
     DB_STORED,
     PY_DIR,
@@ -26,7 +27,6 @@ from tests.helpers.soundness import (
     add_user_column,
     differential,
     drift_in_notes,
-    edit,
     make_venv,
     name_length_from,
     new_check,

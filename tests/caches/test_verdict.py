@@ -9,7 +9,6 @@ edits and compares the cached and uncached verdicts at every step.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import pytest
 
 from migration_check.caches.verdict import prune
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import NEW_REVISION, edit
+from tests.helpers.git import git
 from tests.helpers.scenarios import ScenarioFactory
 
 HIT = "(cached verdict"
@@ -41,12 +42,6 @@ def _check(capsys: Capsys, *args: str) -> tuple[int, str, str]:
     rc = main(list(args))
     out = capsys.readouterr()
     return rc, out.out, out.err
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def _stored_then(capsys: Capsys, *args: str) -> tuple[int, str]:
@@ -75,9 +70,9 @@ def test_unchanged_inputs_serve_the_same_output_and_exit_code(
     assert _stored_then(capsys)[0] == EXIT_OK
     assert len(_verdicts(cache_dir)) == 1
     # A drifting project is stored and served as such too: exit 1 and the same findings.
-    _edit(project / "models.py", "    body: Mapped[str] = mapped_column(String(500))\n",
-          "    body: Mapped[str] = mapped_column(String(500))\n"
-          "    pinned: Mapped[bool | None]\n")  # fmt: skip
+    edit(project / "models.py", "    body: Mapped[str] = mapped_column(String(500))\n",
+         "    body: Mapped[str] = mapped_column(String(500))\n"
+         "    pinned: Mapped[bool | None]\n")  # fmt: skip
     rc, out = _stored_then(capsys, "--format", "json")
     assert rc == EXIT_FINDINGS
     assert '"pinned"' in out
@@ -142,29 +137,29 @@ def _prepare(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (libs / "fakelib-1.0.dist-info" / "METADATA").write_text("Name: fakelib\nVersion: 1.0\n")
     monkeypatch.setenv("PYTHONPATH", str(libs))
     models = project / "models.py"
-    _edit(models, "from sqlalchemy import", "import json\nimport os\n\nimport fakelib\n"
-          "from helpers import NAME_LENGTH\nfrom hpkg.outer import BODY_LENGTH\n"
-          "from sqlalchemy import")  # fmt: skip
-    _edit(models, "metadata = MetaData(",
-          'LENGTHS = json.load(open("lengths.json"))\n'
-          'STATUS_DEFAULT = os.environ.get("STATUS_DEFAULT", "active")\n\n'
-          "metadata = MetaData(")  # fmt: skip
-    _edit(models, "String(200)", 'String(LENGTHS["email"])')
-    _edit(models, "String(100)", "String(NAME_LENGTH)")
-    _edit(models, "String(500)", "String(BODY_LENGTH)")
-    _edit(models, "String(20), server_default=text(\"'active'\")",
-          "String(fakelib.STATUS_LENGTH), "
-          "server_default=text(f\"'{STATUS_DEFAULT}'\")")  # fmt: skip
+    edit(models, "from sqlalchemy import", "import json\nimport os\n\nimport fakelib\n"
+         "from helpers import NAME_LENGTH\nfrom hpkg.outer import BODY_LENGTH\n"
+         "from sqlalchemy import")  # fmt: skip
+    edit(models, "metadata = MetaData(",
+         'LENGTHS = json.load(open("lengths.json"))\n'
+         'STATUS_DEFAULT = os.environ.get("STATUS_DEFAULT", "active")\n\n'
+         "metadata = MetaData(")  # fmt: skip
+    edit(models, "String(200)", 'String(LENGTHS["email"])')
+    edit(models, "String(100)", "String(NAME_LENGTH)")
+    edit(models, "String(500)", "String(BODY_LENGTH)")
+    edit(models, "String(20), server_default=text(\"'active'\")",
+         "String(fakelib.STATUS_LENGTH), "
+         "server_default=text(f\"'{STATUS_DEFAULT}'\")")  # fmt: skip
     env_py = project / "env.py"
     # As this repository's env.py does: variables from a .env file python-dotenv finds.
     env_py.write_text("from dotenv import load_dotenv\n\nload_dotenv()\n" + env_py.read_text())
-    _edit(env_py, "target_metadata = metadata\n", "target_metadata = metadata\n"
-          "SKIP = set(context.get_x_argument(as_dictionary=True).get('skip', '').split(','))\n"
-          "SKIP |= set(config.get_main_option('skip_tables', '').split(','))\n\n\n"
-          "def include_object(obj, name, type_, reflected, compare_to):\n"
-          "    table = name if type_ == 'table' else getattr(getattr(obj, 'table', None), "
-          "'name', None)\n"
-          "    return table not in SKIP\n")  # fmt: skip
+    edit(env_py, "target_metadata = metadata\n", "target_metadata = metadata\n"
+         "SKIP = set(context.get_x_argument(as_dictionary=True).get('skip', '').split(','))\n"
+         "SKIP |= set(config.get_main_option('skip_tables', '').split(','))\n\n\n"
+         "def include_object(obj, name, type_, reflected, compare_to):\n"
+         "    table = name if type_ == 'table' else getattr(getattr(obj, 'table', None), "
+         "'name', None)\n"
+         "    return table not in SKIP\n")  # fmt: skip
     text = env_py.read_text().replace(
         "compare_server_default=True)",
         "compare_server_default=True, include_object=include_object)",
@@ -185,23 +180,23 @@ def _shadow(project: Path) -> None:
 
 
 def _drift_in_notes(project: Path) -> None:
-    _edit(project / "models.py", "    body: Mapped[str] = mapped_column(String(BODY_LENGTH))\n",
-          "    body: Mapped[str] = mapped_column(String(BODY_LENGTH))\n"
-          "    pinned: Mapped[bool | None]\n")  # fmt: skip
+    edit(project / "models.py", "    body: Mapped[str] = mapped_column(String(BODY_LENGTH))\n",
+         "    body: Mapped[str] = mapped_column(String(BODY_LENGTH))\n"
+         "    pinned: Mapped[bool | None]\n")  # fmt: skip
 
 
 EDITS: dict[str, tuple[Callable[[Path], object], int]] = {
-    "model file": (lambda p: _edit(p / "models.py", "String(NAME_LENGTH)", "String(101)"), 1),
+    "model file": (lambda p: edit(p / "models.py", "String(NAME_LENGTH)", "String(101)"), 1),
     "module the models import": (lambda p: (p / "helpers.py").write_text("NAME_LENGTH = 99\n"), 1),
     "module imported through another": (
         lambda p: (p / "hpkg" / "inner.py").write_text("BODY_LENGTH = 501\n"),
         1,
     ),
     "data file the models read": (lambda p: (p / "lengths.json").write_text('{"email": 250}'), 1),
-    "env.py": (lambda p: _edit(p / "env.py", "return table not in SKIP", "return True"), 0),
-    "revision": (lambda p: _edit(p / "versions" / "0002_notes.py", "String(500)", "String(50)"), 1),
+    "env.py": (lambda p: edit(p / "env.py", "return table not in SKIP", "return True"), 0),
+    "revision": (lambda p: edit(p / "versions" / "0002_notes.py", "String(500)", "String(50)"), 1),
     "alembic.ini": (
-        lambda p: _edit(
+        lambda p: edit(
             p / "alembic.ini", "prepend_sys_path = .", "prepend_sys_path = .\nskip_tables = users"
         ),
         0,
@@ -223,7 +218,7 @@ def test_each_input_kind_misses_the_cache(
 ) -> None:
     project = scenario("base")
     _prepare(project, monkeypatch)
-    edit, expected = EDITS[kind]
+    change, expected = EDITS[kind]
     if kind == "a .env file edited":
         (project / ".env").write_text("STATUS_DEFAULT=active\n")
     if expected == EXIT_OK:
@@ -231,19 +226,19 @@ def test_each_input_kind_misses_the_cache(
         if kind == "env.py":
             args: tuple[str, ...] = ("-x", "skip=notes")
         else:
-            _edit(project / "alembic.ini", "prepend_sys_path = .", "prepend_sys_path = .\n"
-                  "skip_tables = users")  # fmt: skip
+            edit(project / "alembic.ini", "prepend_sys_path = .", "prepend_sys_path = .\n"
+                 "skip_tables = users")  # fmt: skip
             args = ()
         assert _stored_then(capsys, *args)[0] == (EXIT_OK if kind == "env.py" else EXIT_FINDINGS)
         expected_now = EXIT_FINDINGS
         if kind == "alembic.ini":
-            edit = lambda p: _edit(p / "alembic.ini", "skip_tables = users", "skip_tables = notes")  # noqa: E731
+            change = lambda p: edit(p / "alembic.ini", "skip_tables = users", "skip_tables = notes")  # noqa: E731
             expected_now = EXIT_OK
     else:
         args = ()
         assert _stored_then(capsys)[0] == EXIT_OK
         expected_now = expected
-    edit(project)
+    change(project)
     assert _misses_and_agrees(capsys, *args) == expected_now
 
 
@@ -284,42 +279,14 @@ def test_x_arguments_environment_and_settings_miss(
     assert _misses_and_agrees(capsys, "-x", "skip=users") == EXIT_FINDINGS
 
 
-def _git(project: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
-    subprocess.run(["git", *args], cwd=project, env=env, check=True, capture_output=True)
-
-
-NEW_REVISION = '''"""phone
-
-Revision ID: 0003
-Revises: 0002
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("users", sa.Column("phone", sa.String(30), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("users", "phone")
-'''
-
-
+@pytest.mark.usefixtures("git_identity")
 def test_untracked_revision_check_runs_on_a_cached_verdict(
     scenario: ScenarioFactory, cache_dir: Path, capsys: Capsys
 ) -> None:
     project = scenario("base")
-    _git(project, "init", "-q")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "initial")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "initial")
     assert _stored_then(capsys)[0] == EXIT_OK
     # A new revision file alone, never git-added: the version directory's listing changed.
     (project / "versions" / "0003_phone.py").write_text(NEW_REVISION)
@@ -330,18 +297,18 @@ def test_untracked_revision_check_runs_on_a_cached_verdict(
     assert "remove_column" in out
     # Its model change follows.
     email = "    email: Mapped[str] = mapped_column(String(200), unique=True)\n"
-    _edit(project / "models.py", email,
-          email + "    phone: Mapped[str | None] = mapped_column(String(30))\n")  # fmt: skip
+    edit(project / "models.py", email,
+         email + "    phone: Mapped[str | None] = mapped_column(String(30))\n")  # fmt: skip
     rc, out, err = _check(capsys)
     assert HIT not in err
     assert rc == EXIT_FINDINGS
     assert "remove_column" not in out
     # Same files, now staged: the stored worker verdict is reused, the git check is not.
-    _git(project, "add", "-A")
+    git(project, "add", "-A")
     rc, out, err = _check(capsys)
     assert HIT in err
     assert rc == EXIT_OK, out
-    _git(project, "rm", "-q", "--cached", "versions/0003_phone.py")
+    git(project, "rm", "-q", "--cached", "versions/0003_phone.py")
     rc, out, err = _check(capsys)
     assert HIT in err
     assert rc == EXIT_FINDINGS
@@ -354,10 +321,10 @@ def test_file_edited_while_the_worker_reads_it_is_not_stored(
     project = scenario("base")
     _prepare(project, monkeypatch)
     # env.py edits a module after importing it: what ran is not what is on disk afterwards.
-    _edit(project / "env.py", "target_metadata = metadata\n", "target_metadata = metadata\n"
-          "import helpers\n"
-          "with open(helpers.__file__, 'a') as fh:\n"
-          "    fh.write('# edited during the run\\n')\n")  # fmt: skip
+    edit(project / "env.py", "target_metadata = metadata\n", "target_metadata = metadata\n"
+         "import helpers\n"
+         "with open(helpers.__file__, 'a') as fh:\n"
+         "    fh.write('# edited during the run\\n')\n")  # fmt: skip
     rc, _, _ = _check(capsys)
     assert rc == EXIT_OK
     assert _verdicts(cache_dir) == []
@@ -372,11 +339,11 @@ def test_cached_and_uncached_verdicts_agree_over_a_series_of_edits(
         lambda p: None,
         _drift_in_notes,
         lambda p: None,
-        lambda p: _edit(p / "models.py", "    pinned: Mapped[bool | None]\n", ""),
+        lambda p: edit(p / "models.py", "    pinned: Mapped[bool | None]\n", ""),
         lambda p: (p / "helpers.py").write_text("NAME_LENGTH = 120\n"),
         lambda p: (p / "helpers.py").write_text(HELPERS),
         lambda p: (p / "versions" / "0003_phone.py").write_text(NEW_REVISION),
-        lambda p: _edit(
+        lambda p: edit(
             p / "models.py",
             "    email: Mapped[str] = mapped_column(",
             "    phone: Mapped[str | None] = mapped_column(String(30))\n"
@@ -402,12 +369,12 @@ def test_a_module_loaded_before_the_worker_watched_is_in_the_key(
     site_dir.mkdir()
     (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 500\n")
     monkeypatch.setenv("PYTHONPATH", str(site_dir))
-    _edit(
+    edit(
         project / "models.py",
         "from sqlalchemy import",
         "import sitecustomize\nfrom sqlalchemy import",
     )
-    _edit(project / "models.py", "String(500)", "String(sitecustomize.BODY_LENGTH)")
+    edit(project / "models.py", "String(500)", "String(sitecustomize.BODY_LENGTH)")
     assert _stored_then(capsys)[0] == EXIT_OK
     (site_dir / "sitecustomize.py").write_text("BODY_LENGTH = 400\n")
     assert _misses_and_agrees(capsys) == EXIT_FINDINGS
@@ -495,7 +462,7 @@ def test_entries_are_private_and_hold_no_variable_values(
     project = scenario("base")
     _prepare(project, monkeypatch)
     monkeypatch.setenv("STATUS_DEFAULT", "s3cret-token-value")
-    _edit(project / "versions" / "0001_initial.py", "'active'", "'s3cret-token-value'")
+    edit(project / "versions" / "0001_initial.py", "'active'", "'s3cret-token-value'")
     assert _stored_then(capsys)[0] == EXIT_OK
     [entry] = _verdicts(cache_dir)
     assert entry.stat().st_mode & 0o777 == 0o600

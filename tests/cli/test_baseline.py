@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import PHONE, edit, settings
 from tests.helpers.paths import REPO
 from tests.helpers.scenarios import ScenarioFactory
-from tests.run.test_ignore import PHONE, edit, settings
 
 SCHEMA = json.loads((REPO / "docs" / "check-migrations.schema.json").read_text())
 BASELINE = "check-migrations.baseline.json"

@@ -14,15 +14,11 @@ import pytest
 from migration_check import __version__
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.postgres.server import run_base_dir
+from tests.helpers.edits import edit
 from tests.helpers.paths import REPO
 from tests.helpers.prereq import require_root
+from tests.helpers.procfs import processes
 from tests.helpers.scenarios import ScenarioFactory
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def test_in_sync_exits_0(scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +103,7 @@ def test_model_change_without_revision_exits_1(
 ) -> None:
     project = scenario("base")
     (old, new), expected = DRIFT[case]
-    _edit(project / "models.py", old, new)
+    edit(project / "models.py", old, new)
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     for pattern in expected:
@@ -120,7 +116,7 @@ def test_finding_points_at_the_model_line(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("base")
-    _edit(project / "models.py", "mapped_column(String(500))", "mapped_column(String(600))")
+    edit(project / "models.py", "mapped_column(String(500))", "mapped_column(String(600))")
     assert main([]) == EXIT_FINDINGS
     lines = (project / "models.py").read_text().splitlines()
     line_no = next(i for i, ln in enumerate(lines, 1) if "String(600)" in ln)
@@ -152,7 +148,7 @@ def test_async_env_keeps_asyncpg(
 ) -> None:
     project = scenario("async_env")
     assert main([]) == EXIT_OK, capsys.readouterr()
-    _edit(project / "models.py", "mapped_column(String(500))", "mapped_column(String(501))")
+    edit(project / "models.py", "mapped_column(String(500))", "mapped_column(String(501))")
     assert main([]) == EXIT_FINDINGS
     assert "notes.body: type is VARCHAR(501)" in capsys.readouterr().out
 
@@ -162,7 +158,7 @@ def test_sync_env_reading_sqlalchemy_url_keeps_psycopg2(
 ) -> None:
     project = scenario("ini_url")
     assert main([]) == EXIT_OK, capsys.readouterr()
-    _edit(project / "models.py", "    body: Mapped[str] = ", "    body: Mapped[str | None] = ")
+    edit(project / "models.py", "    body: Mapped[str] = ", "    body: Mapped[str | None] = ")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr()
     assert "notes.body: NULL in the models" in out.out
@@ -222,14 +218,7 @@ def test_run_dir_the_server_user_cannot_enter(
 
 
 def _postgres_cmdlines() -> str:
-    out = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
-                continue
-    return "\n".join(line for line in out if "postgres" in line)
+    return "\n".join(c for c in (p.command() for p in processes()) if "postgres" in c)
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_OK, main, subcommand_at
+from tests.helpers.edits import NICKNAME
 from tests.helpers.scenarios import ScenarioFactory
-
-NICKNAME = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
-)
 
 
 def test_config_before_the_revision_subcommand(

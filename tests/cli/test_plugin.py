@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.edits import PHONE, edit
 from tests.helpers.paths import SCENARIOS
-from tests.run.test_ignore import PHONE, edit
 
 pytest_plugins = ["pytester"]
 

@@ -17,20 +17,9 @@ from migration_check.worker.revision import (
     add_hand_written,
     hand_written_code,
 )
+from tests.helpers.edits import NICKNAME, edit_all
 from tests.helpers.paths import REPO
 from tests.helpers.scenarios import ScenarioFactory
-
-NICKNAME = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
-)
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
 
 
 def _ruff_check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -46,7 +35,7 @@ def test_written_revision_makes_the_check_pass(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *NICKNAME)
+    edit_all(project / "models.py", *NICKNAME)
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     # The check's hint is the writer, with the project's next hand-chosen id.
@@ -93,7 +82,7 @@ def test_existing_rev_id_is_one_line_exit_2(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *NICKNAME)
+    edit_all(project / "models.py", *NICKNAME)
     assert main(["revision", "-m", "dup", "--rev-id", "0002"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "0002" in err
@@ -201,12 +190,12 @@ def test_enum_value_is_written_by_hand_for_review(
     """Autogenerate cannot see a new enum value; the catalog comparison supplies the code."""
     project = scenario("history")
     (project / "versions" / "0003_user_state.py").write_text(STATE_REVISION)
-    _edit(
+    edit_all(
         project / "models.py",
         "from sqlalchemy import ForeignKey,",
         "from sqlalchemy import Enum, ForeignKey,",
     )
-    _edit(
+    edit_all(
         project / "models.py",
         *(
             "    name: Mapped[str | None] = mapped_column(String(100))\n",
@@ -216,7 +205,7 @@ def test_enum_value_is_written_by_hand_for_review(
         ),
     )
     assert main([]) == EXIT_OK
-    _edit(project / "models.py", '"archived", name=', '"archived", "gone", name=')
+    edit_all(project / "models.py", '"archived", name=', '"archived", "gone", name=')
     assert main([]) == EXIT_FINDINGS
     assert "[add_enum_value" in capsys.readouterr().out
 

@@ -10,13 +10,8 @@ from __future__ import annotations
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, main
+from tests.helpers.edits import NICKNAME
 from tests.helpers.scenarios import ScenarioFactory
-
-NICKNAME = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
-)
 
 
 def test_a_missing_template_is_the_projects_error(

@@ -24,7 +24,9 @@ from migration_check.postgres.server import (
     find_binaries,
     resolve_server_user,
 )
-from tests.helpers.plain_alembic import alembic, check_json, edit, ok
+from tests.helpers.edits import edit_all
+from tests.helpers.plain_alembic import alembic, ok
+from tests.helpers.reports import check_json
 from tests.helpers.scenarios import ScenarioFactory
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
@@ -35,7 +37,7 @@ def test_changed_view_is_named_and_located_as_declared(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], scratch_url: str
 ) -> None:
     project = scenario("ext_alembic_utils")
-    edit(project / "entities.py", "balance > 1000", "balance > 5000")
+    edit_all(project / "entities.py", "balance > 1000", "balance > 5000")
     # Truth: autogenerate reports the view, under the name alembic-utils gives it.
     ok(alembic(project, scratch_url, "upgrade", "head"))
     check = alembic(project, scratch_url, "check")
@@ -67,8 +69,8 @@ def test_every_entity_op_has_a_kind_and_a_name(
 ) -> None:
     """A function replaced, a trigger no revision creates, a view no longer declared."""
     project = scenario("ext_alembic_utils")
-    edit(project / "entities.py", "greatest(NEW.balance, 0)", "greatest(NEW.balance, 1)")
-    edit(
+    edit_all(project / "entities.py", "greatest(NEW.balance, 0)", "greatest(NEW.balance, 1)")
+    edit_all(
         project / "entities.py",
         "ENTITIES = [rich_accounts, clamp_balance, accounts_clamp]",
         "accounts_touch = PGTrigger(\n"
@@ -144,7 +146,7 @@ def test_table_an_extension_owns_is_never_a_drop(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], pg15_url: str
 ) -> None:
     project = scenario("ext_postgis")
-    edit(project / "env.py", "            include_object=alembic_helpers.include_object,\n", "")
+    edit_all(project / "env.py", "            include_object=alembic_helpers.include_object,\n", "")
     ok(alembic(project, pg15_url, "upgrade", "head"))
     truth = alembic(project, pg15_url, "check")
     assert truth.returncode != 0

@@ -10,7 +10,9 @@ import psycopg
 import pytest
 
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
-from tests.helpers.plain_alembic import alembic, check_json, edit, ok
+from tests.helpers.edits import edit_all
+from tests.helpers.plain_alembic import alembic, ok
+from tests.helpers.reports import check_json
 from tests.helpers.scenarios import ScenarioFactory
 
 ADD = ('    shipped = "shipped"\n', '    shipped = "shipped"\n    refunded = "refunded"\n')
@@ -30,7 +32,7 @@ def test_pg_enum_change_is_one_finding_and_one_op(
     kind: str,
 ) -> None:
     project = scenario("ext_pg_enum")
-    edit(project / "models.py", *change)
+    edit_all(project / "models.py", *change)
     # Truth: with the extension, autogenerate itself sees the label change.
     ok(alembic(project, scratch_url, "upgrade", "head"))
     assert alembic(project, scratch_url, "check").returncode != 0
@@ -84,7 +86,7 @@ def test_enum_rebuild_keeps_the_server_default(
 ) -> None:
     """A removed label (and an added one's downgrade) rebuilds the type; the default stays."""
     project = scenario("ext_enum_default")
-    edit(project / "models.py", '"new", "paid", "shipped", name', labels)
+    edit_all(project / "models.py", '"new", "paid", "shipped", name', labels)
     code, doc = check_json(capsys)
     assert code == EXIT_FINDINGS
     assert [f["kind"] for f in doc["findings"]] == [kind]

@@ -11,7 +11,9 @@ import shutil
 import pytest
 
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
-from tests.helpers.plain_alembic import alembic, check_json, edit, ok
+from tests.helpers.edits import edit_all
+from tests.helpers.plain_alembic import alembic, ok
+from tests.helpers.reports import check_json
 from tests.helpers.scenarios import ScenarioFactory
 
 AGE = "    age: int | None = None\n"
@@ -32,7 +34,7 @@ def test_sqlmodel_and_citext(
     assert main([]) == EXIT_OK
     assert "models and migrations agree" in capsys.readouterr().out
 
-    edit(project / "models.py", *POWER)
+    edit_all(project / "models.py", *POWER)
     code, doc = check_json(capsys)
     assert code == EXIT_FINDINGS
     (finding,) = doc["findings"]

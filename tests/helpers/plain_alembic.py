@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-import pytest
-
-from migration_check.cli.app import main
 
 
 def alembic(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,12 +22,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-def check_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = main(["--format", "json", *args])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+def alembic_check(project: Path, url: str, xs: list[str]) -> subprocess.CompletedProcess[str]:
+    """``alembic upgrade head`` then ``alembic check``, with the same ``-x`` arguments."""
+    up = alembic(project, url, *xs, "upgrade", "head")
+    assert up.returncode == 0, up.stderr
+    return alembic(project, url, *xs, "check")

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from migration_check.postgres.server import ThrowawayServer, find_binaries, resolve_server_user
-from tests.helpers.faults import free_port, shared_tmp
+from tests.helpers.checker import free_port, shared_tmp
 
 OWNER = "app_owner"
 OWNER_PASSWORD = "Pw-owner-7f3c9e1a"  # distinctive, so a leak is found by a plain search

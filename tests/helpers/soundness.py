@@ -13,7 +13,6 @@ venv). Interpreter-level cases run a throwaway venv (``make_venv``), never the r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers.checker import checker_env
+from tests.helpers.edits import edit
 from tests.helpers.paths import REPO, SCENARIOS, SHIM
 
 HIT = "(cached verdict"
@@ -76,33 +77,13 @@ class Check:
         return Verdict(proc.returncode, findings, proc.stderr)
 
 
-def checker_env(cache_dir: Path, run_dir: Path) -> dict[str, str]:
-    """The developer's environment without what would steer the checker or the database.
-
-    Bytecode is written beside the sources, as on a user's machine (this sandbox sets
-    PYTHONDONTWRITEBYTECODE, which the checker answers with a private bytecode cache).
-    """
-    dropped = ("DATABASE_URL", "GITHUB_STEP_SUMMARY", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH",
-               "PYTHONPYCACHEPREFIX", "PYTHONUSERBASE", "PYTHONSTARTUP", "PYTHONHOME",
-               "VIRTUAL_ENV")  # fmt: skip
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CHECK_MIGRATIONS_", "PG")) and k not in dropped
-    }
-    env["CHECK_MIGRATIONS_CACHE_DIR"] = str(cache_dir)
-    env["CHECK_MIGRATIONS_RUN_DIR"] = str(run_dir)
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def new_check(tmp_path: Path, run_dir: Path, scenario: str = "base") -> Check:
     import shutil
 
     project = tmp_path / "project"
     shutil.copytree(SCENARIOS / scenario, project, ignore=shutil.ignore_patterns("__pycache__"))
     # The caches beside the run directories, on tmpfs here: an entry is stored by a rename.
-    return Check(project, tmp_path, checker_env(run_dir / "cache", run_dir))
+    return Check(project, tmp_path, checker_env(run_dir, run_dir / "cache", pristine=True))
 
 
 @dataclass(frozen=True)
@@ -137,12 +118,6 @@ def differential(check: Check, case: Case) -> None:
 
 
 # Project edits shared by the cases.
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def drift_in_notes(project: Path) -> None:

@@ -13,14 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers.faults import (
-    Finished,
-    checker_env,
-    run_checker,
-    shared_dir,
-    write_third_revision,
-)
+from tests.helpers.checker import Finished, checker_env, run_checker, shared_dir
+from tests.helpers.edits import edit, write_third_revision
 from tests.helpers.fs_events import wait_until_in
+from tests.helpers.procfs import processes_mentioning
 
 __all__ = [
     "Warm",
@@ -30,7 +26,6 @@ __all__ = [
     "hang",
     "in_sync",
     "model_import_error",
-    "processes_mentioning",
     "same",
     "warm_state",
 ]
@@ -76,21 +71,6 @@ class Warm:
         return processes_mentioning(str(self.dir))
 
 
-def processes_mentioning(needle: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if needle.encode() in cmdline and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
-
-
 def same(result: Finished) -> tuple[int, str, str]:
     """A check's verdict as a user sees it, without the elapsed time of each progress line."""
     return (
@@ -98,12 +78,6 @@ def same(result: Finished) -> tuple[int, str, str]:
         result.stdout,
         re.sub(r" \(\d+\.\ds\)$", "", result.stderr, flags=re.MULTILINE),
     )
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 DRIFT = "    body: Mapped[str] = mapped_column(String(500))\n"

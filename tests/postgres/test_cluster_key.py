@@ -15,7 +15,7 @@ from pathlib import Path
 
 from migration_check.cli.app import EXIT_OK
 from migration_check.postgres.server import find_binaries
-from tests.helpers.faults import checker_env, shared_dir
+from tests.helpers.checker import checker_env, shared_dir
 from tests.helpers.paths import SHIM
 
 INITDB = "initialising a PostgreSQL cluster"

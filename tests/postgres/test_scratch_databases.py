@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,28 +23,16 @@ from psycopg import sql
 
 from migration_check.cli.app import EXIT_OK
 from migration_check.postgres.scratch import ScratchOwner, sweep
-from tests.helpers.faults import (
-    checker_env,
-    run_checker,
-    start_checker,
-    wait_for_line,
-    wait_pid_exit,
-)
+from tests.helpers.checker import checker_env, run_checker, start_checker, wait_for_line
 from tests.helpers.fs_events import wait_until_in
 from tests.helpers.paths import SCENARIOS
+from tests.helpers.procfs import wait_pid_exit
 from tests.helpers.second_server import (
     OWNER_PASSWORD,
     SCRATCH,
     SecondServer,
     scratch_databases,
-    second_server,
 )
-
-
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[SecondServer]:
-    with second_server() as server:
-        yield server
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, main
-from tests.helpers.faults import (
+from tests.helpers.checker import (
     free_port,
     shared_dir,
 )
+from tests.helpers.edits import edit
 from tests.helpers.prereq import require_mount, require_root
 from tests.helpers.scenarios import ScenarioFactory
 from tests.helpers.second_server import (
@@ -30,7 +31,6 @@ from tests.helpers.second_server import (
     OWNER_PASSWORD,
     PASSWORDS,
     SecondServer,
-    second_server,
 )
 
 Setup = Callable[[Path, "Ctx"], list[str]]
@@ -57,12 +57,6 @@ class Case:
     root: bool = False  # the workflow runs these in its root job
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
-
-
 def _revision(project: Path, rev: str, down: str | None, body: str, name: str = "") -> Path:
     path = project / "versions" / f"{rev}_{name or 'change'}.py"
     path.write_text(
@@ -77,7 +71,7 @@ def _revision(project: Path, rev: str, down: str | None, body: str, name: str = 
 
 def _env_prepend(project: Path, code: str) -> None:
     env = project / "env.py"
-    _edit(env, "config = context.config\n", f"config = context.config\n{code}\n")
+    edit(env, "config = context.config\n", f"config = context.config\n{code}\n")
 
 
 def no_alembic_ini(project: Path, ctx: Ctx) -> list[str]:
@@ -91,7 +85,7 @@ def ini_not_ini(project: Path, ctx: Ctx) -> list[str]:
 
 
 def wrong_script_location(project: Path, ctx: Ctx) -> list[str]:
-    _edit(project / "alembic.ini", "script_location = %(here)s", "script_location = migrations")
+    edit(project / "alembic.ini", "script_location = %(here)s", "script_location = migrations")
     return []
 
 
@@ -110,19 +104,19 @@ def env_exits(project: Path, ctx: Ctx) -> list[str]:
 
 
 def env_never_runs_migrations(project: Path, ctx: Ctx) -> list[str]:
-    _edit(project / "env.py", "run_migrations_online()\n", "")
+    edit(project / "env.py", "run_migrations_online()\n", "")
     return []
 
 
 def env_never_commits(project: Path, ctx: Ctx) -> list[str]:
     # Its own engine on DATABASE_URL (allowed: the scratch database), an explicit begin(),
     # and no commit: the upgrade "succeeds" and is rolled back when the connection closes.
-    _edit(
+    edit(
         project / "env.py",
         "    with engine.connect() as connection:\n",
         "    with engine.connect() as connection:\n        connection.begin()\n",
     )
-    _edit(
+    edit(
         project / "env.py",
         '    connectable = config.attributes.get("connection")',
         "    connectable = None",
@@ -131,12 +125,12 @@ def env_never_commits(project: Path, ctx: Ctx) -> list[str]:
 
 
 def target_metadata_none(project: Path, ctx: Ctx) -> list[str]:
-    _edit(project / "env.py", "target_metadata = metadata", "target_metadata = None")
+    edit(project / "env.py", "target_metadata = metadata", "target_metadata = None")
     return []
 
 
 def model_import_error(project: Path, ctx: Ctx) -> list[str]:
-    _edit(
+    edit(
         project / "models.py",
         "from sqlalchemy import",
         "import billing_helpers\nfrom sqlalchemy import",
@@ -145,7 +139,7 @@ def model_import_error(project: Path, ctx: Ctx) -> list[str]:
 
 
 def model_syntax_error(project: Path, ctx: Ctx) -> list[str]:
-    _edit(project / "models.py", "class User(Base):", "class User(Base)")
+    edit(project / "models.py", "class User(Base):", "class User(Base)")
     return []
 
 
@@ -173,9 +167,7 @@ def missing_down_revision(project: Path, ctx: Ctx) -> list[str]:
 
 
 def revision_cycle(project: Path, ctx: Ctx) -> list[str]:
-    _edit(
-        project / "versions" / "0001_initial.py", "down_revision = None", 'down_revision = "0002"'
-    )
+    edit(project / "versions" / "0001_initial.py", "down_revision = None", 'down_revision = "0002"')
     return []
 
 
@@ -405,12 +397,6 @@ CASES: dict[str, Case] = {
         root=True,
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[SecondServer]:
-    with second_server() as server:
-        yield server
 
 
 @pytest.fixture

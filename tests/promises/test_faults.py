@@ -20,17 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.faults import (
-    assert_clean,
-    checker_env,
-    leftovers,
-    postgres_pids,
-    run_checker,
-    start_checker,
-    wait_for_line,
-    wait_pid_exit,
-    workers_in,
-)
+from tests.helpers.checker import checker_env, run_checker, start_checker, wait_for_line
+from tests.helpers.procfs import assert_clean, leftovers, postgres_pids, wait_pid_exit, workers_in
 
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 

@@ -17,18 +17,11 @@ from pathlib import Path
 import pytest
 
 from migration_check.postgres.server import find_binaries
-from tests.helpers.faults import (
-    assert_clean,
-    checker_env,
-    leftovers,
-    postgres_pids,
-    run_checker,
-    start_checker,
-    wait_for_line,
-    write_third_revision,
-)
+from tests.helpers.checker import checker_env, run_checker, start_checker, wait_for_line
+from tests.helpers.edits import write_third_revision
 from tests.helpers.paths import SCENARIOS
 from tests.helpers.prereq import require_root
+from tests.helpers.procfs import assert_clean, leftovers, postgres_pids
 
 LOCK_WAIT = """\
     # Holds an advisory lock in the migration's transaction, then waits for it from a second

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.faults import assert_clean, checker_env, write_third_revision
+from tests.helpers.checker import checker_env
+from tests.helpers.edits import write_third_revision
+from tests.helpers.procfs import assert_clean
 
 HANG = """\
     # Tells the test the check is mid-run, then holds it there until a signal ends it.

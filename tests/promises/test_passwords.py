@@ -7,22 +7,14 @@ plain search of everything the user sees finds a leak.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from tests.helpers.faults import checker_env, run_checker
+from tests.helpers.checker import checker_env, run_checker
 from tests.helpers.paths import SCENARIOS
-from tests.helpers.second_server import OWNER_PASSWORD, PASSWORDS, SecondServer, second_server
-
-
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[SecondServer]:
-    with second_server() as server:
-        yield server
-
+from tests.helpers.second_server import OWNER_PASSWORD, PASSWORDS, SecondServer
 
 # Every way the password could reach the user: the verdict, an env.py error quoting the URL,
 # a revision error, the traceback under -v, and each output format.

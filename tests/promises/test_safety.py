@@ -15,36 +15,20 @@ import contextlib
 import re
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_OK, main
-from tests.helpers.faults import (
-    checker_env,
-    free_port,
-    postgres_pids,
-    run_checker,
-    socket_inodes,
-    start_checker,
-    tcp_listen_inodes,
-    wait_for_line,
-)
+from tests.helpers.checker import checker_env, free_port, run_checker, start_checker, wait_for_line
 from tests.helpers.paths import SCENARIOS
+from tests.helpers.procfs import postgres_pids, socket_inodes, tcp_listen_inodes
 from tests.helpers.scenarios import ScenarioFactory
 from tests.helpers.second_server import (
     OWNER_PASSWORD,
     REAL_DB,
     SecondServer,
-    second_server,
 )
-
-
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[SecondServer]:
-    with second_server() as server:
-        yield server
 
 
 def _only_this_suite_logged_in(server: SecondServer) -> None:

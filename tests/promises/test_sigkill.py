@@ -20,17 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.faults import (
-    assert_clean,
-    checker_env,
-    run_checker,
-    start_checker,
-    wait_for_line,
-    wait_pid_exit,
-    workers_in,
-)
+from tests.helpers.checker import checker_env, run_checker, start_checker, wait_for_line
 from tests.helpers.fs_events import wait_until_in
 from tests.helpers.paths import SCENARIOS
+from tests.helpers.procfs import assert_clean, wait_pid_exit, workers_in
 
 STARTING = "starting a throwaway PostgreSQL"
 INITDB = "initialising a PostgreSQL cluster"

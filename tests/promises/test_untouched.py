@@ -15,14 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from migration_check.cli.app import EXIT_OK, main
 from tests.helpers.paths import SCENARIOS
-from tests.helpers.second_server import OWNER, OWNER_PASSWORD, REAL_DB, SecondServer, second_server
+from tests.helpers.second_server import OWNER, OWNER_PASSWORD, REAL_DB, SecondServer
 from tests.helpers.untouched_projects import flask_project, multidb_project, start_from_dump
 
 # How env.py finds its URL, one door each; env.py here never takes the checker's connection.
@@ -50,12 +49,6 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 """
-
-
-@pytest.fixture(scope="module")
-def real_server() -> Iterator[SecondServer]:
-    with second_server() as server:
-        yield server
 
 
 def everything(server: SecondServer) -> dict[str, bytes]:

@@ -17,13 +17,8 @@ from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import KINDS, Finding
 from migration_check.run.check import run_check
 from migration_check.settings import Settings
+from tests.helpers.edits import edit
 from tests.helpers.scenarios import ScenarioFactory
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def _line_of(path: Path, needle: str) -> int:
@@ -99,7 +94,7 @@ def test_foreign_key_rule_change_is_one_finding(
 ) -> None:
     project = scenario("wording")
     new, message, in_models = FK_CASES[case]
-    _edit(project / "models/notes.py", FK, new)
+    edit(project / "models/notes.py", FK, new)
     finding = _only(_json(capsys))
     assert (finding["kind"], finding["subject"], finding["object"], finding["message"]) == (
         "modify_fk", "notes.user_id", "fk_notes_user_id_users", message,
@@ -126,7 +121,7 @@ def test_unnamed_foreign_key_pairs_by_its_columns(
     project = scenario("wording")
     base = project / "models/base.py"
     base.write_text(re.sub(r"naming_convention=\{.*?\}", "", base.read_text(), flags=re.S))
-    _edit(project / "models/notes.py", FK, 'ForeignKey("users.id", ondelete="RESTRICT")')
+    edit(project / "models/notes.py", FK, 'ForeignKey("users.id", ondelete="RESTRICT")')
     finding = _only(_json(capsys))
     assert (finding["kind"], finding["object"], finding["message"]) == (
         "modify_fk", "fk_notes_user_id_users",
@@ -140,7 +135,7 @@ def test_timezone_flip_names_postgresql_types(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("wording")
-    _edit(project / "models/users.py", "mapped_column(DateTime())", "mapped_column(DateTime(True))")
+    edit(project / "models/users.py", "mapped_column(DateTime())", "mapped_column(DateTime(True))")
     finding = _only(_json(capsys))
     assert (finding["kind"], finding["subject"], finding["message"]) == (
         "modify_type", "users.created_at",
@@ -157,10 +152,10 @@ def test_identity_added_says_identity(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("wording")
-    _edit(
+    edit(
         project / "models/notes.py", "from sqlalchemy import ", "from sqlalchemy import Identity, "
     )
-    _edit(
+    edit(
         project / "models/notes.py",
         "id: Mapped[int] = mapped_column(primary_key=True)",
         "id: Mapped[int] = mapped_column(Identity(), primary_key=True)",
@@ -179,7 +174,7 @@ def test_identity_options_changed_name_only_what_differs(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("wording")
-    _edit(project / "models/legacy.py", "Identity()", "Identity(start=10)")
+    edit(project / "models/legacy.py", "Identity()", "Identity(start=10)")
     finding = _only(_json(capsys))
     assert (finding["kind"], finding["subject"], finding["message"]) == (
         "modify_identity", "legacy_imports.id",
@@ -191,7 +186,7 @@ def test_index_column_order_is_one_finding(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("wording")
-    _edit(
+    edit(
         project / "models/users.py",
         'Index("ix_users_name_status", "name", "status")',
         'Index("ix_users_name_status", "status", "name")',
@@ -213,7 +208,7 @@ def test_index_renamed_by_its_convention_stays_two_findings(
     """Reordered under a naming convention, the name changes too: one finding per name, the
     names the catalog comparison matches on (merging them left its add_index repeated)."""
     project = scenario("wording")
-    _edit(
+    edit(
         project / "models/users.py",
         'Index("ix_users_name_status", "name", "status")',
         'Index(None, "status", "name")',
@@ -229,9 +224,9 @@ def test_unique_constraint_columns_changed_is_one_finding(
 ) -> None:
     project = scenario("wording")
     users = project / "models/users.py"
-    _edit(users, "from sqlalchemy import ", "from sqlalchemy import UniqueConstraint, ")
-    _edit(users, "mapped_column(String(200), unique=True)", "mapped_column(String(200))")
-    _edit(users, '"status"),)', '"status"), UniqueConstraint("email", "name"))')
+    edit(users, "from sqlalchemy import ", "from sqlalchemy import UniqueConstraint, ")
+    edit(users, "mapped_column(String(200), unique=True)", "mapped_column(String(200))")
+    edit(users, '"status"),)', '"status"), UniqueConstraint("email", "name"))')
     finding = _only(_json(capsys))
     assert (finding["kind"], finding["object"], finding["message"]) == (
         "modify_unique", "uq_users_email",
@@ -267,7 +262,7 @@ def test_table_of_a_module_nothing_imports(
     project = scenario("wording")
     line, table, module, definition = UNIMPORTED[case]
     statement = line.strip()
-    _edit(project / "models/__init__.py", line, "")
+    edit(project / "models/__init__.py", line, "")
     init = project / "models/__init__.py"
     init.write_text(re.sub(r'"(LegacyImport|archive)", ', "", init.read_text()))
     finding = _only(_json(capsys))
@@ -284,7 +279,7 @@ def test_a_table_no_module_defines_still_reads_as_removed(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("wording")
-    _edit(project / "models/__init__.py", "from models.archive import archive\n", "")
+    edit(project / "models/__init__.py", "from models.archive import archive\n", "")
     init = project / "models/__init__.py"
     init.write_text(init.read_text().replace('"archive", ', ""))
     (project / "models/archive.py").unlink()
@@ -301,11 +296,11 @@ def test_findings_of_a_table_follow_the_model_lines(
     project = scenario("wording")
     users = project / "models/users.py"
     # Three changes whose kinds (add_column, modify_nullable, modify_type) sort otherwise.
-    _edit(users, "mapped_column(DateTime())", "mapped_column(DateTime(), nullable=False)")
-    _edit(users, "mapped_column(String(100))", "mapped_column(String(120))")
-    _edit(users, "email: Mapped[str] = mapped_column(String(200), unique=True)\n",
-          "email: Mapped[str] = mapped_column(String(200), unique=True)\n"
-          "    phone: Mapped[str | None] = mapped_column(String(30))\n")  # fmt: skip
+    edit(users, "mapped_column(DateTime())", "mapped_column(DateTime(), nullable=False)")
+    edit(users, "mapped_column(String(100))", "mapped_column(String(120))")
+    edit(users, "email: Mapped[str] = mapped_column(String(200), unique=True)\n",
+         "email: Mapped[str] = mapped_column(String(200), unique=True)\n"
+         "    phone: Mapped[str | None] = mapped_column(String(30))\n")  # fmt: skip
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     found = re.findall(r"^  models/users\.py:(\d+): (\S+):", out, flags=re.M)

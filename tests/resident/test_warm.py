@@ -20,19 +20,15 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from tests.helpers.faults import (
-    run_checker,
-    start_checker,
-    wait_pid_exit,
-)
+from tests.helpers.checker import run_checker, start_checker
 from tests.helpers.prereq import require_root
+from tests.helpers.procfs import cwd_of, processes_mentioning, wait_pid_exit
 from tests.helpers.warm import (
     Warm,
     drift,
     failing_revision,
     in_sync,
     model_import_error,
-    processes_mentioning,
     same,
     warm_state,
 )
@@ -169,16 +165,9 @@ def test_without_keep_warm_nothing_stays(project: Path, warm: Warm) -> None:
         pid
         for needle in ("migration_check.resident.daemon", "migration_check.worker.main")
         for pid in processes_mentioning(needle)
-        if _in(pid, project)
+        if cwd_of(pid) == str(project)
     ]
     assert left == []
-
-
-def _in(pid: int, project: Path) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/cwd") == str(project)
-    except OSError:
-        return False
 
 
 def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR
-from tests.helpers.faults import start_checker, wait_for_line, wait_pid_exit
+from tests.helpers.checker import start_checker, wait_for_line
+from tests.helpers.procfs import wait_pid_exit
 from tests.helpers.warm import Warm, hang, warm_state
 
 

@@ -9,29 +9,14 @@ import pytest
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
 from migration_check.findings import KINDS, Finding
 from migration_check.run.ignores import finding_path, parse_rules
+from tests.helpers.edits import PHONE, edit, settings
 from tests.helpers.scenarios import ScenarioFactory
-
-PHONE = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    phone: Mapped[str | None] = mapped_column(String(30))\n",
-)
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def drift(project: Path) -> None:
     """Two differences: users.phone added, notes.body widened."""
     edit(project / "models.py", *PHONE)
     edit(project / "models.py", "mapped_column(String(500))", "mapped_column(String(1000))")
-
-
-def settings(project: Path, body: str) -> None:
-    (project / "pyproject.toml").write_text(f"[tool.check-migrations]\n{body}\n")
 
 
 def test_finding_path_is_schema_table_object() -> None:

@@ -11,16 +11,11 @@ import jsonschema
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
-from tests.helpers.faults import (
-    checker_env,
-    leftovers,
-    postgres_pids,
-    start_checker,
-    wait_for_line,
-)
+from tests.helpers.checker import checker_env, start_checker, wait_for_line
+from tests.helpers.edits import edit, settings
 from tests.helpers.paths import REPO, SCENARIOS
+from tests.helpers.procfs import children_of, leftovers, postgres_pids
 from tests.helpers.scenarios import ScenarioFactory
-from tests.run.test_ignore import edit, settings
 
 SCHEMA = json.loads((REPO / "docs" / "check-migrations.schema.json").read_text())
 WIDER = ("mapped_column(String(500))", "mapped_column(String(1000))")
@@ -182,19 +177,6 @@ def test_interrupted_run_stops_every_config_and_leaves_nothing(
     assert leftovers(run_root) == []
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_sigkilled_run_still_tears_every_config_down(run_root: Path, tmp_path: Path) -> None:
     """The children get SIGTERM from the kernel when their parent dies (parent-death signal)."""
     import select
@@ -202,7 +184,7 @@ def test_sigkilled_run_still_tears_every_config_down(run_root: Path, tmp_path: P
     proc = start_checker(_hanging_monorepo(tmp_path), tmp_path, checker_env(run_root))
     seen: list[str] = []
     assert wait_for_line(proc, "a/alembic.ini: upgrading 3 revision(s)", seen), seen
-    children = _children_of(proc.pid)
+    children = children_of(proc.pid)
     assert children
     pidfds = [os.pidfd_open(pid) for pid in children]
     proc.kill()

@@ -23,23 +23,14 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import NICKNAME, edit_unique
+from tests.helpers.git import git
 from tests.helpers.paths import SCENARIOS
 from tests.helpers.scenarios import ScenarioFactory
 
 PG15 = "/usr/lib/postgresql/15/bin"
 SERVERS = [pytest.param([], id="bundled"), pytest.param(["--postgres-bin", PG15], id="pg15")]
 META = ["-x", "meta_schema=1"]
-NICKNAME = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
-)
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {path}"
-    path.write_text(text.replace(old, new))
 
 
 def _set_driver(project: Path, driver: str) -> None:
@@ -102,7 +93,7 @@ def test_env_py_that_commits_before_configure(
     project = scenario(name)
     code, out, err = _check([*server, *META], capsys)
     assert code == EXIT_OK, out + err
-    _edit(project / "models.py", *NICKNAME)
+    edit_unique(project / "models.py", *NICKNAME)
     code, out, err = _check([*server, *META], capsys)
     assert code == EXIT_FINDINGS, out + err
     assert "users.nickname" in out
@@ -125,38 +116,19 @@ def test_async_env_py_gets_the_async_proxy(
     assert "3 revision(s) applied, head 0003" in out
 
 
-@pytest.fixture
-def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Connection Test")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "connection-test@example.invalid")
-
-
-def _git(project: Path, *args: str) -> None:
-    proc = subprocess.run(
-        ["git", *args], cwd=project, capture_output=True, text=True, check=False, timeout=60
-    )
-    assert proc.returncode == 0, f"git {args}: {proc.stderr}"
-
-
-@pytest.mark.usefixtures("_git_identity")
+@pytest.mark.usefixtures("git_identity")
 @pytest.mark.parametrize("server", SERVERS)
 def test_round_trip_downgrades_through_the_async_proxy(
     server: list[str], scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The new revisions' downgrades (run_async, autocommit_block) run on the handed proxy."""
     project = scenario("conn_async")
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "add", "-A")
-    _git(project, "rm", "-q", "--cached", "versions/0002_notes.py", "versions/0003_email_index.py")
-    _git(project, "commit", "-q", "-m", "base: users only")
-    _git(project, "checkout", "-q", "-b", "feature")
-    _git(project, "add", "-A")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "rm", "-q", "--cached", "versions/0002_notes.py", "versions/0003_email_index.py")
+    git(project, "commit", "-q", "-m", "base: users only")
+    git(project, "checkout", "-q", "-b", "feature")
+    git(project, "add", "-A")
     code, out, err = _check([*server, *META], capsys)
     assert code == EXIT_OK, out + err
     assert "round trip of 0002, 0003" in err
@@ -168,7 +140,7 @@ def test_writer_through_the_async_proxy(
 ) -> None:
     """The revision writer runs env.py the same way, and its revision makes the check pass."""
     project = scenario("conn_async")
-    _edit(project / "models.py", *NICKNAME)
+    edit_unique(project / "models.py", *NICKNAME)
     code, out, err = _check(["revision", "-m", "add nickname", "--rev-id", "0004", *server, *META],
                             capsys)  # fmt: skip
     assert code == EXIT_OK, out + err
@@ -185,9 +157,11 @@ def test_revision_with_a_reserved_id_is_named(
 ) -> None:
     """Not "env.py:23: AssertionError": the revision, its file and the reserved id."""
     project = scenario("base")
-    _edit(project / "versions" / "0001_initial.py", 'revision = "0001"', f'revision = "{reserved}"')
-    _edit(project / "versions" / "0002_notes.py", 'down_revision = "0001"',
-          f'down_revision = "{reserved}"')  # fmt: skip
+    edit_unique(
+        project / "versions" / "0001_initial.py", 'revision = "0001"', f'revision = "{reserved}"'
+    )
+    edit_unique(project / "versions" / "0002_notes.py", 'down_revision = "0001"',
+                f'down_revision = "{reserved}"')  # fmt: skip
     code, _out, err = _check([], capsys)
     assert code == 2, err
     assert err.splitlines()[-1] == (

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import NICKNAME, edit_all
+from tests.helpers.git import git
+from tests.helpers.procfs import processes
 from tests.helpers.scenarios import ScenarioFactory
 
-NICKNAME = (
-    "    name: Mapped[str | None] = mapped_column(String(100))\n",
-    "    name: Mapped[str | None] = mapped_column(String(100))\n"
-    "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
-)
+# An outer hook's git must not reach the stories' repositories (conftest.py).
+pytestmark = pytest.mark.usefixtures("git_identity")
+
 REVISION = '''"""{message}
 
 Revision ID: {rev}
@@ -44,50 +44,22 @@ def downgrade() -> None:
 '''
 
 
-@pytest.fixture(autouse=True)
-def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An outer hook's GIT_DIR / GIT_INDEX_FILE would point git at another repository.
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("PRE_COMMIT", raising=False)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "History Test")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "history-test@example.invalid")
-
-
-def _git(project: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=project, capture_output=True, text=True, check=False, timeout=60
-    )
-    assert proc.returncode == 0, f"git {args}: {proc.stderr}"
-    return proc.stdout
-
-
 def _repo_on_feature(project: Path) -> None:
     """The scenario committed on main, and a feature branch checked out from it."""
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "base")
-    _git(project, "checkout", "-q", "-b", "feature")
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "base")
+    git(project, "checkout", "-q", "-b", "feature")
 
 
 def _add_revision(project: Path, downgrade: str, *, stage: bool = True) -> Path:
-    _edit(project / "models.py", *NICKNAME)
+    edit_all(project / "models.py", *NICKNAME)
     path = project / "versions" / "0003_add_nickname.py"
     path.write_text(
         REVISION.format(message="add nickname", rev="0003", down="0002", downgrade=downgrade)
     )
     if stage:
-        _git(project, "add", "-A")
+        git(project, "add", "-A")
     return path
 
 
@@ -111,7 +83,7 @@ def test_unlabeled_heads_are_a_finding(
     project = scenario("branches")
     for name in ("0002_notes.py", "0003_name_index.py"):
         path = project / "versions" / name
-        _edit(path, path.read_text().split("branch_labels = ")[1].split("\n")[0], "None")
+        edit_all(path, path.read_text().split("branch_labels = ")[1].split("\n")[0], "None")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert "the history has 2 heads without branch labels: 0002, 0003 [multiple_heads]" in out
@@ -139,7 +111,7 @@ def test_writer_on_labelled_branches_needs_head(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("branches")
-    _edit(
+    edit_all(
         project / "models.py",
         "    body: Mapped[str] = mapped_column(String(500))\n",
         "    body: Mapped[str] = mapped_column(String(500))\n"
@@ -174,7 +146,7 @@ def test_heads_setting_names_the_expected_heads(
     if not labelled:
         for name in ("0002_notes.py", "0003_name_index.py"):
             path = project / "versions" / name
-            _edit(path, path.read_text().split("branch_labels = ")[1].split("\n")[0], "None")
+            edit_all(path, path.read_text().split("branch_labels = ")[1].split("\n")[0], "None")
     assert main([]) == expected
     out = capsys.readouterr().out
     if expected == EXIT_FINDINGS:
@@ -200,9 +172,9 @@ def test_written_revision_round_trips(
     """The writer's revision on a feature branch: the round trip runs and finds nothing."""
     project = scenario("history")
     _repo_on_feature(project)
-    _edit(project / "models.py", *NICKNAME)
+    edit_all(project / "models.py", *NICKNAME)
     assert main(["revision", "-m", "add nickname", "--rev-id", "0003"]) == EXIT_OK
-    _git(project, "add", "-A")
+    git(project, "add", "-A")
     capsys.readouterr()
     assert main([]) == EXIT_OK
     out, err = capsys.readouterr()
@@ -263,13 +235,13 @@ def test_edited_merged_revision(
     _repo_on_feature(project)
     merged = project / "versions" / "0002_notes.py"
     # Docstring and comment edits are not findings.
-    _edit(merged, '"""notes\n', '"""notes, with a longer description\n')
-    _edit(merged, "def upgrade() -> None:\n", "def upgrade() -> None:\n    # why: notes\n")
+    edit_all(merged, '"""notes\n', '"""notes, with a longer description\n')
+    edit_all(merged, "def upgrade() -> None:\n", "def upgrade() -> None:\n    # why: notes\n")
     assert main([]) == EXIT_OK
     capsys.readouterr()
     # A change of what upgrade() does is.
-    _edit(merged, "sa.String(500)", "sa.String(600)")
-    _edit(project / "models.py", "String(500)", "String(600)")
+    edit_all(merged, "sa.String(500)", "sa.String(600)")
+    edit_all(project / "models.py", "String(500)", "String(600)")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     line = merged.read_text().splitlines().index("def upgrade() -> None:") + 1
@@ -284,16 +256,16 @@ def test_stale_down_revision(scenario: ScenarioFactory, capsys: pytest.CaptureFi
     project = scenario("history")
     _repo_on_feature(project)
     _add_revision(project, downgrade='op.drop_column("users", "nickname")')
-    _git(project, "commit", "-q", "-m", "add nickname")
+    git(project, "commit", "-q", "-m", "add nickname")
     # Meanwhile main moved on: someone merged their own 0003.
-    _git(project, "checkout", "-q", "main")
+    git(project, "checkout", "-q", "main")
     (project / "versions" / "0003_tags.py").write_text(
         REVISION.format(message="tags", rev="0003", down="0002", downgrade="pass")
         .replace('"nickname", sa.String(50)', '"tag", sa.String(20)')
     )  # fmt: skip
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "tags")
-    _git(project, "checkout", "-q", "feature")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "tags")
+    git(project, "checkout", "-q", "feature")
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert (
@@ -325,17 +297,11 @@ def test_bad_base_ref_is_one_line(
 
 def _my_workers() -> list[int]:
     """Worker processes this test process started and that are still there."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"migration_check.worker.main" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [
+        p.pid
+        for p in processes()
+        if p.ppid == os.getpid() and b"migration_check.worker.main" in p.cmdline
+    ]
 
 
 def test_hook_measures_from_the_staged_files(
@@ -348,7 +314,7 @@ def test_hook_measures_from_the_staged_files(
     monkeypatch.setenv("PRE_COMMIT", "1")
     assert main([]) == EXIT_FINDINGS
     assert "[downgrade_incomplete]" in capsys.readouterr().out
-    _git(project, "commit", "-q", "-m", "add nickname", "--no-verify")
+    git(project, "commit", "-q", "-m", "add nickname", "--no-verify")
     # Committed: the next commit does not add it, so it is not round-tripped again.
     assert main([]) == EXIT_OK
 
@@ -358,9 +324,9 @@ def test_no_base_branch_is_said_once(
 ) -> None:
     """A repository whose only branch is not a default one: off, and --base-ref turns it on."""
     project = scenario("history")
-    _git(project, "init", "-q", "-b", "trunk")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "base")
+    git(project, "init", "-q", "-b", "trunk")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "base")
     _add_revision(project, downgrade="pass")
     assert main([]) == EXIT_OK
     err = capsys.readouterr().err
@@ -420,14 +386,14 @@ def test_base_caught_on_the_way_up_matches_the_replay(
     project = scenario("history")
     _repo_on_feature(project)
     path = _add_revision(project, downgrade="pass")
-    _edit(
+    edit_all(
         path,
         '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n',
         '    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))\n'
         "    op.execute(\"CREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1'\")\n"
         '    op.create_index("ix_notes_body", "notes", ["body"])\n',
     )
-    _edit(
+    edit_all(
         project / "models.py",
         "    body: Mapped[str] = mapped_column(String(500))\n",
         "    body: Mapped[str] = mapped_column(String(500), index=True)\n",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_OK, main
-from tests.helpers.faults import checker_env
+from tests.helpers.checker import checker_env
 from tests.helpers.paths import SHIM
 from tests.helpers.scenarios import ScenarioFactory
 

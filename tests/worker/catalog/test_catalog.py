@@ -13,15 +13,16 @@ Each runs on the bundled PostgreSQL and on PostgreSQL 15 through ``--postgres-bi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import edit_unique
 from tests.helpers.paths import SCENARIOS
 from tests.helpers.prereq import PG15, require_pg15
+from tests.helpers.reports import json_check
 from tests.helpers.scenarios import ScenarioFactory
 from tests.helpers.schema_dump import schema_dump
 
@@ -37,24 +38,12 @@ def _pg15_installed(request: pytest.FixtureRequest) -> None:
         require_pg15()
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    code = main(["--format", "json", *args])
-    out = capsys.readouterr()
-    return code, json.loads(out.out), out.err
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {path}"
-    path.write_text(text.replace(old, new))
-
-
 @pytest.mark.parametrize("server", SERVERS)
 def test_every_feature_in_sync(
     server: list[str], scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario("catalog_all")
-    code, document, err = _run(server, capsys)
+    code, document, err = json_check(server, capsys)
     assert (code, document["findings"], document["catalog_skipped"]) == (EXIT_OK, [], None), err
     assert "comparing the catalogs" in err
 
@@ -127,8 +116,8 @@ def test_model_only_change_is_one_catalog_finding(
     edits, kind, subject, in_database, in_models = CHANGES[change]
     project = scenario("catalog_all")
     for old, new in edits:
-        _edit(project / "models.py", old, new)
-    code, document, err = _run(server, capsys)
+        edit_unique(project / "models.py", old, new)
+    code, document, err = json_check(server, capsys)
     assert code == EXIT_FINDINGS, err
     [finding] = document["findings"]
     assert (finding["kind"], finding["source"], finding["subject"]) == (kind, "catalog", subject)
@@ -147,8 +136,12 @@ def test_model_only_change_is_one_catalog_finding(
 def test_op_code_and_wording(scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]) -> None:
     """The text report quotes both sides and says the revision is written by hand."""
     project = scenario("catalog_all")
-    _edit(project / "models.py", '"amount > 0", name="positive"', '"amount >= 0", name="positive"')
-    _edit(project / "models.py", '    paid = "paid"\n', '    paid = "paid"\n    void = "void"\n')
+    edit_unique(
+        project / "models.py", '"amount > 0", name="positive"', '"amount >= 0", name="positive"'
+    )
+    edit_unique(
+        project / "models.py", '    paid = "paid"\n', '    paid = "paid"\n    void = "void"\n'
+    )
     assert main([]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert (
@@ -169,7 +162,7 @@ def test_github_format_says_write_it_by_hand(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("catalog_all")
-    _edit(project / "models.py", "status <> 'paid'\")", "status = 'draft'\")")
+    edit_unique(project / "models.py", "status <> 'paid'\")", "status = 'draft'\")")
     assert main(["--format", "github"]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert "title=Missing migration (write it by hand)%3A invoices (ix_invoices_open)" in out
@@ -189,7 +182,9 @@ def test_autogenerate_only_gives_alembic_checks_verdict(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = scenario("catalog_all")
-    _edit(project / "models.py", '"amount > 0", name="positive"', '"amount >= 0", name="positive"')
+    edit_unique(
+        project / "models.py", '"amount > 0", name="positive"', '"amount >= 0", name="positive"'
+    )
     args: list[str] = []
     if how == "env":
         monkeypatch.setenv("CHECK_MIGRATIONS_AUTOGENERATE_ONLY", "1")
@@ -200,7 +195,7 @@ def test_autogenerate_only_gives_alembic_checks_verdict(
     else:
         assert isinstance(how, list)
         args = how
-    code, document, err = _run(args, capsys)
+    code, document, err = json_check(args, capsys)
     assert (code, document["findings"]) == (EXIT_OK, []), err
     assert "comparing the catalogs" not in err
 
@@ -210,17 +205,17 @@ def test_types_only_a_revision_creates_are_copied(
 ) -> None:
     """An ENUM with create_type=False, a domain, a function in a DEFAULT: still compared."""
     project = scenario("catalog_foreign_types")
-    code, document, err = _run([], capsys)
+    code, document, err = json_check([], capsys)
     assert (code, document["findings"], document["catalog_skipped"]) == (EXIT_OK, [], None), err
     assert "warning" not in err
     # And still compared: a CHECK constraint only the models have is found.
-    _edit(
+    edit_unique(
         project / "models.py",
         '    __tablename__ = "tickets"\n',
         '    __tablename__ = "tickets"\n    __table_args__ = '
         '(__import__("sqlalchemy").CheckConstraint("seats < 10", name="few_seats"),)\n',
     )
-    code, document, err = _run([], capsys)
+    code, document, err = json_check([], capsys)
     assert code == EXIT_FINDINGS, err
     assert [(f["kind"], f["source"], f["in_models"]) for f in document["findings"]] == [
         ("add_check", "catalog", "CHECK (seats::integer < 10)")
@@ -246,7 +241,7 @@ def test_models_that_cannot_be_built_skip_the_catalog_with_one_warning(
             "    def get_col_spec(self, **kw: object) -> str:\n        return 'pair'\n\n\n"
             "Ticket.__table__.append_column(__import__('sqlalchemy').Column('span', Pair()))\n"
         )
-    code, document, err = _run([], capsys)
+    code, document, err = json_check([], capsys)
     assert code == EXIT_OK, err
     reason = document["catalog_skipped"]
     assert reason.startswith('create_all() on the models failed (type "pair" does not exist)')
@@ -261,7 +256,7 @@ def test_no_catalog_finding_on_existing_scenarios(
     name: str, scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario(name)
-    _code, document, err = _run([], capsys)
+    _code, document, err = json_check([], capsys)
     assert document["errors"] == [], err
     assert [f for f in document["findings"] if f["source"] == "catalog"] == []
     assert document["catalog_skipped"] is None
@@ -284,7 +279,7 @@ def test_models_database_is_dropped_on_database_url(
             return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
 
     before = databases()
-    code, document, err = _run(["--database-url", url], capsys)
+    code, document, err = json_check(["--database-url", url], capsys)
     assert (code, document["catalog_skipped"]) == (EXIT_OK, None), err
     assert databases() == before
 

@@ -9,36 +9,22 @@ order, under Alembic's default comparison. The truth is plain ``alembic check``.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK
+from tests.helpers.edits import edit_unique
+from tests.helpers.plain_alembic import alembic_check
+from tests.helpers.reports import json_check
 from tests.helpers.scenarios import ScenarioFactory
-from tests.worker.catalog.test_catalog_filters import _alembic_check
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    code = main(["--format", "json", "--no-cache", *args])
-    out = capsys.readouterr()
-    return code, json.loads(out.out), out.err
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {path}"
-    path.write_text(text.replace(old, new))
 
 
 def test_objects_that_cannot_be_built_are_named_once_and_the_rest_compared(
     scenario: ScenarioFactory, scratch_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("filters_partial_build")
-    truth = _alembic_check(project, scratch_url, [])
+    truth = alembic_check(project, scratch_url, [])
     assert truth.returncode == 0, truth.stdout + truth.stderr
-    code, document, err = _run([], capsys)
+    code, document, err = json_check(["--no-cache"], capsys)
     assert (code, document["findings"]) == (EXIT_OK, []), err
     note = document["catalog_skipped"]
     assert note == (
@@ -52,8 +38,8 @@ def test_objects_that_cannot_be_built_are_named_once_and_the_rest_compared(
         f"check-migrations: warning: {note}"
     ]
     # And compared: a CHECK constraint edited in the models only is found beside them.
-    _edit(project / "models.py", '"qty > 0", name=', '"qty >= 0", name=')
-    code, document, err = _run([], capsys)
+    edit_unique(project / "models.py", '"qty > 0", name=', '"qty >= 0", name=')
+    code, document, err = json_check(["--no-cache"], capsys)
     assert code == EXIT_FINDINGS, err
     assert [(f["kind"], f["source"], f["subject"]) for f in document["findings"]] == [
         ("modify_check", "catalog", "orders (ck_orders_qty)")
@@ -66,17 +52,19 @@ def test_a_sequence_only_a_revision_creates_is_copied(
     """``server_default=text("nextval('ticket_no_seq')")``: built, so nothing is left out."""
     project = scenario("filters_partial_build")
     gin = '        Index("ix_orders_body", "body", postgresql_using="gin"),\n'
-    _edit(project / "models.py", gin, "")
-    _edit(project / "models.py", ', ForeignKey("accounts.code", name="fk_orders_account_code")', "")
+    edit_unique(project / "models.py", gin, "")
+    edit_unique(
+        project / "models.py", ', ForeignKey("accounts.code", name="fk_orders_account_code")', ""
+    )
     revision = project / "versions" / "0001_initial.py"
-    _edit(revision, '            sa.ForeignKey("accounts.code", name="fk_orders_account_code"),\n',
-          "")  # fmt: skip
+    fk = '            sa.ForeignKey("accounts.code", name="fk_orders_account_code"),\n'
+    edit_unique(revision, fk, "")
     text = revision.read_text()
     start = text.index("    op.create_index(\n")
     revision.write_text(text[:start] + text[text.index("    )\n", start) + 6 :])
-    truth = _alembic_check(project, scratch_url, [])
+    truth = alembic_check(project, scratch_url, [])
     assert truth.returncode == 0, truth.stdout + truth.stderr
-    code, document, err = _run([], capsys)
+    code, document, err = json_check(["--no-cache"], capsys)
     assert (code, document["findings"], document["catalog_skipped"]) == (EXIT_OK, [], None), err
 
 
@@ -90,8 +78,8 @@ def test_the_catalog_compares_as_env_py_chose(
     """Server defaults only under compare_server_default; UNIQUE columns as a set, as Alembic."""
     project = scenario("filters_comparison")
     xs = ["-x", f"defaults={defaults}"]
-    truth = _alembic_check(project, scratch_url, xs)
-    code, document, err = _run(xs, capsys)
+    truth = alembic_check(project, scratch_url, xs)
+    code, document, err = json_check(["--no-cache", *xs], capsys)
     if defaults == "off":
         assert truth.returncode == 0, truth.stdout + truth.stderr
         assert (code, document["findings"]) == (EXIT_OK, []), err

@@ -9,42 +9,12 @@ filter picks them out by name, by table and columns (keystone's), by ``reflected
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from tests.helpers.plain_alembic import alembic_check
+from tests.helpers.reports import json_check
 from tests.helpers.scenarios import ScenarioFactory
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    code = main(["--format", "json", "--no-cache", *args])
-    out = capsys.readouterr()
-    return code, json.loads(out.out), out.err
-
-
-def _alembic(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def _alembic_check(project: Path, url: str, xs: list[str]) -> subprocess.CompletedProcess[str]:
-    up = _alembic(project, url, *xs, "upgrade", "head")
-    assert up.returncode == 0, up.stderr
-    return _alembic(project, url, *xs, "check")
-
 
 # (filter, group of differences): each filter hides every difference of its group.
 HIDDEN = [
@@ -66,10 +36,10 @@ def test_what_env_py_filters_out_is_not_reported(
 ) -> None:
     project = scenario("filters_hidden")
     xs = ["-x", f"filter={mode}", "-x", f"diffs={diffs}"]
-    truth = _alembic_check(project, scratch_url, xs)
+    truth = alembic_check(project, scratch_url, xs)
     assert truth.returncode == 0, truth.stdout + truth.stderr
     assert "No new upgrade operations detected" in truth.stdout + truth.stderr
-    code, document, err = _run(xs, capsys)
+    code, document, err = json_check(["--no-cache", *xs], capsys)
     assert (code, document["findings"], document["catalog_skipped"]) == (EXIT_OK, [], None), err
 
 
@@ -108,9 +78,9 @@ def test_without_the_filter_every_difference_is_found(
 ) -> None:
     project = scenario("filters_hidden")
     xs = ["-x", "filter=none", "-x", f"diffs={diffs}"]
-    truth = _alembic_check(project, scratch_url, xs)
+    truth = alembic_check(project, scratch_url, xs)
     assert truth.returncode != 0, truth.stdout + truth.stderr
-    code, document, err = _run(xs, capsys)
+    code, document, err = json_check(["--no-cache", *xs], capsys)
     assert code == EXIT_FINDINGS, err
     found = {(f["kind"], f["subject"]) for f in document["findings"]}
     assert found == EVERY_DIFFERENCE[diffs]
@@ -121,7 +91,9 @@ def test_a_filter_that_raises_is_an_error_naming_env_py(
 ) -> None:
     """Never read as "include": the verdict would rest on a filter that could not judge."""
     scenario("filters_hidden")
-    code, _document, err = _run(["-x", "filter=raises", "-x", "diffs=db_only"], capsys)
+    code, _document, err = json_check(
+        ["--no-cache", "-x", "filter=raises", "-x", "diffs=db_only"], capsys
+    )
     assert code == EXIT_ERROR, err
     [line] = [ln for ln in err.splitlines() if "error" in ln]
     assert "env.py:" in line

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.edits import edit_all
 
 MODELS = """\
 import sqlalchemy as sa
@@ -129,12 +130,6 @@ _URLS = {
 }
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new))
-
-
 def alembic_init(project: Path, template: str) -> None:
     """``alembic init -t TEMPLATE migrations`` in ``project``, then models and a revision."""
     project.mkdir()
@@ -144,11 +139,11 @@ def alembic_init(project: Path, template: str) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     url = _URLS.get(template, "postgresql+psycopg://app:secret@db.example.com/app")
-    _edit(project / "alembic.ini", "driver://user:pass@localhost/dbname", url)
+    edit_all(project / "alembic.ini", "driver://user:pass@localhost/dbname", url)
     env = project / "migrations" / "env.py"
     if template == "multidb":
         (project / "models.py").write_text(MULTIDB_MODELS)
-        _edit(
+        edit_all(
             env,
             "target_metadata = {}\n",
             "import models\n"
@@ -157,7 +152,9 @@ def alembic_init(project: Path, template: str) -> None:
         (project / "migrations" / "versions" / "0001_init.py").write_text(MULTIDB_REVISION)
     else:
         (project / "models.py").write_text(MODELS)
-        _edit(env, "target_metadata = None\n", "import models\ntarget_metadata = models.metadata\n")
+        edit_all(
+            env, "target_metadata = None\n", "import models\ntarget_metadata = models.metadata\n"
+        )
         (project / "migrations" / "versions" / "0001_init.py").write_text(REVISION)
 
 
@@ -185,13 +182,13 @@ def test_alembic_init_template(
     assert "models and migrations agree (1 revision(s) applied, head 0001" in out
 
     models = project / "models.py"
-    _edit(models, 'sa.Column("name", sa.String(50), nullable=False),\n)',
-          'sa.Column("name", sa.String(50), nullable=False),\n'
-          '    sa.Column("email", sa.String(100)),\n)')  # fmt: skip
+    edit_all(models, 'sa.Column("name", sa.String(50), nullable=False),\n)',
+             'sa.Column("name", sa.String(50), nullable=False),\n'
+             '    sa.Column("email", sa.String(100)),\n)')  # fmt: skip
     if template == "multidb":
-        _edit(models, 'sa.Column("kind", sa.String(20), nullable=False),\n)',
-              'sa.Column("kind", sa.String(20), nullable=False),\n'
-              '    sa.Column("at", sa.Integer),\n)')  # fmt: skip
+        edit_all(models, 'sa.Column("kind", sa.String(20), nullable=False),\n)',
+                 'sa.Column("kind", sa.String(20), nullable=False),\n'
+                 '    sa.Column("at", sa.Integer),\n)')  # fmt: skip
     rc = main([])
     out, err = capsys.readouterr()
     assert rc == EXIT_FINDINGS, out + err
@@ -254,7 +251,7 @@ def test_pyproject_layout_names_where_script_location_is(
     alembic_init(project, "pyproject")
     monkeypatch.chdir(project)
     toml = project / "pyproject.toml"
-    _edit(toml, 'script_location = "%(here)s/migrations"', 'script_location = "migratons"')
+    edit_all(toml, 'script_location = "%(here)s/migrations"', 'script_location = "migratons"')
     assert main([]) == EXIT_ERROR
     line = _error_line(capsys)
     assert "pyproject.toml [tool.alembic]: script_location 'migratons'" in line
@@ -262,7 +259,7 @@ def test_pyproject_layout_names_where_script_location_is(
     assert main(["--config", "pyproject.toml"]) == EXIT_ERROR
     assert "pass the alembic.ini beside it with --config" in _error_line(capsys)
 
-    _edit(toml, 'script_location = "migratons"\n', "")
+    edit_all(toml, 'script_location = "migratons"\n', "")
     assert main([]) == EXIT_ERROR
     line = _error_line(capsys)
     assert "alembic.ini: no script_location in [alembic] nor in [tool.alembic] of " in line
@@ -304,7 +301,7 @@ def test_models_not_imported_is_a_setup_error_not_every_table_removed(
     # The shape met in the wild: env.py imports a base module whose MetaData the models
     # (never imported) would fill.
     (project / "base.py").write_text("import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n")
-    _edit(
+    edit_all(
         project / "migrations" / "env.py",
         "import models\ntarget_metadata = models.metadata\n",
         "import base\ntarget_metadata = base.metadata\n",
@@ -339,7 +336,7 @@ def test_cache_sees_a_script_location_change_in_pyproject(
     project = tmp_path / "project"
     alembic_init(project, "pyproject")
     shutil.copytree(project / "migrations", project / "migrations_b")
-    _edit(
+    edit_all(
         project / "migrations_b" / "versions" / "0001_init.py",
         'sa.Column("name", sa.String(50), nullable=False)',
         'sa.Column("name", sa.String(80), nullable=False)',
@@ -352,7 +349,7 @@ def test_cache_sees_a_script_location_change_in_pyproject(
     assert main([]) == EXIT_OK  # served from the cache
     assert "using cached migrated database" in capsys.readouterr().err
 
-    _edit(project / "pyproject.toml", "%(here)s/migrations", "%(here)s/migrations_b")
+    edit_all(project / "pyproject.toml", "%(here)s/migrations", "%(here)s/migrations_b")
     rc = main([])
     out, err = capsys.readouterr()
     assert rc == EXIT_FINDINGS, out + err
