@@ -1,4 +1,4 @@
-"""The checker run in this process (``main([...])``) with a JSON report to assert on."""
+"""The checker run in this process (``main([...])``): its exit code and what it printed."""
 
 from __future__ import annotations
 
@@ -22,3 +22,10 @@ def json_check(
 def check_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code, report, _err = json_check(list(args), capsys)
     return code, report
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``check-migrations ARGS``."""
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
