@@ -16,8 +16,14 @@ from tests.helpers.reports import run_main
 
 HIT = "(cached verdict"
 MISS = "not reusing the previous verdict"
+USING = "using cached migrated database"
+STORED = "cached the migrated database for later runs"
 
 Capsys = pytest.CaptureFixture[str]
+
+
+def migrated_entries(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.glob("migrated-*"))
 
 
 def verdict_files(cache_dir: Path) -> list[Path]:
