@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from migration_check.postgres.server import find_binaries
-from tests.helpers.edits import edit
+from tests.helpers.edits import edit, skip_tables
 from tests.helpers.soundness import (
     DB_STORED,
     PY_DIR,
@@ -32,7 +32,6 @@ from tests.helpers.soundness import (
     new_check,
     patch_source,
     site_packages,
-    skip_tables,
 )
 
 PG15 = Path("/usr/lib/postgresql/15/bin")

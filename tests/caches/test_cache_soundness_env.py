@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.edits import skip_tables
 from tests.helpers.soundness import (
     Case,
     Check,
@@ -20,7 +21,6 @@ from tests.helpers.soundness import (
     differential,
     drift_in_notes,
     new_check,
-    skip_tables,
 )
 
 

@@ -1,23 +1,15 @@
-"""The bad-input suites' shared parts: a case, what it may use, and the one verdict it must get.
-
-Every case ends in exit 2 and ONE stderr line naming the culprit and the fix (or, for the two
-that are findings, exit 1 and the finding on stdout), never a password (tests/promises/bad_input/).
-"""
+"""A bad-input case and what its set-up may use (the cases: tests/promises/bad_input/)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, main
+from migration_check.cli.app import EXIT_ERROR
 from tests.helpers.edits import edit
 from tests.helpers.prereq import require_mount
-from tests.helpers.scenarios import ScenarioFactory
-from tests.helpers.second_server import PASSWORDS, SecondServer
+from tests.helpers.second_server import SecondServer
 
 Setup = Callable[[Path, "Ctx"], list[str]]
 
@@ -60,48 +52,10 @@ def env_prepend(project: Path, code: str) -> None:
     edit(env, "config = context.config\n", f"config = context.config\n{code}\n")
 
 
-# What a case mounted, unmounted by the ``ctx`` fixture (conftest.py) after it.
+# What a case mounted, unmounted by the ``ctx`` fixture (test_bad_input.py) after it.
 MOUNTED: list[Path] = []
 
 
 def mount(args: list[str]) -> None:
     require_mount(args)
     MOUNTED.append(Path(args[-1]))
-
-
-def case_params(cases: Mapping[str, Case]) -> list[object]:
-    return [pytest.param(k, marks=[pytest.mark.root] if c.root else []) for k, c in cases.items()]
-
-
-def assert_bad_input(
-    spec: Case,
-    scenario: ScenarioFactory,
-    ctx: Ctx,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Run the case's check in this process and hold it to the one-line verdict."""
-    if spec.needs_server:
-        ctx.server = request.getfixturevalue("real_server")
-    project = scenario(spec.scenario)
-    args = spec.setup(project, ctx)
-    monkeypatch.setenv("CHECK_MIGRATIONS_QUIET", "1")
-    for key, value in ctx.env.items():
-        monkeypatch.setenv(key, value)
-
-    assert main(args) == spec.exit
-    out, err = capsys.readouterr()
-    for secret in PASSWORDS:
-        assert secret not in out + err
-    if spec.exit == EXIT_FINDINGS:
-        assert err == ""
-        for pattern in spec.expect:
-            assert re.search(pattern, out), f"{pattern!r} not in:\n{out}"
-        return
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("check-migrations: error: "), err
-    for pattern in spec.expect:
-        assert re.search(pattern, lines[0]), f"{pattern!r} not in:\n{lines[0]}"
-    assert out == ""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.edits import edit
+from tests.helpers.edits import edit, skip_tables
 from tests.helpers.reports import run_main
 
 HIT = "(cached verdict"
@@ -89,18 +89,9 @@ def prepare_every_input_kind(project: Path, monkeypatch: pytest.MonkeyPatch) -> 
     env_py = project / "env.py"
     # As this repository's env.py does: variables from a .env file python-dotenv finds.
     env_py.write_text("from dotenv import load_dotenv\n\nload_dotenv()\n" + env_py.read_text())
-    edit(env_py, "target_metadata = metadata\n", "target_metadata = metadata\n"
-         "SKIP = set(context.get_x_argument(as_dictionary=True).get('skip', '').split(','))\n"
-         "SKIP |= set(config.get_main_option('skip_tables', '').split(','))\n\n\n"
-         "def include_object(obj, name, type_, reflected, compare_to):\n"
-         "    table = name if type_ == 'table' else getattr(getattr(obj, 'table', None), "
-         "'name', None)\n"
-         "    return table not in SKIP\n")  # fmt: skip
-    text = env_py.read_text().replace(
-        "compare_server_default=True)",
-        "compare_server_default=True, include_object=include_object)",
-    )
-    env_py.write_text(text)
+    # Tables named by -x skip=... and by alembic.ini's skip_tables are left out.
+    skip_tables(project, "context.get_x_argument(as_dictionary=True).get('skip', '') + ','"
+                " + config.get_main_option('skip_tables', '')")  # fmt: skip
 
 
 def drift_in_notes(project: Path) -> None:

@@ -76,3 +76,19 @@ def write_third_revision(project: Path, body: str, slug: str = "hang") -> Path:
         f"def upgrade() -> None:\n{body}\n\n\ndef downgrade() -> None:\n    pass\n"
     )
     return path
+
+
+def skip_tables(project: Path, expr: str, prelude: str = "") -> None:
+    """env.py leaves out of the comparison the tables named (comma-separated) by ``expr``."""
+    env_py = project / "env.py"
+    edit(env_py, "target_metadata = metadata\n", "target_metadata = metadata\n" + prelude +
+         f"SKIP = set(({expr}).split(','))\n\n\n"
+         "def include_object(obj, name, type_, reflected, compare_to):\n"
+         "    table = name if type_ == 'table' else getattr(getattr(obj, 'table', None), "
+         "'name', None)\n"
+         "    return table not in SKIP\n")  # fmt: skip
+    text = env_py.read_text().replace(
+        "compare_server_default=True)",
+        "compare_server_default=True, include_object=include_object)",
+    )
+    env_py.write_text(text)

@@ -1,5 +1,9 @@
-"""The history stories' repository: the scenario committed on ``main``, a feature branch, and
-the revision the feature adds (users.nickname, with the downgrade a story gives it)."""
+"""The history stories' repository, and the revision a story's feature branch adds.
+
+Each story runs in a real git repository with a ``main`` branch made here, as a user has it:
+the scenario is committed on ``main``, the change happens on a feature branch. The revision
+adds users.nickname, with the downgrade the story gives it.
+"""
 
 from __future__ import annotations
 

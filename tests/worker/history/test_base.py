@@ -1,7 +1,6 @@
 """History checks against the base: edited and stale revisions, the base ref, staged files.
 
-Each story runs in a real git repository with a ``main`` branch made here, as a user has it:
-the scenario is committed on ``main``, the change happens on a feature branch.
+Each story runs in a git repository made here (helpers/history.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """History checks: each new revision downgraded and upgraded again, and what that catches.
 
-Each story runs in a real git repository with a ``main`` branch made here, as a user has it:
-the scenario is committed on ``main``, the change happens on a feature branch.
+Each story runs in a git repository made here (helpers/history.py).
 """
 
 from __future__ import annotations

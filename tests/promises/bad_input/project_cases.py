@@ -5,26 +5,22 @@ directory) and breaks one thing. Progress lines are silenced (CHECK_MIGRATIONS_Q
 stderr must be exactly the error line: no traceback, no second line. Two cases are not errors
 at all and say so: an empty history with models present is drift (exit 1), and two heads is a
 finding (exit 1) that prints the ``alembic merge heads`` command. Bad input from the machine
-(URLs, servers, binaries, run directories) is in test_environment.py.
+(URLs, servers, binaries, run directories) is in environment_cases.py; test_bad_input.py runs
+both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, main
+from migration_check.cli.app import EXIT_FINDINGS
 from tests.helpers.bad_input import (
     Case,
     Ctx,
-    assert_bad_input,
-    case_params,
     env_prepend,
     write_revision,
 )
 from tests.helpers.edits import edit
-from tests.helpers.scenarios import ScenarioFactory
 from tests.helpers.second_server import OWNER_PASSWORD
 
 
@@ -233,34 +229,3 @@ CASES: dict[str, Case] = {
         bad_pyproject_setting, expect=(r"pyproject\.toml .*unknown setting 'timeuot'",)
     ),
 }
-
-
-@pytest.mark.parametrize("case", case_params(CASES))
-def test_bad_input(
-    case: str,
-    scenario: ScenarioFactory,
-    ctx: Ctx,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert_bad_input(CASES[case], scenario, ctx, request, capsys, monkeypatch)
-
-
-def test_traceback_only_with_verbose(
-    scenario: ScenarioFactory, capfd: pytest.CaptureFixture[str]
-) -> None:
-    # capfd: with -v the worker writes to the real stderr, which capsys cannot stand in for.
-    project = scenario("base")
-    env_raises(project, Ctx(tmp=project, shared=project))
-    assert main([]) == EXIT_ERROR
-    assert "Traceback" not in capfd.readouterr().err
-    assert main(["-v"]) == EXIT_ERROR
-    err = capfd.readouterr().err
-    assert "Traceback" in err
-    assert err.strip().splitlines()[-1].startswith("check-migrations: error: env.py:")
-
-
-def test_list_is_long_enough() -> None:
-    errors = [c for c in CASES.values() if c.exit == EXIT_ERROR]
-    assert len(errors) >= 19

@@ -1,19 +1,15 @@
 """Bad input from the machine: database URLs, servers, binaries, options, run directories.
 
-As in test_project.py: exit 2 and exactly one stderr line, never a password.
+As for the project's (project_cases.py): exit 2 and exactly one stderr line, never a password.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from migration_check.cli.app import EXIT_ERROR
-from tests.helpers.bad_input import Case, Ctx, assert_bad_input, case_params, mount
+from tests.helpers.bad_input import Case, Ctx, mount
 from tests.helpers.checker import free_port
 from tests.helpers.prereq import require_root
-from tests.helpers.scenarios import ScenarioFactory
 from tests.helpers.second_server import NOCREATE, NOCREATE_PASSWORD, OWNER_PASSWORD
 
 
@@ -129,20 +125,3 @@ CASES: dict[str, Case] = {
         root=True,
     ),
 }
-
-
-@pytest.mark.parametrize("case", case_params(CASES))
-def test_bad_input(
-    case: str,
-    scenario: ScenarioFactory,
-    ctx: Ctx,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert_bad_input(CASES[case], scenario, ctx, request, capsys, monkeypatch)
-
-
-def test_list_is_long_enough() -> None:
-    errors = [c for c in CASES.values() if c.exit == EXIT_ERROR]
-    assert len(errors) >= 10
