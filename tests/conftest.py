@@ -23,11 +23,10 @@ from migration_check.postgres.server import (
     find_binaries,
     resolve_server_user,
 )
-
-from .fault_helpers import shared_dir
-
-REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+from tests.helpers.checker import shared_dir
+from tests.helpers.paths import SCENARIOS
+from tests.helpers.scenarios import ScenarioFactory
+from tests.helpers.second_server import SecondServer, second_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,11 +59,34 @@ def _quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
 
 
+@pytest.fixture
+def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git with a committer of its own, and nothing of an outer repository or hook."""
+    # An outer hook's GIT_DIR / GIT_INDEX_FILE would point git at another repository.
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Check Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "check-test@example.invalid")
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[ThrowawayServer]:
     """One throwaway server for the session, from the binaries the checker itself uses."""
     server = ThrowawayServer(find_binaries(None), resolve_server_user(None))
     with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def real_server() -> Iterator[SecondServer]:
+    """The second server, "the developer's real database": one per module, so that what a
+    module asserts about its logins and databases is about that module's runs only."""
+    with second_server() as server:
         yield server
 
 
@@ -113,14 +135,3 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScenarioFactory
     """Copy a scenario project to tmp_path and chdir there, as a user runs the checker."""
     monkeypatch.chdir(tmp_path)
     return ScenarioFactory(tmp_path)
-
-
-class ScenarioFactory:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-
-    def __call__(self, name: str, dest: str = "project") -> Path:
-        target = self.tmp_path / dest
-        shutil.copytree(SCENARIOS / name, target, ignore=shutil.ignore_patterns("__pycache__"))
-        os.chdir(target)
-        return target

@@ -1,0 +1,1 @@
+"""The migrated-database and verdict caches: served when nothing moved, never stale."""

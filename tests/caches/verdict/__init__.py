@@ -1,0 +1,1 @@
+"""The verdict cache: served when nothing moved, never when something did."""

@@ -1,0 +1,3 @@
+"""Alembic extensions (alembic-utils, PostGIS, alembic-postgresql-enum, SQLModel) against plain
+Alembic.
+"""

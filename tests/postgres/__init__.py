@@ -1,0 +1,1 @@
+"""The throwaway server and the scratch databases made on a server the user names."""

@@ -1,0 +1,3 @@
+"""Cross-cutting guarantees: a user's database untouched, passwords hidden, signals, SIGKILL,
+hangs, bad input, wording.
+"""

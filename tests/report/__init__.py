@@ -1,0 +1,1 @@
+"""The output formats a machine or a reviewer acts on: text, JSON, GitHub."""

@@ -1,0 +1,3 @@
+"""The repository itself: packaging, workflows, the layout's contracts, prerequisites, the Expense
+Manager schema.
+"""

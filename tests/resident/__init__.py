@@ -1,0 +1,1 @@
+"""The resident worker (--keep-warm) and its faults."""

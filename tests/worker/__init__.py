@@ -1,0 +1,1 @@
+"""The worker's pipeline: env.py's connection, the upgrade, its exit, the history round trips."""

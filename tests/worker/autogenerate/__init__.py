@@ -1,0 +1,1 @@
+"""The first opinion: autogenerate's ops turned into findings."""

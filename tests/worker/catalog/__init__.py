@@ -1,0 +1,1 @@
+"""The second opinion: the models database and the catalog comparison."""

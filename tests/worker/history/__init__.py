@@ -1,0 +1,1 @@
+"""History checks: heads, round trips of new revisions, edited and stale revisions."""

@@ -1,0 +1,1 @@
+"""The project layouts: every alembic init template, Flask-Migrate, --start-from."""
