@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from migration_check.postgres.server import find_binaries
-
-from .fault_helpers import checker_env, run_checker, shared_dir, start_checker
-from .fs_events import wait_until_in
-from .prereq import require_root
+from tests.helpers.checker import checker_env, run_checker, shared_dir, start_checker
+from tests.helpers.fs_events import wait_until_in
+from tests.helpers.prereq import require_root
 
 
 @pytest.mark.root
