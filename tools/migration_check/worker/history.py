@@ -301,7 +301,7 @@ class BaseCatch:
     same revisions applied to an empty database. Its catalog is read then, on the migration's
     own connection (inside its transaction). If a new revision is already in the database (a
     cached migrated database) or runs before some old one (interleaved branches), nothing is
-    caught and the round trip replays the base. tests/test_history.py compares both paths.
+    caught and the round trip replays the base. tests/worker/history/ compares both paths.
     """
 
     def __init__(self, added: Iterable[str]) -> None:
