@@ -317,3 +317,40 @@ def test_plain_writes_autogenerates_ops(
     _ruff_clean(project / out[0])
     _round_trip(project, scratch_url)
     assert main([]) == EXIT_OK
+
+
+DIRECTIVES = '''
+
+def number_revisions(context, revision, directives):
+    """Sequential ids, as many projects number them (Alembic's cookbook hook)."""
+    head = context.script.get_current_head()
+    directives[0].rev_id = f"{int(head) + 1:04d}"
+
+'''
+
+
+def test_env_pys_process_revision_directives_runs_first(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The safe forms rewrite what env.py's hook made: its id, and the next after it."""
+    project = scenario("history")
+    env = project / "env.py"
+    _edit(env, "\n\ndef run_migrations_online", DIRECTIVES + "\ndef run_migrations_online")
+    env.write_text(
+        env.read_text().replace(
+            "compare_server_default=True)",
+            "compare_server_default=True,\n"
+            "                          process_revision_directives=number_revisions)",
+        )
+    )
+    _edit(project / "models.py", *AUTHOR)
+    assert main(["revision", "-m", "note author"]) == EXIT_OK
+    out, notes = _written(capsys)
+    assert out == [
+        "versions/0003_note_author.py",
+        "versions/0004_validate_fk_notes_author_id_users.py",
+    ]
+    assert "postgresql_not_valid=True" in (project / out[0]).read_text()
+    assert 'down_revision = "0003"' in (project / out[1]).read_text()
+    assert any("NOT VALID" in n for n in notes)
+    assert main([]) == EXIT_OK
