@@ -354,3 +354,21 @@ def test_env_pys_process_revision_directives_runs_first(
     assert 'down_revision = "0003"' in (project / out[1]).read_text()
     assert any("NOT VALID" in n for n in notes)
     assert main([]) == EXIT_OK
+
+
+def test_dropping_an_existing_table_sets_the_lock_timeout_first() -> None:
+    """Unit level, on Alembic's own ops: DROP TABLE of a table that was there locks it."""
+    from alembic.autogenerate import render_python_code
+    from alembic.operations import ops
+
+    from migration_check.worker.safe_forms import SafeForms
+
+    upgrade = ops.UpgradeOps([ops.DropTableOp("legacy"), ops.CreateTableOp("fresh", [])])
+    forms = SafeForms("5s", validate_later=True)
+    forms.rewrite(upgrade, upgrade=True)
+    lines = _statements(render_python_code(upgrade))
+    assert lines[:2] == [TIMEOUT, "op.drop_table('legacy')"]
+    assert forms.notes == [
+        "wrote SET lock_timeout = '5s' at the top of upgrade() (it locks legacy: a lock queued "
+        "behind a long query blocks every query after it)"
+    ]

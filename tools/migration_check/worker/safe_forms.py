@@ -109,16 +109,16 @@ class SafeForms:
         out: list[ops.MigrateOperation] = []
         # The NOT VALID checks (added later, as hand-written code) lock their tables briefly.
         exclusive: list[str] = [v.table for v in self.checks] if upgrade else []
+        created = _created(container)
         for op in container.ops:
-            if not isinstance(op, ops.ModifyTableOps) or (op.schema, op.table_name) in new:
-                if isinstance(op, (ops.DropTableOp, ops.RenameTableOp)) and (
-                    op.schema,
-                    op.table_name,
-                ) not in _created(container):
-                    exclusive.append(op.table_name)
-                out.append(op)
+            if isinstance(op, ops.ModifyTableOps) and (op.schema, op.table_name) not in new:
+                out.extend(self._modify_table(op, say, exclusive))
                 continue
-            out.extend(self._modify_table(op, say, exclusive))
+            # Dropping or renaming a table that was there takes ACCESS EXCLUSIVE on it.
+            where = (getattr(op, "schema", None), getattr(op, "table_name", ""))
+            if isinstance(op, ops.DropTableOp | ops.RenameTableOp) and where not in created:
+                exclusive.append(where[1])
+            out.append(op)
         if self.lock_timeout and exclusive:
             out.insert(0, ops.ExecuteSQLOp(f"SET lock_timeout = '{self.lock_timeout}'"))
             tables = ", ".join(sorted(set(exclusive)))
