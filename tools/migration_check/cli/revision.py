@@ -8,6 +8,7 @@ that database (see worker/revision.py). Nothing to write is not an error: it say
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -17,6 +18,20 @@ from migration_check.cli.app import EXIT_ERROR, EXIT_OK, check_options, settings
 from migration_check.settings import load_settings
 
 __all__ = ["command"]
+
+# The worker's safe_forms.DEFAULT_LOCK_TIMEOUT; the CLI side never imports the worker.
+DEFAULT_LOCK_TIMEOUT = "5s"
+_TIME = re.compile(r"^[0-9]+(us|ms|s|min|h|d)?$")
+
+
+def _lock_timeout(ctx: click.Context, param: click.Parameter, value: str) -> str | None:
+    if value in ("off", "0"):
+        return None
+    if not _TIME.match(value):
+        raise click.BadParameter(
+            f"{value!r} is not a PostgreSQL time: give e.g. 5s, 500ms or 1min (off: none)"
+        )
+    return value
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,6 +46,19 @@ __all__ = ["command"]
 @click.option("--branch-label", metavar="LABEL", help="A branch label for the new revision.")
 @click.option("--version-path", metavar="DIR", help="The version directory to write into.")
 @click.option("--depends-on", metavar="REV", multiple=True, help="A revision this one depends on.")
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Write autogenerate's ops unchanged: no CONCURRENTLY, NOT VALID or lock_timeout.",
+)
+@click.option(
+    "--write-lock-timeout",
+    metavar="TIME",
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    callback=_lock_timeout,
+    help="The lock_timeout the revision sets before ops that lock an existing table (off: none).",
+)
 @check_options
 def command(**kwargs: Any) -> int:
     """Write the revision the check says is missing, as `alembic revision --autogenerate` would.
@@ -39,6 +67,11 @@ def command(**kwargs: Any) -> int:
     compares it with the models through env.py, and writes the revision with the project's
     script.py.mako, file_template and post_write_hooks. Changes autogenerate cannot render
     (e.g. a new enum value) are added to upgrade() as code to review. Prints the path written.
+
+    On tables that exist before the revision, it writes the safe form (each said on stderr):
+    indexes CONCURRENTLY in autocommit_block(), a UNIQUE constraint through a concurrent
+    index, CHECK and FOREIGN KEY constraints NOT VALID with a second revision that validates
+    them, and SET lock_timeout before ops that lock the table. --plain writes autogenerate's.
 
     Exit codes: 0 written or nothing to write, 2 the revision could not be made.
     """
@@ -55,6 +88,8 @@ def command(**kwargs: Any) -> int:
         "branch_label": kwargs["branch_label"],
         "version_path": kwargs["version_path"],
         "depends_on": list(kwargs["depends_on"]) or None,
+        "plain": kwargs["plain"],
+        "lock_timeout": kwargs["write_lock_timeout"],
     }
     result = run_check(settings, _progress(settings), write_revision=options)
     if result.catalog_skipped:  # then nothing autogenerate misses can be added for review
@@ -67,6 +102,8 @@ def command(**kwargs: Any) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    for note in result.notices:
+        print(f"check-migrations: {note}", file=sys.stderr)
     if not result.written:
         print("check-migrations: nothing to write: models and migrations agree.")
         return EXIT_OK

@@ -186,7 +186,8 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _Hist
         revision_command=revision_command(settings, ini, revision_ids),
         written=[str(p) for p in event.get("written", [])],
         revision_ids=revision_ids,
-        notices=[f"history checks skipped: {history.why_not}"] if history.why_not else [],
+        notices=[*event.get("notices", [])]
+        + ([f"history checks skipped: {history.why_not}"] if history.why_not else []),
         catalog_skipped=str(event.get("catalog_skipped") or ""),
     )
 

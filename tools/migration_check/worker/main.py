@@ -272,7 +272,9 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         if result.findings:
             emit({"type": "progress", "message": "writing the revision"})
             options = req.get("revision") or {}
-            result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
+            result.written = write_revision(
+                cfg, script, req["sync_url"], options, result.findings, result.notices
+            )
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
         result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
@@ -383,6 +385,7 @@ def _serve(events: TextIO) -> int:
             "heads": result.heads,
             "version_dirs": result.version_dirs,
             "written": result.written,
+            "notices": result.notices,  # the writer's: what it rewrote, and why
             "revision_ids": result.revision_ids,
             "catalog_skipped": result.catalog_skipped,
             # What the verdict depends on (caches/verdict.py): None when it cannot vouch for it.

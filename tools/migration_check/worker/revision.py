@@ -142,11 +142,13 @@ def write_revision(
     url: str,
     options: dict[str, Any],
     findings: Sequence[Finding],
+    notes: list[str] | None = None,
 ) -> list[str]:
     """Write the revision the comparison calls for; return the paths written (none: in sync).
 
     ``findings`` are the check's own: when they are empty there is nothing to write, and the
-    catalog ones among them supply the hand-written part.
+    catalog ones among them supply the hand-written part. Unless ``options["plain"]``, ops
+    on existing tables get their safe forms (worker/safe_forms.py), each said in ``notes``.
     """
     from alembic.util import CommandError
 
@@ -188,6 +190,15 @@ def write_revision(
     if "command_error" in state:
         raise _command_failure(state["command_error"], script)
     scripts = revision_context.generated_revisions
+    second: list[Any] = []
+    if scripts and not options.get("plain"):
+        from migration_check.worker import safe_forms
+
+        taken = {rev.revision for rev in script.walk_revisions()}
+        lock_timeout = options.get("lock_timeout", safe_forms.DEFAULT_LOCK_TIMEOUT)
+        said = notes if notes is not None else []
+        findings, second = safe_forms.apply(scripts, findings, taken, lock_timeout, said)
+        codes = hand_written_code(findings)
     # env.py's process_revision_directives may have dropped the revision, or kept it empty.
     if scripts and codes:
         add_hand_written(scripts[-1].upgrade_ops_list[-1], codes)
@@ -205,6 +216,7 @@ def write_revision(
             downgrade.ops.insert(0, _hand_written_op_class()(note))
     if not any(not ops.is_empty() for s in scripts for ops in s.upgrade_ops_list):
         return []
+    scripts.extend(second)  # after the first is complete: it is written first, then this one
     written: list[str] = []
     try:
         for generated in revision_context.generate_scripts():
