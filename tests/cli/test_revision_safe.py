@@ -7,7 +7,6 @@ database of its own, linted, and checked again: the safe form must be the same s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_OK, main
+from tests.helpers.edits import NAME_LINE, NICKNAME, edit
+from tests.helpers.paths import REPO
+from tests.helpers.plain_alembic import alembic, ok
+from tests.helpers.scenarios import ScenarioFactory
 
-from .conftest import REPO, ScenarioFactory
-
-NAME = "    name: Mapped[str | None] = mapped_column(String(100))\n"
+NAME = NAME_LINE
 BODY = "    body: Mapped[str] = mapped_column(String(500))\n"
 INDEXED_NAME = (NAME, "    name: Mapped[str | None] = mapped_column(String(100), index=True)\n")
-NICKNAME = (NAME, NAME + "    nickname: Mapped[str | None] = mapped_column(String(50))\n")
 UNIQUE_NICKNAME = (
     NAME,
     NAME + "    nickname: Mapped[str | None] = mapped_column(String(50), unique=True)\n",
@@ -48,12 +48,6 @@ BLOCK = "with op.get_context().autocommit_block():"
 TIMEOUT = "op.execute(\"SET lock_timeout = '5s'\")"
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
 def _bodies(path: Path) -> tuple[str, str]:
     text = path.read_text()
     upgrade, downgrade = text.split("def upgrade() -> None:")[1].split("def downgrade() -> None:")
@@ -75,12 +69,7 @@ def _ruff_clean(path: Path) -> None:
 
 def _alembic(project: Path, url: str, *args: str) -> None:
     """The real ``alembic`` command, against a database of the test's own (env.py's URL)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=project, env={**os.environ, "DATABASE_URL": url},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    ok(alembic(project, url, *args))
 
 
 def _validated(url: str, name: str) -> bool | None:
@@ -112,7 +101,7 @@ def test_index_on_an_existing_table_is_built_concurrently(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], scratch_url: str
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *INDEXED_NAME)
+    edit(project / "models.py", *INDEXED_NAME)
     assert main(["revision", "-m", "index name", "--rev-id", "0003"]) == EXIT_OK
     out, notes = _written(capsys)
     assert out == ["versions/0003_index_name.py"]
@@ -137,7 +126,7 @@ def test_foreign_key_is_added_not_valid_and_validated_in_a_second_revision(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], scratch_url: str
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *AUTHOR)
+    edit(project / "models.py", *AUTHOR)
     assert main(["revision", "-m", "note author", "--rev-id", "0003"]) == EXIT_OK
     out, notes = _written(capsys)
     assert out == [
@@ -172,10 +161,10 @@ def test_check_constraint_is_added_not_valid_and_validated_in_a_second_revision(
 ) -> None:
     """Autogenerate cannot see a CHECK: the catalog's code is the one written NOT VALID."""
     project = scenario("history")
-    _edit(
+    edit(
         project / "models.py", "from sqlalchemy import ", "from sqlalchemy import CheckConstraint, "
     )
-    _edit(project / "models.py", *CHECK)
+    edit(project / "models.py", *CHECK)
     assert main(["revision", "-m", "body set", "--rev-id", "0003"]) == EXIT_OK
     out, notes = _written(capsys)
     assert out == ["versions/0003_body_set.py", "versions/0004_validate_ck_notes_body_set.py"]
@@ -199,7 +188,7 @@ def test_unique_constraint_is_attached_to_a_concurrent_index(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], scratch_url: str
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *UNIQUE_NICKNAME)
+    edit(project / "models.py", *UNIQUE_NICKNAME)
     assert main(["revision", "-m", "nickname", "--rev-id", "0003"]) == EXIT_OK
     out, notes = _written(capsys)
     assert out == ["versions/0003_nickname.py"]
@@ -233,7 +222,7 @@ def test_lock_timeout_comes_first_when_an_existing_table_is_locked(
     expected: str | None,
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *NICKNAME)
+    edit(project / "models.py", *NICKNAME)
     assert main(["revision", "-m", "nickname", "--rev-id", "0003", *flag]) == EXIT_OK
     out, notes = _written(capsys)
     upgrade, _ = _bodies(project / out[0])
@@ -255,7 +244,7 @@ def test_a_bad_lock_timeout_is_one_line_exit_2(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = scenario("history")
-    _edit(project / "models.py", *NICKNAME)
+    edit(project / "models.py", *NICKNAME)
     before = sorted(p.name for p in (project / "versions").iterdir())
     code = main(["revision", "-m", "x", "--write-lock-timeout", "5 seconds"])
     assert code == EXIT_ERROR
@@ -267,8 +256,8 @@ def test_a_bad_lock_timeout_is_one_line_exit_2(
 
 
 def _tags_and_index(project: Path) -> None:
-    _edit(project / "models.py", *INDEXED_NAME)
-    _edit(project / "models.py", *AUTHOR)
+    edit(project / "models.py", *INDEXED_NAME)
+    edit(project / "models.py", *AUTHOR)
     (project / "models.py").write_text((project / "models.py").read_text() + TAGS)
 
 
@@ -335,7 +324,7 @@ def test_env_pys_process_revision_directives_runs_first(
     """The safe forms rewrite what env.py's hook made: its id, and the next after it."""
     project = scenario("history")
     env = project / "env.py"
-    _edit(env, "\n\ndef run_migrations_online", DIRECTIVES + "\ndef run_migrations_online")
+    edit(env, "\n\ndef run_migrations_online", DIRECTIVES + "\ndef run_migrations_online")
     env.write_text(
         env.read_text().replace(
             "compare_server_default=True)",
@@ -343,7 +332,7 @@ def test_env_pys_process_revision_directives_runs_first(
             "                          process_revision_directives=number_revisions)",
         )
     )
-    _edit(project / "models.py", *AUTHOR)
+    edit(project / "models.py", *AUTHOR)
     assert main(["revision", "-m", "note author"]) == EXIT_OK
     out, notes = _written(capsys)
     assert out == [
