@@ -166,3 +166,28 @@ def test_table_an_extension_owns_is_never_a_drop(
     assert finding["op"] is None  # no op.drop_table
     assert "belongs to extension postgis" in finding["message"]
     assert "include_object=geoalchemy2.alembic_helpers.include_object" in finding["hint"]
+
+
+def test_the_writer_never_drops_a_table_an_extension_owns(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str], pg15_url: str
+) -> None:
+    """``check-migrations revision`` without GeoAlchemy2's filter: the model's change is written,
+    autogenerate's ``op.drop_table('spatial_ref_sys')`` is not (PostgreSQL would refuse it)."""
+    project = scenario("ext_postgis")
+    edit_all(project / "env.py", "            include_object=alembic_helpers.include_object,\n", "")
+    edit_all(
+        project / "models.py",
+        "    name: Mapped[str] = mapped_column(String(100))\n",
+        "    name: Mapped[str] = mapped_column(String(100))\n"
+        "    kind: Mapped[str | None] = mapped_column(String(20))\n",
+    )
+    before = set((project / "versions").glob("*.py"))
+    assert main([*POSTGIS, "revision", "-m", "kind", "--plain"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "left out op.drop_table('spatial_ref_sys'): extension postgis owns the table" in err
+    (written,) = set((project / "versions").glob("*.py")) - before
+    text = written.read_text()
+    assert "op.add_column('places'" in text
+    assert "spatial_ref_sys" not in text
+    ok(alembic(project, pg15_url, "upgrade", "head"))
+    ok(alembic(project, pg15_url, "downgrade", "-1"))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from migration_check.findings import Finding
+from migration_check.worker.autogenerate.owned import keep_extension_tables
 from migration_check.worker.diagnose import Failure
 from migration_check.worker.envpy import run_env
 
@@ -175,6 +176,10 @@ def write_revision(
             revision_context.run_autogenerate(rev, context)
         except CommandError as exc:
             state["command_error"] = exc
+            return []
+        owned = keep_extension_tables(revision_context.generated_revisions, context)
+        if notes is not None:
+            notes.extend(owned)
         return []
 
     run_env(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
-__all__ = ["extension_table"]
+__all__ = ["extension_table", "keep_extension_tables"]
 
 # pg_depend's deptype 'e': the object is a member of the extension (created by its script).
 _OWNER = """
@@ -54,6 +54,42 @@ def extension_table(op: Any, context: MigrationContext) -> dict[str, Any] | None
         "op": "",
         "hint": hint,
     }
+
+
+def keep_extension_tables(scripts: list[Any], context: MigrationContext) -> list[str]:
+    """Take the drops of extension-owned tables out of revisions being written; say each.
+
+    The writer's half of ``extension_table``: the check names no op for such a table, so the
+    revision ``check-migrations revision`` writes must not carry autogenerate's drop either (nor
+    the downgrade's re-creation of it).
+    """
+    from alembic.operations import ops as o
+
+    notes: list[str] = []
+    for script in scripts:
+        for upgrade, downgrade in zip(
+            script.upgrade_ops_list, script.downgrade_ops_list, strict=False
+        ):
+            kept = []
+            for op in upgrade.ops:
+                owner = _owner(op, context) if isinstance(op, o.DropTableOp) else None
+                if owner is None:
+                    kept.append(op)
+                    continue
+                notes.append(
+                    f"left out op.drop_table({op.table_name!r}): extension {owner} owns the "
+                    "table; leave it out of autogenerate in env.py (include_object)"
+                )
+                downgrade.ops = [
+                    d
+                    for d in downgrade.ops
+                    if not (
+                        isinstance(d, o.CreateTableOp)
+                        and (d.table_name, d.schema) == (op.table_name, op.schema)
+                    )
+                ]
+            upgrade.ops = kept
+    return notes
 
 
 def _owner(op: Any, context: MigrationContext) -> str | None:
