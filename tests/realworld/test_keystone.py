@@ -111,10 +111,10 @@ def catalog_models(sql_dir: Path) -> Path:
 
 
 def test_clean_agrees_through_the_filters(
-    keystone_venv: Venv, project: Path, server_url: str, scratch_url: str
+    keystone_venv: Venv, project: Path, server_url: str, truth_url: str
 ) -> None:
     # Plain Alembic through keystone's env.py: no diff (its include_object hides the known ones).
-    assert alembic_truth(keystone_venv, project / "alembic.ini", scratch_url) == set()
+    assert alembic_truth(keystone_venv, project / "alembic.ini", truth_url) == set()
 
     checked = check(keystone_venv, project, server_url)
     assert checked.exit_code == 0, checked.document["findings"]
@@ -158,11 +158,11 @@ def test_model_only_mutation_is_named(
     project: Path,
     catalog_models: Path,
     server_url: str,
-    scratch_url: str,
+    truth_url: str,
 ) -> None:
     old, new, expected, attribute = MUTATIONS[name]
     with mutated(catalog_models, old, new):
-        truth = alembic_truth(keystone_venv, project / "alembic.ini", scratch_url)
+        truth = alembic_truth(keystone_venv, project / "alembic.ini", truth_url)
         checked = check(keystone_venv, project, server_url)
         mutated_lines = catalog_models.read_text().splitlines()
     assert truth == {expected}, "plain Alembic does not see the mutation"
@@ -173,3 +173,40 @@ def test_model_only_mutation_is_named(
     if attribute is not None:
         assert finding["file"].endswith("keystone/catalog/backends/sql.py"), finding
         assert attribute in mutated_lines[finding["line"] - 1], finding
+
+
+def test_a_column_change_stops_the_check_as_it_stops_alembic_check(
+    keystone_venv: Venv,
+    project: Path,
+    catalog_models: Path,
+    server_url: str,
+    truth_url: str,
+    tmp_path: Path,
+) -> None:
+    """keystone's process_revision_directives raises for every AlterColumnOp (autogen.py).
+
+    So `alembic check` itself fails on a changed column type: the checker must fail too, with
+    one line naming keystone's error, never read the diff as "in sync".
+    """
+    ini = tmp_path / "alembic.ini"
+    url = truth_url.replace("%", "%%")
+    text = (project / "alembic.ini").read_text().replace("%(here)s/env", str(project / "env"))
+    ini.write_text(text.replace("sqlalchemy.url = postgresql://\n", f"sqlalchemy.url = {url}\n"))
+    alembic = str(keystone_venv.root / "bin" / "alembic")
+    old = "    description = sql.Column(sql.String(255), nullable=False)\n    # NOTE(jaypipes)"
+    with mutated(catalog_models, old, old.replace("255", "128")):
+        upgraded = keystone_venv.run([alembic, "-c", str(ini), "upgrade", "heads"], cwd=tmp_path)
+        plain = keystone_venv.run([alembic, "-c", str(ini), "check"], cwd=tmp_path)
+        checked = keystone_venv.run(
+            [str(keystone_venv.root / "bin" / "check-migrations"), "--database-url", server_url],
+            cwd=project,
+        )
+    assert upgraded.returncode == 0, upgraded.stderr
+    refusal = "NotImplementedError: Don't know if operation is an expand or contract"
+    assert plain.returncode == 1
+    assert refusal in plain.stderr
+    assert checked.returncode == 2, checked.stdout
+    assert "Traceback" not in checked.stderr
+    [error] = [ln for ln in checked.stderr.splitlines() if "error:" in ln]
+    assert error.startswith("check-migrations: error: env/env.py:"), error
+    assert refusal in error
