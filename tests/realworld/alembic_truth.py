@@ -1,10 +1,10 @@
 """Plain Alembic's verdict, run by a real project's own venv python (never imported by pytest).
 
-``python alembic_truth.py ALEMBIC_INI URL`` upgrades the database at URL to head through the
-project's env.py, then prints as JSON the diffs ``alembic check`` would fail on, each as
-``[kind, table, name]`` (name: the column, index or constraint; null for a table). It is
-Alembic's own comparison (``compare_metadata`` inside env.py, so env.py's ``include_object``
-and ``compare_type`` apply), so the suite's truth never comes from the checker.
+``python alembic_truth.py ALEMBIC_INI URL`` upgrades the database at URL to its heads through
+the project's env.py, then prints as JSON, on its last line, the diffs ``alembic check`` would
+fail on, each as ``[kind, table, name]`` (name: the column, index or constraint; null for a
+table). It is Alembic's own comparison (``compare_metadata`` inside env.py, so env.py's
+``include_object`` and ``compare_type`` apply), so the suite's truth never comes from the checker.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main() -> None:
     ini, url = sys.argv[1], sys.argv[2]
     cfg = Config(ini)
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    upgrade(cfg, "head")
+    # "heads": a history with expand and contract branches (keystone) is migrated to both.
+    upgrade(cfg, "heads")
 
     script = ScriptDirectory.from_config(cfg)
     keys: list[list[str | None]] = []

@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ def uv() -> str:
     return path
 
 
-def _env() -> dict[str, str]:
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "VIRTUAL_ENV")}
+    env.update(extra or {})
     # A mutation edits a module in place; stale bytecode must never stand in for the edit.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["NO_COLOR"] = "1"
@@ -45,6 +46,8 @@ def _env() -> dict[str, str]:
 @dataclass(frozen=True)
 class Venv:
     root: Path
+    # What the project itself reads from the environment (airflow: AIRFLOW_HOME), for every run.
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def python(self) -> Path:
@@ -58,20 +61,26 @@ class Venv:
         return Path(out.stdout.strip())
 
     def run(
-        self, argv: Sequence[str], cwd: Path | None = None, timeout: float = 600
+        self,
+        argv: Sequence[str],
+        cwd: Path | None = None,
+        timeout: float = 600,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             list(argv),
             check=False,
             cwd=cwd,
-            env=_env(),
+            env=_env({**self.env, **(env or {})}),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
 
-def make_venv(root: Path, requirements: Sequence[str]) -> Venv:
+def make_venv(
+    root: Path, requirements: Sequence[str], env: Mapping[str, str] | None = None
+) -> Venv:
     """``uv venv`` + ``uv pip install`` of the pinned requirements and this repository."""
     # The suite's own interpreter: uv must neither pick another one nor download one.
     python = sys.executable
@@ -88,6 +97,10 @@ def make_venv(root: Path, requirements: Sequence[str]) -> Venv:
             str(root / "bin" / "python"),
             "--reinstall-package",
             "check-migrations",
+            # uv hardlinks files from its cache by default: a mutation edited in place would
+            # edit the cache and every venv installed from it (and theirs would edit ours).
+            "--link-mode",
+            "copy",
             *requirements,
             str(REPO),
         ],
@@ -97,7 +110,7 @@ def make_venv(root: Path, requirements: Sequence[str]) -> Venv:
         )
         if done.returncode != 0:
             pytest.fail(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
-    return Venv(root)
+    return Venv(root, dict(env or {}))
 
 
 def finding_key(finding: dict[str, Any]) -> Key:
@@ -157,11 +170,17 @@ def record_baseline(venv: Venv, project: Path, database_url: str) -> list[dict[s
     return entries
 
 
-def alembic_truth(venv: Venv, ini: Path, url: str) -> set[Key]:
-    """Plain Alembic's diffs after ``upgrade head`` on the empty database at url."""
-    done = venv.run([str(venv.python), str(TRUTH), str(ini), url], cwd=ini.parent)
+def alembic_truth(
+    venv: Venv, ini: Path, url: str, env: Mapping[str, str] | None = None
+) -> set[Key]:
+    """Plain Alembic's diffs after ``upgrade heads`` on the empty database at url.
+
+    env: what else the project's env.py reads the URL from (airflow's own setting).
+    """
+    done = venv.run([str(venv.python), str(TRUTH), str(ini), url], cwd=ini.parent, env=env)
     assert done.returncode == 0, f"plain alembic failed:\n{done.stderr}"
-    return {(k, t, n) for k, t, n in json.loads(done.stdout)}
+    # The last line: a project may log to stdout too (airflow's structlog does).
+    return {(k, t, n) for k, t, n in json.loads(done.stdout.splitlines()[-1])}
 
 
 @contextmanager
