@@ -54,6 +54,7 @@ from migration_check.fingerprints.digests import (
     path_kind,
     unchanged,
 )
+from migration_check.protocol import WorkerRequest
 
 __all__ = ["InputRecorder", "merge_inputs", "start_recording"]
 
@@ -337,13 +338,13 @@ def merge_inputs(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[st
     return merged
 
 
-def start_recording(req: dict[str, Any]) -> InputRecorder | None:
+def start_recording(req: WorkerRequest) -> InputRecorder | None:
     """Start watching what the project's code reads, when the CLI keeps verdicts or migrated
     databases: either cached answer is keyed by it. None when the run caches nothing."""
-    if not req.get("record_inputs") and not req.get("cache"):
+    if not req.record_inputs and not req.cache:
         return None
     # The checker's own run and bytecode directories hold nothing of the project.
-    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
+    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), req.allowed.host]
     recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
     recorder.install()
     return recorder

@@ -160,7 +160,7 @@ class _Daemon:
         try:
             from migration_check.worker import main as worker
 
-            worker._preload()
+            worker.preload()
         finally:
             inputs._stop_recording_environ()
             os.environ.__class__ = os._Environ  # as in a fresh worker until it records

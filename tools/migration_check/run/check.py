@@ -25,6 +25,7 @@ from migration_check.postgres.server import (
     find_binaries,
     resolve_server_user,
 )
+from migration_check.protocol import Allowed, ResultEvent, WorkerRequest
 from migration_check.run.gitbase import edited_revision_findings, find_base, stale_revision_findings
 from migration_check.run.project import (
     display_path,
@@ -110,46 +111,42 @@ def run_check(
             database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)
         sync_url = url.with_database(database, drivername=sync_driver(drivername))
-        request = {
-            "config": str(ini),
-            "name": settings.name,
-            "x_args": list(settings.x_args),
-            "url": url.render(hide_password=False),
-            "sync_url": sync_url.render(hide_password=False),
-            "database": database,
-            # In --database-url mode the CLI creates it, so it knows whether to drop it.
-            "create_database": not settings.database_url and (plan is None or plan.entry is None),
-            "throwaway_server": not settings.database_url,
-            "cache": plan.request() if plan is not None else None,
-            "mode": "revision" if write_revision is not None else "check",
-            "revision": write_revision,
-            "heads_expected": list(settings.heads)
+        request = WorkerRequest(
+            config=str(ini),
+            name=settings.name,
+            x_args=list(settings.x_args),
+            url=url.render(hide_password=False),
+            sync_url=sync_url.render(hide_password=False),
+            database=database,
+            create_database=not settings.database_url and (plan is None or plan.entry is None),
+            throwaway_server=not settings.database_url,
+            cache=plan.request() if plan is not None else None,
+            revision=write_revision,
+            heads_expected=list(settings.heads)
             if isinstance(settings.heads, tuple)
             else settings.heads,
-            "history": {"added": list(base.added)} if base is not None else None,
-            "admin_conninfo": admin,
-            "connect_timeout": int(settings.connect_timeout),
-            "server_label": label,
-            # The second opinion (worker/catalog/compare.py); off: exactly `alembic check`'s
-            # verdict.
-            "catalog": not settings.autogenerate_only,
-            "record_inputs": verdicts is not None,
-            "start_from": start_from,
-            "flask_app": settings.flask_app,
-            # A line per revision where someone watches (a terminal, -v); else one per phase.
-            "progress_each": bool(settings.verbose or sys.stderr.isatty()),
-            "allowed": {
-                "host": target.socket_dir or target.host or "localhost",
-                "port": target.port or PORT,
-                "database": database,
-            },
-        }
-        request["environ"] = worker_env(url, sync_url, settings)
-        event = run_worker(request, worker, settings, progress, secrets_)
+            history_added=list(base.added) if base is not None else None,
+            admin_conninfo=admin,
+            connect_timeout=int(settings.connect_timeout),
+            server_label=label,
+            catalog=not settings.autogenerate_only,
+            record_inputs=verdicts is not None,
+            start_from=start_from,
+            flask_app=settings.flask_app,
+            progress_each=bool(settings.verbose or sys.stderr.isatty()),
+            allowed=Allowed(
+                host=target.socket_dir or target.host or "localhost",
+                port=target.port or PORT,
+                database=database,
+                databases=[database],
+            ),
+            environ=worker_env(url, sync_url, settings),
+        )
+        event, cache_store = run_worker(request, worker, settings, progress, secrets_)
         if plan is not None:
-            plan.store = event.get("cache_store")
+            plan.store = cache_store
     if verdicts is not None and not verdicts.store(event) and settings.verbose:
-        why = event.get("inputs_refused") or "its inputs could not all be recorded"
+        why = event.inputs_refused or "its inputs could not all be recorded"
         progress(f"not storing the verdict: the project's code {why}; every check of it runs")
     return _result(settings, ini, event, history_ctx)
 
@@ -162,10 +159,10 @@ class _History:
     why_not: str
 
 
-def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _History) -> CheckResult:
+def _result(settings: Settings, ini: Path, event: ResultEvent, history: _History) -> CheckResult:
     """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
-    version_dirs = list(event.get("version_dirs", []))
-    revision_ids = [str(r) for r in event.get("revision_ids", [])]
+    version_dirs = list(event.version_dirs)
+    revision_ids = list(event.revision_ids)
     history_findings: list[Finding] = []
     if history.base is not None:
         history_findings += edited_revision_findings(history.base, version_dirs)
@@ -173,21 +170,21 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _Hist
     return CheckResult(
         findings=sorted(
             [
-                *(Finding.from_dict(f) for f in event["findings"]),
+                *event.findings,
                 *untracked_revision_findings(version_dirs),
                 *history_findings,
             ],
             key=Finding.sort_key,
         ),
-        revisions_applied=int(event.get("revisions_applied", 0)),
-        heads=list(event.get("heads", [])),
+        revisions_applied=event.revisions_applied,
+        heads=list(event.heads),
         version_dirs=version_dirs,
         config_file=display_path(ini),
         revision_command=revision_command(settings, ini, revision_ids),
-        written=[str(p) for p in event.get("written", [])],
+        written=list(event.written),
         revision_ids=revision_ids,
         notices=[f"history checks skipped: {history.why_not}"] if history.why_not else [],
-        catalog_skipped=str(event.get("catalog_skipped") or ""),
+        catalog_skipped=event.catalog_skipped,
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from migration_check.errors import ConfigError
+from migration_check.protocol import StartFrom
 from migration_check.settings import Settings
 
 __all__ = [
@@ -192,7 +193,7 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def start_from_request(settings: Settings) -> dict[str, str] | None:
+def start_from_request(settings: Settings) -> StartFrom | None:
     """What the worker needs to load ``--start-from``: the dump and the psql to load it with.
 
     psql, not a driver: pg_dump writes psql meta-commands (``\\restrict`` since PostgreSQL
@@ -217,4 +218,4 @@ def start_from_request(settings: Settings) -> dict[str, str] | None:
             f"--start-from needs psql, and {psql} does not exist; pass --postgres-bin with "
             "the bin directory of a full PostgreSQL installation"
         )
-    return {"file": str(dump.resolve()), "shown": display_path(dump), "psql": str(psql)}
+    return StartFrom(file=str(dump.resolve()), shown=display_path(dump), psql=str(psql))

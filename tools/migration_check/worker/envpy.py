@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from migration_check.protocol import WorkerRequest
 from migration_check.worker.diagnose import Failure, classify, env_py, one_line
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-def alembic_config(req: dict[str, Any], url: str) -> Config:
+def alembic_config(req: WorkerRequest, url: str) -> Config:
     """The project's configuration as ``alembic`` run from the ini's directory would read it.
 
     Alembic's own ``Config`` reads it (the ini, and ``[tool.alembic]`` of the pyproject.toml
@@ -43,18 +44,18 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
     from alembic.config import Config
     from alembic.util import CommandError
 
-    ini = req["config"]
+    ini = req.config
     cmd_opts = argparse.Namespace(
-        x=list(req.get("x_args") or []) or None,
+        x=list(req.x_args) or None,
         autogenerate=True,
         config=ini,
-        name=req["name"],
+        name=req.name,
         raiseerr=True,
     )
     toml = os.path.join(os.path.dirname(ini), "pyproject.toml")
     cfg = Config(
         ini,
-        ini_section=req["name"],
+        ini_section=req.name,
         toml_file=toml if os.path.isfile(toml) else None,
         cmd_opts=cmd_opts,
     )
@@ -75,7 +76,7 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
             "config", f"{os.path.relpath(toml)}: [tool.alembic]: {one_line(exc)}"
         ) from exc
     # A Flask-Migrate project sets it at run time, from the app (worker/layouts/flaskapp.py).
-    if script_location is None and not req.get("flask_app"):
+    if script_location is None and not req.flask_app:
         raise Failure("config", no_script_location(cfg))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     # The project's driver, kept: an async env.py is handed a connection on it (run_env).

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from migration_check.findings import Finding
+from migration_check.protocol import Emit, ProgressEvent
 from migration_check.worker.diagnose import Failure, env_py, reserved_revision, script_error
 from migration_check.worker.envpy import run_env
 from migration_check.worker.history import BaseCatch
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["upgrade_to_head"]
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 def upgrade_to_head(
@@ -70,7 +69,7 @@ def upgrade_to_head(
         if start_from and not rev:
             raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
-        emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
+        emit(ProgressEvent(f"upgrading {len(steps)} revision(s) to head"))
         if catch is not None:
             catch.plan(script, steps, context)
         before: Callable[[Any], None] | None = catch.before if catch is not None else None
@@ -142,7 +141,7 @@ def _announcing(
         rid = step.revision.revision
         if rid not in started:
             started.add(rid)
-            emit({"type": "progress", "message": f"revision {rid} ({len(started)}/{total})"})
+            emit(ProgressEvent(f"revision {rid} ({len(started)}/{total})"))
         if then is not None:
             then(step)
 
