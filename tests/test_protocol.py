@@ -116,7 +116,8 @@ def test_request_and_settings_round_trip() -> None:
     )  # fmt: skip
     decoded = decode(Settings, encode(settings))
     assert decoded == settings
-    assert decoded.source == settings.source and isinstance(decoded.timeout, float)
+    assert decoded.source == settings.source
+    assert isinstance(decoded.timeout, float)
     assert decode(Settings, encode(Settings(heads=2))).heads == 2
 
 

@@ -44,7 +44,7 @@ from migration_check.fingerprints.startup import static_inputs
 from migration_check.protocol import ProtocolError, ResultEvent, decode, to_wire
 from migration_check.settings import Settings
 
-__all__ = ["FORMAT", "VerdictCache", "holds_any", "prune", "static_key"]
+__all__ = ["FORMAT", "VerdictCache", "checker_digest", "holds_any", "prune", "static_key"]
 
 # 2: the start-up and getenv inputs (fingerprints/startup.py), stats, environment listings.
 FORMAT = 2
@@ -68,7 +68,7 @@ _NOT_IN_KEY = frozenset(
 )
 
 
-def _checker_digest() -> str:
+def checker_digest() -> str:
     """The checker's own code: a new checker may judge the same project differently."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
@@ -121,7 +121,7 @@ def static_key(
         {
             "dotenv": dotenvs,
             "format": FORMAT,
-            "checker": _checker_digest(),
+            "checker": checker_digest(),
             "python": f"{sys.executable}|{sys.version}",
             "cwd": os.getcwd(),
             "ini": str(ini),

@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from migration_check.cli.app import EXIT_ERROR, EXIT_OK, check_options, settings_flags
+from migration_check.cli.common import EXIT_ERROR, EXIT_OK, progress_printer
+from migration_check.cli.options import check_options, settings_flags
 from migration_check.settings import load_settings
 
 __all__ = ["command"]
@@ -42,7 +43,6 @@ def command(**kwargs: Any) -> int:
 
     Exit codes: 0 written or nothing to write, 2 the revision could not be made.
     """
-    from migration_check.cli.app import _progress
     from migration_check.run.check import run_check
 
     settings = load_settings(settings_flags(kwargs))
@@ -56,7 +56,7 @@ def command(**kwargs: Any) -> int:
         "version_path": kwargs["version_path"],
         "depends_on": list(kwargs["depends_on"]) or None,
     }
-    result = run_check(settings, _progress(settings), write_revision=options)
+    result = run_check(settings, progress_printer(settings), write_revision=options)
     if result.catalog_skipped:  # then nothing autogenerate misses can be added for review
         print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     heads = [f for f in result.findings if f.kind == "multiple_heads"]
