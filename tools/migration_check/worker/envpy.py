@@ -261,20 +261,32 @@ def run_env(
     cfg: Config,
     script: ScriptDirectory,
     url: str,
-    state: dict[str, Any],
+    fn: Callable[[Any, MigrationContext], Any],
     *,
     phase: str,
+    state: dict[str, Any] | None = None,
     **context_kw: Any,
 ) -> None:
-    """Run env.py once with ``context_kw`` (as an Alembic command would), naming any failure.
+    """Run env.py once with ``fn`` as the phase's function and ``context_kw`` (as an Alembic
+    command would: upgrade, compare, the writer and the round trip all come through here),
+    naming any failure.
 
-    ``state["called"]`` is set by the phase's ``fn``: env.py that never reaches
-    ``run_migrations()`` would otherwise look like a successful no-op.
+    ``state``: what the phase records while it runs; ``state["current"]``, the revision whose
+    code is running, names it in a failure's message (diagnose.classify). The runner notes
+    whether ``fn`` was called: env.py that never reaches ``run_migrations()`` would otherwise
+    look like a successful no-op.
     """
     from alembic.runtime.environment import EnvironmentContext
 
+    state = {} if state is None else state
+    state["called"] = False
+
+    def called(rev: Any, context: MigrationContext) -> Any:
+        state["called"] = True
+        return fn(rev, context)
+
     def run() -> None:
-        with EnvironmentContext(cfg, script, as_sql=False, **context_kw):
+        with EnvironmentContext(cfg, script, as_sql=False, fn=called, **context_kw):
             script.run_env()
 
     async_url = _async_url(cfg, url, script)

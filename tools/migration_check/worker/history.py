@@ -134,7 +134,7 @@ def _run_steps(
     """Apply exactly ``revs`` (in the given order) up or down through env.py."""
     from alembic.runtime.migration import MigrationStep
 
-    state: dict[str, Any] = {"called": False, "current": None}
+    state: dict[str, Any] = {"current": None}
 
     def tracked(rev: Script, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(**kw: Any) -> Any:
@@ -146,7 +146,6 @@ def _run_steps(
         return run
 
     def steps_fn(_rev: Any, _context: MigrationContext) -> list[Any]:
-        state["called"] = True
         steps = []
         for rev in revs:
             make = (
@@ -163,9 +162,9 @@ def _run_steps(
         cfg,
         script,
         url,
-        state,
+        steps_fn,
         phase="upgrade" if upgrade else "downgrade",
-        fn=steps_fn,
+        state=state,
         starting_rev=None,
         destination_rev=None,
         tag=None,

@@ -47,10 +47,9 @@ def upgrade_to_head(
     """
     from migration_check.worker.history import heads_problem
 
-    state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
+    state: dict[str, Any] = {"current": None, "applied": 0, "heads": []}
 
     def upgrade_fn(rev: Any, context: MigrationContext) -> Any:
-        state["called"] = True
         # The map is read here, after env.py ran: it may set version_locations itself.
         try:
             heads = list(script.get_heads())
@@ -83,9 +82,9 @@ def upgrade_to_head(
         cfg,
         script,
         url,
-        state,
+        upgrade_fn,
         phase="upgrade",
-        fn=upgrade_fn,
+        state=state,
         starting_rev=None,
         destination_rev="head",
         tag=None,
