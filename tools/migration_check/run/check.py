@@ -22,8 +22,6 @@ from migration_check.fingerprints.startup import static_inputs
 from migration_check.postgres.server import (
     PORT,
     cache_base_dir,
-    find_binaries,
-    resolve_server_user,
 )
 from migration_check.protocol import Allowed, ResultEvent, WorkerRequest
 from migration_check.run.gitbase import edited_revision_findings, find_base, stale_revision_findings
@@ -36,6 +34,7 @@ from migration_check.run.project import (
     sync_driver,
 )
 from migration_check.run.provision import provision
+from migration_check.run.resources import RunResources
 from migration_check.run.untracked import untracked_revision_findings
 from migration_check.run.worker_process import (
     Progress,
@@ -43,7 +42,6 @@ from migration_check.run.worker_process import (
     run_worker,
     spawn_worker,
     worker_env,
-    worker_env_base,
 )
 from migration_check.settings import Settings
 
@@ -69,7 +67,8 @@ def run_check(
     # A Flask app is loaded from where `flask db` runs: the current directory.
     project_dir = Path.cwd() if settings.flask_app else ini.parent
     drivername = project_drivername(settings, ini)
-    start_from = start_from_request(settings)
+    resources = RunResources(settings)
+    start_from = start_from_request(settings, resources)
     database = f"check_migrations_{secrets.token_hex(6)}"
     # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
     keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
@@ -77,7 +76,7 @@ def run_check(
 
         def start_worker() -> Worker:
             return stack.enter_context(
-                spawn_worker(worker_env_base(settings), project_dir, settings)
+                spawn_worker(resources.worker_environ(), project_dir, settings)
             )
 
         verdicts_dir = _verdicts_dir() if keep_verdicts else None
@@ -91,7 +90,7 @@ def run_check(
         )
         # Before any server: an unchanged check is answered from the verdict cache.
         verdicts = (
-            _verdict_cache(settings, ini, drivername, verdicts_dir, _history_key(base))
+            _verdict_cache(settings, ini, drivername, verdicts_dir, resources, _history_key(base))
             if verdicts_dir is not None
             else None
         )
@@ -99,13 +98,13 @@ def run_check(
         cached = verdicts.lookup(progress) if verdicts is not None else None
         if cached is not None:
             return _result(settings, ini, cached, history_ctx)
-        plan = _cache_plan(settings, ini)
+        plan = _cache_plan(settings, ini, resources)
         # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
         # without bytecode) while this process starts the server, then waits on stdin.
         if worker is None:
             worker = start_worker()
         target, admin, label, secrets_ = stack.enter_context(
-            provision(settings, database, progress, plan)
+            provision(settings, database, progress, resources, plan)
         )
         if plan is not None and plan.entry is not None:
             database = plan.entry.database  # the copied cluster holds it, migrated
@@ -196,10 +195,15 @@ def _history_key(base: Any) -> str:
 
 
 def _verdict_cache(
-    settings: Settings, ini: Path, drivername: str, base: Path, history: str = ""
+    settings: Settings,
+    ini: Path,
+    drivername: str,
+    base: Path,
+    resources: RunResources,
+    history: str = "",
 ) -> VerdictCache:
-    fingerprint = find_binaries(settings.postgres_bin).fingerprint()
-    environ = worker_env_base(settings)
+    fingerprint = resources.pg_fingerprint
+    environ = resources.worker_environ()
     key = static_key(
         settings,
         ini,
@@ -224,16 +228,15 @@ def _verdicts_dir() -> Path | None:
         return None  # an unwritable cache directory costs speed, never the verdict
 
 
-def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
+def _cache_plan(settings: Settings, ini: Path, resources: RunResources) -> CachePlan | None:
     """The migrated-database cache (caches/migrated.py) serves the throwaway server only."""
     if settings.database_url or not settings.use_cache:
         return None
     if settings.start_from or settings.flask_app:
         # The key covers neither the dump nor the app's configuration: replay in full.
         return None
-    binaries = find_binaries(settings.postgres_bin)
-    user = resolve_server_user(settings.server_user)
-    fingerprint = binaries.fingerprint()
-    scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
-    environ = worker_env_base(settings)
+    fingerprint = resources.pg_fingerprint
+    uid = resources.server_user.uid
+    scope = scope_key(pg_fingerprint=fingerprint, uid=uid, ini=ini, name=settings.name)
+    environ = resources.worker_environ()
     return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))
