@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "arm_parent_death",
     "child_setup",
     "kill_group",
     "live_pid",
@@ -36,7 +37,7 @@ __all__ = [
 _PR_SET_PDEATHSIG = 1
 
 
-def _parent_death(sig: int) -> Callable[[], None] | None:
+def arm_parent_death(sig: int) -> Callable[[], None] | None:
     """A preexec_fn asking Linux to signal the child when the checker dies (even by SIGKILL)."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name or not Path("/proc/self").exists():
@@ -73,7 +74,7 @@ def child_setup(parent_death: int | None = None) -> Callable[[], None]:
     A child inherits the held mask; it gets the signals back, and optionally the Linux
     parent-death signal.
     """
-    arm = _parent_death(parent_death) if parent_death is not None else None
+    arm = arm_parent_death(parent_death) if parent_death is not None else None
 
     def setup() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _TEARDOWN_SIGNALS)

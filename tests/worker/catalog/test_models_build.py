@@ -51,12 +51,8 @@ def models_dbs(admin_conninfo: dict[str, Any]) -> Iterator[list[ModelsDatabase]]
     """Two models' databases (early build, sequential build), dropped afterwards."""
     made: list[ModelsDatabase] = []
     for _ in range(2):
-        req = {
-            "database": f"test_{secrets.token_hex(5)}",
-            "admin_conninfo": admin_conninfo,
-            "connect_timeout": 5,
-        }
-        made.append(open_models_database(req, psycopg.Connection.connect))
+        name = f"test_{secrets.token_hex(5)}"
+        made.append(open_models_database(name, admin_conninfo, 5, psycopg.Connection.connect))
     try:
         yield made
     finally:

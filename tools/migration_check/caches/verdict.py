@@ -41,9 +41,10 @@ from typing import Any
 from migration_check.fingerprints.closure import stamps_changed
 from migration_check.fingerprints.digests import expected_env, file_digest, unchanged
 from migration_check.fingerprints.startup import static_inputs
+from migration_check.protocol import ProtocolError, ResultEvent, decode, to_wire
 from migration_check.settings import Settings, env_number
 
-__all__ = ["FORMAT", "VerdictCache", "holds_any", "prune", "static_key"]
+__all__ = ["FORMAT", "VerdictCache", "checker_digest", "holds_any", "prune", "static_key"]
 
 # 2: the start-up and getenv inputs (fingerprints/startup.py), stats, environment listings.
 FORMAT = 2
@@ -65,11 +66,9 @@ _NOT_IN_KEY = frozenset(
         "keep_warm",
     }
 )
-# Keys of the worker's result event that describe this run's bookkeeping, not its verdict.
-_NOT_STORED = ("inputs", "closure", "cache_store")
 
 
-def _checker_digest() -> str:
+def checker_digest() -> str:
     """The checker's own code: a new checker may judge the same project differently."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
@@ -122,7 +121,7 @@ def static_key(
         {
             "dotenv": dotenvs,
             "format": FORMAT,
-            "checker": _checker_digest(),
+            "checker": checker_digest(),
             "python": f"{sys.executable}|{sys.version}",
             "cwd": os.getcwd(),
             "ini": str(ini),
@@ -171,7 +170,7 @@ class VerdictCache:
         self.worker_environ = worker_environ
         self.started = time.time()
 
-    def lookup(self, progress: Callable[[str], None]) -> dict[str, Any] | None:
+    def lookup(self, progress: Callable[[str], None]) -> ResultEvent | None:
         """The stored result event if every recorded input still hashes the same, else None."""
         try:
             entry = json.loads(self.path.read_text(encoding="utf-8"))
@@ -179,6 +178,10 @@ class VerdictCache:
             return None
         if not _well_formed(entry):
             return None
+        try:
+            event = decode(ResultEvent, entry["event"])
+        except ProtocolError:
+            return None  # a hand edit: a miss, like any entry this checker did not write
         inputs = entry["inputs"]
         reason = unchanged(inputs)
         if reason is None:
@@ -192,19 +195,19 @@ class VerdictCache:
             os.utime(self.path)
         stamp = time.strftime("%H:%M:%S", time.localtime(entry.get("created", 0)))
         progress(f"inputs unchanged since the check at {stamp} (cached verdict; --no-cache reruns)")
-        event: dict[str, Any] = entry["event"]
         return event
 
-    def store(self, event: dict[str, Any]) -> bool:
+    def store(self, event: ResultEvent) -> bool:
         """Keep a complete run's result; False when the run cannot vouch for its inputs."""
-        if event.get("type") != "result" or not event.get("inputs"):
+        if not event.inputs:
             return False
         entry = {
             "format": FORMAT,
             "created": self.started,
-            "event": {k: v for k, v in event.items() if k not in _NOT_STORED},
-            "inputs": event["inputs"],
-            "closure": event.get("closure"),
+            # The run's bookkeeping, kept beside the verdict rather than in it.
+            "event": to_wire(dataclasses.replace(event, inputs=None, closure=None)),
+            "inputs": event.inputs,
+            "closure": event.closure,
         }
         try:
             self.base.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,13 @@ from typing import Any
 import click
 
 from migration_check import __version__
+from migration_check.cli.common import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    progress_printer,
+    warn_unused_rules,
+)
 from migration_check.cli.options import check_options, settings_flags
 from migration_check.errors import CheckError, Interrupted
 from migration_check.findings import CheckResult
@@ -40,10 +46,6 @@ __all__ = [
     "main",
     "settings_flags",
 ]
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_ERROR = 2
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -133,17 +135,6 @@ def _command(**kwargs: Any) -> int:
     return _run(settings)
 
 
-def _progress(settings: Settings) -> Any:
-    start = time.monotonic()
-    quiet = os.environ.get("CHECK_MIGRATIONS_QUIET") == "1"
-
-    def emit(message: str) -> None:
-        if not quiet:
-            print(f"check-migrations: {message} ({time.monotonic() - start:.1f}s)", file=sys.stderr)
-
-    return emit
-
-
 def _use_color(stream: Any) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
@@ -165,7 +156,7 @@ def _run(settings: Settings) -> int:
             file=sys.stderr,
         )
         settings = dataclasses.replace(settings, use_cache=False)
-    run = check_configs(settings, _progress(settings))
+    run = check_configs(settings, progress_printer(settings))
     warn_unused_rules(run.unused_rules, settings)
     if len(run.outcomes) > 1:
         from migration_check.cli.sections import write_sections
@@ -184,17 +175,6 @@ def _run(settings: Settings) -> int:
     result = run.outcomes[0].result
     assert result is not None  # one config: its error was raised
     return _write_report(settings, result)
-
-
-def warn_unused_rules(rules: Sequence[str], settings: Settings) -> None:
-    """Stale ignore rules rot: say which matched nothing (on stderr; not an error)."""
-    origin = settings.source.get("ignore", "ignore setting")
-    for rule in rules:
-        print(
-            f"check-migrations: warning: ignore rule {rule!r} ({origin}) matched nothing; "
-            "remove it",
-            file=sys.stderr,
-        )
 
 
 def _write_report(settings: Settings, result: CheckResult) -> int:

@@ -12,13 +12,8 @@ from typing import Any
 
 import click
 
-from migration_check.cli.app import (
-    EXIT_ERROR,
-    EXIT_OK,
-    check_options,
-    settings_flags,
-    warn_unused_rules,
-)
+from migration_check.cli.common import EXIT_ERROR, EXIT_OK, progress_printer, warn_unused_rules
+from migration_check.cli.options import check_options, settings_flags
 from migration_check.run.baseline import (
     baseline_path,
     config_key,
@@ -40,14 +35,13 @@ def command(**kwargs: Any) -> int:
 
     Commit the file. Run it again after fixing findings to drop their entries.
     """
-    from migration_check.cli.app import _progress
     from migration_check.run.configs import check_configs
 
     settings = load_settings(settings_flags(kwargs))
     click.get_current_context().obj["settings"] = settings
     path, _required = baseline_path(settings.baseline)
     previous = load_baseline(path, required=False)
-    run = check_configs(settings, _progress(settings), use_baseline=False)
+    run = check_configs(settings, progress_printer(settings), use_baseline=False)
     warn_unused_rules(run.unused_rules, settings)
     for outcome in run.errors:
         assert outcome.error is not None

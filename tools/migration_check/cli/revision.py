@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from migration_check.cli.app import EXIT_ERROR, EXIT_OK, check_options, settings_flags
+from migration_check.cli.common import EXIT_ERROR, EXIT_OK, progress_printer
+from migration_check.cli.options import check_options, settings_flags
 from migration_check.settings import load_settings
 
 __all__ = ["command"]
@@ -75,7 +76,6 @@ def command(**kwargs: Any) -> int:
 
     Exit codes: 0 written or nothing to write, 2 the revision could not be made.
     """
-    from migration_check.cli.app import _progress
     from migration_check.run.check import run_check
 
     settings = load_settings(settings_flags(kwargs))
@@ -91,7 +91,7 @@ def command(**kwargs: Any) -> int:
         "plain": kwargs["plain"],
         "lock_timeout": kwargs["write_lock_timeout"],
     }
-    result = run_check(settings, _progress(settings), write_revision=options)
+    result = run_check(settings, progress_printer(settings), write_revision=options)
     if result.catalog_skipped:  # then nothing autogenerate misses can be added for review
         print(f"check-migrations: warning: {result.catalog_skipped}", file=sys.stderr)
     heads = [f for f in result.findings if f.kind == "multiple_heads"]

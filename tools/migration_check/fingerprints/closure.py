@@ -26,7 +26,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-__all__ = ["closure_changed", "file_stamp", "record_closure", "stamps_changed"]
+__all__ = ["closure_changed", "file_stamp", "library_dirs", "record_closure", "stamps_changed"]
 
 
 def _sha256(path: str) -> str | None:
@@ -37,7 +37,7 @@ def _sha256(path: str) -> str | None:
         return None
 
 
-def _library_dirs() -> tuple[list[str], list[str]]:
+def library_dirs() -> tuple[list[str], list[str]]:
     """(standard library dirs, installed-library dirs), real paths, each ending in a separator."""
     paths = sysconfig.get_paths()
     stdlib = {paths.get("stdlib", ""), paths.get("platstdlib", "")}
@@ -74,7 +74,7 @@ def record_closure(project_root: Path) -> dict[str, Any]:
     """
     from importlib import metadata
 
-    stdlib, libs = _library_dirs()
+    stdlib, libs = library_dirs()
     files: dict[str, str] = {}
     stamps: dict[str, str] = {}
     tops_in_libs: dict[str, str] = {}

@@ -54,8 +54,15 @@ from migration_check.fingerprints.digests import (
     path_kind,
     unchanged,
 )
+from migration_check.protocol import WorkerRequest
 
-__all__ = ["InputRecorder", "merge_inputs", "start_recording"]
+__all__ = [
+    "InputRecorder",
+    "merge_inputs",
+    "record_environ",
+    "start_recording",
+    "stop_recording_environ",
+]
 
 # Variables the checker sets or rewrites for the worker: their values differ per run (the scratch
 # database's name) or only steer the checker's own bytecode cache.
@@ -130,7 +137,7 @@ class InputRecorder:
         self._environ_names = sorted(k for k in os.environ if k not in CONTROLLED_ENV)
         self._active = True
         sys.addaudithook(self._hook)
-        _record_environ(self.env)
+        record_environ(self.env)
         for name in ("stat", "lstat", "access"):
             self._wrap_stat(name)
 
@@ -229,7 +236,7 @@ class InputRecorder:
         """What this run read; None when any of it changed while the run was reading it, or
         when the run did something whose reads cannot be seen (``refused`` says what)."""
         self._active = False
-        _stop_recording_environ()
+        stop_recording_environ()
         for undo in self._unwrap:
             undo()
         self._unwrap.clear()
@@ -316,12 +323,12 @@ class _RecordingEnviron(os._Environ):  # type: ignore[type-arg]
         super().__delitem__(key)
 
 
-def _record_environ(into: dict[str, str | None]) -> None:
+def record_environ(into: dict[str, str | None]) -> None:
     _RecordingEnviron._reads = into
     os.environ.__class__ = _RecordingEnviron
 
 
-def _stop_recording_environ() -> None:
+def stop_recording_environ() -> None:
     _RecordingEnviron._reads = None
 
 
@@ -337,13 +344,13 @@ def merge_inputs(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[st
     return merged
 
 
-def start_recording(req: dict[str, Any]) -> InputRecorder | None:
+def start_recording(req: WorkerRequest) -> InputRecorder | None:
     """Start watching what the project's code reads, when the CLI keeps verdicts or migrated
     databases: either cached answer is keyed by it. None when the run caches nothing."""
-    if not req.get("record_inputs") and not req.get("cache"):
+    if not req.record_inputs and not req.cache:
         return None
     # The checker's own run and bytecode directories hold nothing of the project.
-    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), str(req["allowed"]["host"])]
+    exclude = [os.environ.get("PYTHONPYCACHEPREFIX", ""), req.allowed.host]
     recorder = InputRecorder(exclude=[p for p in exclude if p.startswith("/")])
     recorder.install()
     return recorder

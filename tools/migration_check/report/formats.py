@@ -12,10 +12,17 @@ from migration_check.findings import CheckResult, Finding
 __all__ = [
     "JSON_SCHEMA_MINOR",
     "JSON_SCHEMA_VERSION",
+    "finding_location",
+    "headline",
+    "kind_tag",
     "located_rows",
+    "problems",
     "render_json",
     "render_json_error",
     "render_text",
+    "revision_instructions",
+    "set_aside",
+    "with_set_aside",
 ]
 
 JSON_SCHEMA_VERSION = 1
@@ -35,7 +42,7 @@ _NOT_DRIFT = {
 }
 
 
-def _headline(findings: list[Finding]) -> str:
+def headline(findings: list[Finding]) -> str:
     """What is wrong, in words that fit every finding present."""
     kinds = {f.kind for f in findings}
     parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() else []
@@ -43,12 +50,12 @@ def _headline(findings: list[Finding]) -> str:
     return "; ".join(parts)
 
 
-def _tag(f: Finding) -> str:
+def kind_tag(f: Finding) -> str:
     """``[kind]``, or ``[kind, catalog]`` for what only the catalog comparison saw."""
     return f"[{f.kind}, catalog]" if f.source == "catalog" else f"[{f.kind}]"
 
 
-def _instructions(result: CheckResult) -> list[str]:
+def revision_instructions(result: CheckResult) -> list[str]:
     """What to run: the writer writes autogenerate's ops, and the catalog's for review."""
     with_ops = [f for f in result.findings if f.op]
     if not with_ops:
@@ -72,7 +79,7 @@ def _instructions(result: CheckResult) -> list[str]:
     ]
 
 
-def _set_aside(result: CheckResult) -> str:
+def set_aside(result: CheckResult) -> str:
     """``3 baselined, 1 ignored, 1 fixed``: what ignore rules and the baseline set aside."""
     counts = [
         (len(result.baselined), "baselined"),
@@ -82,9 +89,9 @@ def _set_aside(result: CheckResult) -> str:
     return ", ".join(f"{n} {what}" for n, what in counts if n)
 
 
-def _with_set_aside(line: str, result: CheckResult) -> str:
+def with_set_aside(line: str, result: CheckResult) -> str:
     """The summary line (ending in a period) with the set-aside counts appended."""
-    extra = _set_aside(result)
+    extra = set_aside(result)
     return f"{line[:-1]}; {extra}." if extra else line
 
 
@@ -100,19 +107,19 @@ def _fixed_lines(result: CheckResult) -> list[str]:
     ]
 
 
-def _problems(n: int) -> str:
+def problems(n: int) -> str:
     return f"{n} problem{'s' if n != 1 else ''}"
 
 
 def located_rows(result: CheckResult) -> list[tuple[str, int, Finding]]:
     """(file, line, finding) in the order a reader walks the files."""
     return sorted(
-        ((*_location(f, result.config_file), f) for f in result.findings),
+        ((*finding_location(f, result.config_file), f) for f in result.findings),
         key=lambda r: (r[0], r[1], r[2].sort_key()),
     )
 
 
-def _location(f: Finding, fallback: str) -> tuple[str, int]:
+def finding_location(f: Finding, fallback: str) -> tuple[str, int]:
     if f.location is not None:
         return f.location.file, f.location.line
     return fallback, 1
@@ -146,7 +153,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         if len(result.heads) > 1:  # labelled branches, checked together
             head = "heads " + ", ".join(sorted(result.heads))
         verdict = "no new differences" if result.baselined else "models and migrations agree"
-        summary = _with_set_aside(
+        summary = with_set_aside(
             f"check-migrations: {verdict} ({result.revisions_applied} "
             f"revision(s) applied, {head}, {result.config_file}).",
             result,
@@ -159,26 +166,26 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     for table in sorted(by_table):
         lines.append(style.bold(table or "revision history"))
         for f in by_table[table]:
-            file, line = _location(f, result.config_file)
+            file, line = finding_location(f, result.config_file)
             # An untracked revision's subject is its file: saying it twice helps nobody.
             subject = "" if f.subject == file else f"{style.red(f.subject)}: "
-            lines.append(f"  {file}:{line}: {subject}{f.message} {_tag(f)}")
+            lines.append(f"  {file}:{line}: {subject}{f.message} {kind_tag(f)}")
             if show_ops and f.op:
                 lines.extend(style.dim("      " + ln) for ln in f.op.splitlines())
             if f.hint:
                 lines.append(f"      fix: {f.hint}")
         lines.append("")
-    instructions = _instructions(result)
+    instructions = revision_instructions(result)
     if instructions:
         lines += [*instructions, ""]
     lines.extend(_fixed_lines(result))
     tables = len([t for t in by_table if t])
     lines.append(
         style.red(
-            _with_set_aside(
-                f"check-migrations: {_problems(len(result.findings))}"
+            with_set_aside(
+                f"check-migrations: {problems(len(result.findings))}"
                 + (f" in {tables} table{'s' if tables != 1 else ''}" if tables else "")
-                + f": {_headline(result.findings)}.",
+                + f": {headline(result.findings)}.",
                 result,
             )
         )
@@ -187,7 +194,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
 
 
 def _finding_json(f: Finding, fallback: str) -> dict[str, Any]:
-    file, line = _location(f, fallback)
+    file, line = finding_location(f, fallback)
     return {
         "kind": f.kind,
         "table": f.table,

@@ -9,15 +9,15 @@ from itertools import groupby
 
 from migration_check.findings import CheckResult, Finding
 from migration_check.report.formats import (
-    _headline,
-    _instructions,
-    _location,
-    _problems,
-    _set_aside,
-    _tag,
-    _with_set_aside,
+    finding_location,
+    headline,
+    kind_tag,
     located_rows,
+    problems,
     render_text,
+    revision_instructions,
+    set_aside,
+    with_set_aside,
 )
 
 __all__ = ["render_github", "render_github_error", "step_summary", "step_summary_error"]
@@ -61,7 +61,7 @@ def render_github(result: CheckResult) -> str:
     for file, group in groupby(rows, key=lambda r: r[0]):
         out.append(f"::group::{_escape_data(file)}")
         for _, line, f in group:
-            message = f"{f.message} {_tag(f)}"
+            message = f"{f.message} {kind_tag(f)}"
             if f.op:
                 message += "\nA revision needs:\n" + f.op
             if f.hint:
@@ -79,8 +79,8 @@ def render_github(result: CheckResult) -> str:
             )
         out.append("::endgroup::")
     out.append(
-        _with_set_aside(
-            f"check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}.",
+        with_set_aside(
+            f"check-migrations: {problems(len(result.findings))}: {headline(result.findings)}.",
             result,
         )
     )
@@ -96,7 +96,7 @@ def _github_set_aside(result: CheckResult) -> str:
     if result.baselined:
         out.append(f"::group::Baselined ({len(result.baselined)}, not failing the check)")
         for f in result.baselined:
-            file, line = _location(f, result.config_file)
+            file, line = finding_location(f, result.config_file)
             out.append(f"{file}:{line}: {f.subject}: {f.message} [{f.kind}]")
         out.append("::endgroup::")
     for entry in result.fixed:
@@ -129,7 +129,7 @@ def step_summary(result: CheckResult) -> str:
             + _step_summary_set_aside(result)
         )
     lines = [
-        f"### check-migrations: {_problems(len(result.findings))}: {_headline(result.findings)}",
+        f"### check-migrations: {problems(len(result.findings))}: {headline(result.findings)}",
         "",
         "| Where | What | Kind | Message |",
         "| --- | --- | --- | --- |",
@@ -139,7 +139,7 @@ def step_summary(result: CheckResult) -> str:
         kind = f"{f.kind} (catalog)" if f.source == "catalog" else f.kind
         lines.append(f"| `{file}:{line}` | `{_md(f.subject)}` | {kind} | {_md(f.message)} |")
     lines.append("")
-    instructions = _instructions(result)
+    instructions = revision_instructions(result)
     if instructions:
         lines += [instructions[0], ""]
         lines += ["```sh", instructions[1].strip(), "```", ""]
@@ -154,7 +154,7 @@ def _step_summary_set_aside(result: CheckResult) -> str:
 
     lines: list[str] = []
     if result.ignored or result.baselined:
-        lines += ["", f"Not failing the check: {_set_aside(result)}.", ""]
+        lines += ["", f"Not failing the check: {set_aside(result)}.", ""]
     if result.baselined:
         lines += ["<details><summary>Baselined findings</summary>", ""]
         lines += [f"- `{_md(f.subject)}`: {_md(f.message)} [{f.kind}]" for f in result.baselined]

@@ -150,23 +150,23 @@ class _Daemon:
 
     def _load(self) -> None:
         from migration_check.fingerprints import inputs
-        from migration_check.processes import _parent_death
+        from migration_check.processes import arm_parent_death
 
         # Which variables the checker's modules and the libraries read while importing
         # (fingerprints/inputs.py watches os.environ): a request whose environment differs in one is
         # not served.
         reads: dict[str, str | None] = {}
-        inputs._record_environ(reads)
+        inputs.record_environ(reads)
         try:
             from migration_check.worker import main as worker
 
-            worker._preload()
+            worker.preload()
         finally:
-            inputs._stop_recording_environ()
+            inputs.stop_recording_environ()
             os.environ.__class__ = os._Environ  # as in a fresh worker until it records
             inputs._RecordingEnviron._written = set()
         self.start_env = reads
-        self.arm = _parent_death(signal.SIGKILL)
+        self.arm = arm_parent_death(signal.SIGKILL)
         self.modules = _module_files()
         self.listings = _path_listings()
 

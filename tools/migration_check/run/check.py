@@ -22,9 +22,8 @@ from migration_check.fingerprints.startup import static_inputs
 from migration_check.postgres.server import (
     PORT,
     cache_base_dir,
-    find_binaries,
-    resolve_server_user,
 )
+from migration_check.protocol import Allowed, ResultEvent, WorkerRequest
 from migration_check.run.gitbase import edited_revision_findings, find_base, stale_revision_findings
 from migration_check.run.project import (
     display_path,
@@ -35,6 +34,7 @@ from migration_check.run.project import (
     sync_driver,
 )
 from migration_check.run.provision import provision
+from migration_check.run.resources import RunResources
 from migration_check.run.untracked import untracked_revision_findings
 from migration_check.run.worker_process import (
     Progress,
@@ -42,7 +42,6 @@ from migration_check.run.worker_process import (
     run_worker,
     spawn_worker,
     worker_env,
-    worker_env_base,
 )
 from migration_check.settings import Settings
 
@@ -68,7 +67,8 @@ def run_check(
     # A Flask app is loaded from where `flask db` runs: the current directory.
     project_dir = Path.cwd() if settings.flask_app else ini.parent
     drivername = project_drivername(settings, ini)
-    start_from = start_from_request(settings)
+    resources = RunResources(settings)
+    start_from = start_from_request(settings, resources)
     database = f"check_migrations_{secrets.token_hex(6)}"
     # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
     keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
@@ -76,7 +76,7 @@ def run_check(
 
         def start_worker() -> Worker:
             return stack.enter_context(
-                spawn_worker(worker_env_base(settings), project_dir, settings)
+                spawn_worker(resources.worker_environ(), project_dir, settings)
             )
 
         verdicts_dir = _verdicts_dir() if keep_verdicts else None
@@ -90,7 +90,7 @@ def run_check(
         )
         # Before any server: an unchanged check is answered from the verdict cache.
         verdicts = (
-            _verdict_cache(settings, ini, drivername, verdicts_dir, _history_key(base))
+            _verdict_cache(settings, ini, drivername, verdicts_dir, resources, _history_key(base))
             if verdicts_dir is not None
             else None
         )
@@ -98,58 +98,54 @@ def run_check(
         cached = verdicts.lookup(progress) if verdicts is not None else None
         if cached is not None:
             return _result(settings, ini, cached, history_ctx)
-        plan = _cache_plan(settings, ini)
+        plan = _cache_plan(settings, ini, resources)
         # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
         # without bytecode) while this process starts the server, then waits on stdin.
         if worker is None:
             worker = start_worker()
         target, admin, label, secrets_ = stack.enter_context(
-            provision(settings, database, progress, plan)
+            provision(settings, database, progress, resources, plan)
         )
         if plan is not None and plan.entry is not None:
             database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)
         sync_url = url.with_database(database, drivername=sync_driver(drivername))
-        request = {
-            "config": str(ini),
-            "name": settings.name,
-            "x_args": list(settings.x_args),
-            "url": url.render(hide_password=False),
-            "sync_url": sync_url.render(hide_password=False),
-            "database": database,
-            # In --database-url mode the CLI creates it, so it knows whether to drop it.
-            "create_database": not settings.database_url and (plan is None or plan.entry is None),
-            "throwaway_server": not settings.database_url,
-            "cache": plan.request() if plan is not None else None,
-            "mode": "revision" if write_revision is not None else "check",
-            "revision": write_revision,
-            "heads_expected": list(settings.heads)
+        request = WorkerRequest(
+            config=str(ini),
+            name=settings.name,
+            x_args=list(settings.x_args),
+            url=url.render(hide_password=False),
+            sync_url=sync_url.render(hide_password=False),
+            database=database,
+            create_database=not settings.database_url and (plan is None or plan.entry is None),
+            throwaway_server=not settings.database_url,
+            cache=plan.request() if plan is not None else None,
+            revision=write_revision,
+            heads_expected=list(settings.heads)
             if isinstance(settings.heads, tuple)
             else settings.heads,
-            "history": {"added": list(base.added)} if base is not None else None,
-            "admin_conninfo": admin,
-            "connect_timeout": int(settings.connect_timeout),
-            "server_label": label,
-            # The second opinion (worker/catalog/compare.py); off: exactly `alembic check`'s
-            # verdict.
-            "catalog": not settings.autogenerate_only,
-            "record_inputs": verdicts is not None,
-            "start_from": start_from,
-            "flask_app": settings.flask_app,
-            # A line per revision where someone watches (a terminal, -v); else one per phase.
-            "progress_each": bool(settings.verbose or sys.stderr.isatty()),
-            "allowed": {
-                "host": target.socket_dir or target.host or "localhost",
-                "port": target.port or PORT,
-                "database": database,
-            },
-        }
-        request["environ"] = worker_env(url, sync_url, settings)
-        event = run_worker(request, worker, settings, progress, secrets_)
+            history_added=list(base.added) if base is not None else None,
+            admin_conninfo=admin,
+            connect_timeout=int(settings.connect_timeout),
+            server_label=label,
+            catalog=not settings.autogenerate_only,
+            record_inputs=verdicts is not None,
+            start_from=start_from,
+            flask_app=settings.flask_app,
+            progress_each=bool(settings.verbose or sys.stderr.isatty()),
+            allowed=Allowed(
+                host=target.socket_dir or target.host or "localhost",
+                port=target.port or PORT,
+                database=database,
+                databases=[database],
+            ),
+            environ=worker_env(url, sync_url, settings),
+        )
+        event, cache_store = run_worker(request, worker, settings, progress, secrets_)
         if plan is not None:
-            plan.store = event.get("cache_store")
+            plan.store = cache_store
     if verdicts is not None and not verdicts.store(event) and settings.verbose:
-        why = event.get("inputs_refused") or "its inputs could not all be recorded"
+        why = event.inputs_refused or "its inputs could not all be recorded"
         progress(f"not storing the verdict: the project's code {why}; every check of it runs")
     return _result(settings, ini, event, history_ctx)
 
@@ -162,10 +158,10 @@ class _History:
     why_not: str
 
 
-def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _History) -> CheckResult:
+def _result(settings: Settings, ini: Path, event: ResultEvent, history: _History) -> CheckResult:
     """The worker's answer (fresh or cached) plus what the CLI adds on every run: the git check."""
-    version_dirs = list(event.get("version_dirs", []))
-    revision_ids = [str(r) for r in event.get("revision_ids", [])]
+    version_dirs = list(event.version_dirs)
+    revision_ids = list(event.revision_ids)
     history_findings: list[Finding] = []
     if history.base is not None:
         history_findings += edited_revision_findings(history.base, version_dirs)
@@ -173,22 +169,22 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _Hist
     return CheckResult(
         findings=sorted(
             [
-                *(Finding.from_dict(f) for f in event["findings"]),
+                *event.findings,
                 *untracked_revision_findings(version_dirs),
                 *history_findings,
             ],
             key=Finding.sort_key,
         ),
-        revisions_applied=int(event.get("revisions_applied", 0)),
-        heads=list(event.get("heads", [])),
+        revisions_applied=event.revisions_applied,
+        heads=list(event.heads),
         version_dirs=version_dirs,
         config_file=display_path(ini),
         revision_command=revision_command(settings, ini, revision_ids),
-        written=[str(p) for p in event.get("written", [])],
+        written=list(event.written),
         revision_ids=revision_ids,
-        notices=[*event.get("notices", [])]
+        notices=[*event.notices]
         + ([f"history checks skipped: {history.why_not}"] if history.why_not else []),
-        catalog_skipped=str(event.get("catalog_skipped") or ""),
+        catalog_skipped=event.catalog_skipped,
     )
 
 
@@ -200,10 +196,15 @@ def _history_key(base: Any) -> str:
 
 
 def _verdict_cache(
-    settings: Settings, ini: Path, drivername: str, base: Path, history: str = ""
+    settings: Settings,
+    ini: Path,
+    drivername: str,
+    base: Path,
+    resources: RunResources,
+    history: str = "",
 ) -> VerdictCache:
-    fingerprint = find_binaries(settings.postgres_bin).fingerprint()
-    environ = worker_env_base(settings)
+    fingerprint = resources.pg_fingerprint
+    environ = resources.worker_environ()
     key = static_key(
         settings,
         ini,
@@ -228,16 +229,15 @@ def _verdicts_dir() -> Path | None:
         return None  # an unwritable cache directory costs speed, never the verdict
 
 
-def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
+def _cache_plan(settings: Settings, ini: Path, resources: RunResources) -> CachePlan | None:
     """The migrated-database cache (caches/migrated.py) serves the throwaway server only."""
     if settings.database_url or not settings.use_cache:
         return None
     if settings.start_from or settings.flask_app:
         # The key covers neither the dump nor the app's configuration: replay in full.
         return None
-    binaries = find_binaries(settings.postgres_bin)
-    user = resolve_server_user(settings.server_user)
-    fingerprint = binaries.fingerprint()
-    scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
-    environ = worker_env_base(settings)
+    fingerprint = resources.pg_fingerprint
+    uid = resources.server_user.uid
+    scope = scope_key(pg_fingerprint=fingerprint, uid=uid, ini=ini, name=settings.name)
+    environ = resources.worker_environ()
     return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))

@@ -1,13 +1,12 @@
 """One config of a several-config run, in its own process (started by run/configs.py).
 
-Reads the settings (JSON) on stdin, runs the check, writes ``{"result": ...}`` or
-``{"error": ...}`` on stdout. Progress goes to stderr, prefixed with the config, for the
+Reads the settings on stdin, runs the check, writes a ``ConfigAnswer`` or a ``ConfigFailed``
+(protocol.py) on stdout. Progress goes to stderr, prefixed with the config, for the
 parent to relay. SIGTERM (from the parent, or its death) tears the server down like Ctrl-C.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -24,11 +23,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    from migration_check.protocol import ConfigAnswer, ConfigFailed, decode, encode
     from migration_check.run.check import run_check
-    from migration_check.run.configs import result_to_json, settings_from_json
     from migration_check.run.project import display_path
+    from migration_check.settings import Settings
 
-    settings = settings_from_json(sys.stdin.read())
+    settings = decode(Settings, sys.stdin.read())
     from pathlib import Path
 
     label = display_path(Path(settings.config))
@@ -40,20 +40,19 @@ def main() -> int:
             elapsed = time.monotonic() - start
             print(f"check-migrations: {label}: {message} ({elapsed:.1f}s)", file=sys.stderr)
 
+    out: ConfigAnswer | ConfigFailed
     try:
-        out = {"result": result_to_json(run_check(settings, progress, history=True))}
+        out = ConfigAnswer(run_check(settings, progress, history=True))
     except CheckError as exc:
-        out = {"error": {"class": type(exc).__name__, "message": exc.message,
-                         "detail": exc.detail}}  # fmt: skip
+        out = ConfigFailed(type(exc).__name__, exc.message, exc.detail)
     except KeyboardInterrupt:
         return 130
     except Interrupted as exc:
         return 128 + exc.signum
     except Exception as exc:  # a bug in the checker: still an answer for this config
-        out = {"error": {"class": "WorkerError",
-                         "message": f"internal error: {type(exc).__name__}: {exc}",
-                         "detail": "".join(traceback.format_exception(exc))}}  # fmt: skip
-    sys.stdout.write(json.dumps(out))
+        out = ConfigFailed("WorkerError", f"internal error: {type(exc).__name__}: {exc}",
+                           "".join(traceback.format_exception(exc)))  # fmt: skip
+    sys.stdout.write(encode(out))
     sys.stdout.flush()
     return 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import selectors
 import signal
@@ -21,13 +20,20 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import migration_check
 from migration_check import errors
 from migration_check.errors import CheckError, WorkerError
 from migration_check.findings import CheckResult, Finding
 from migration_check.postgres.server import child_setup, signals_held
+from migration_check.protocol import (
+    ConfigAnswer,
+    ConfigFailed,
+    ProtocolError,
+    decode_message,
+    encode,
+)
 from migration_check.run.baseline import (
     Baseline,
     baseline_path,
@@ -38,16 +44,13 @@ from migration_check.run.baseline import (
 from migration_check.run.ignores import apply_ignores, parse_rules
 from migration_check.run.project import display_path
 from migration_check.run.worker_process import Progress
-from migration_check.settings import FormatType, Settings
+from migration_check.settings import Settings
 
 __all__ = [
     "ConfigOutcome",
     "RunOutcome",
     "check_configs",
-    "result_from_json",
-    "result_to_json",
-    "settings_from_json",
-    "settings_to_json",
+    "error_from_answer",
 ]
 
 
@@ -137,40 +140,12 @@ def _from_here(finding: Finding, ini: Path) -> Finding:
 # --- several configs: one child process each ---------------------------------------------
 
 
-def settings_to_json(settings: Settings) -> str:
-    return json.dumps(dataclasses.asdict(settings))
-
-
-def settings_from_json(text: str) -> Settings:
-    data = json.loads(text)
-    known = {f.name for f in dataclasses.fields(Settings)}
-    values: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
-    }
-    values["format"] = FormatType(str(values.get("format", "text")))
-    return Settings(**values)
-
-
-def result_to_json(result: CheckResult) -> dict[str, Any]:
-    data = dataclasses.asdict(result)
-    for name in ("findings", "ignored", "baselined"):
-        data[name] = [f.to_dict() for f in getattr(result, name)]
-    return data
-
-
-def result_from_json(data: dict[str, Any]) -> CheckResult:
-    known = {f.name for f in dataclasses.fields(CheckResult)}
-    values = {k: v for k, v in data.items() if k in known}
-    for name in ("findings", "ignored", "baselined"):
-        values[name] = [Finding.from_dict(f) for f in values.get(name, [])]
-    return CheckResult(**values)
-
-
-def error_from_json(data: dict[str, Any]) -> CheckError:
-    cls = getattr(errors, str(data.get("class")), None)
+def error_from_answer(answer: ConfigFailed) -> CheckError:
+    """The child's ``CheckError`` raised again here: its class, message and detail."""
+    cls = getattr(errors, answer.error_class, None)
     if not (isinstance(cls, type) and issubclass(cls, CheckError)):
         cls = WorkerError
-    return cls(str(data["message"]), detail=str(data.get("detail", "")))
+    return cls(answer.message, detail=answer.detail)
 
 
 @dataclass
@@ -209,7 +184,7 @@ def _start(settings: Settings, index: int, config: str) -> _Child:
         )
     assert proc.stdin is not None
     with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(settings_to_json(one).encode())
+        proc.stdin.write(encode(one).encode())
     with contextlib.suppress(BrokenPipeError):
         proc.stdin.close()
     proc.stdin = None  # sent and closed: communicate() must not flush it again
@@ -283,13 +258,13 @@ def _outcome(child: _Child) -> ConfigOutcome:
         child.err.extend(b"\n")
         _relay_lines(child)
     try:
-        data = json.loads(bytes(child.out))
-    except json.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and "result" in data:
-        return ConfigOutcome(child.config, result=result_from_json(data["result"]))
-    if isinstance(data, dict) and "error" in data:
-        return ConfigOutcome(child.config, error=error_from_json(data["error"]))
+        answer = decode_message(bytes(child.out)) if child.out else None
+    except ProtocolError as exc:  # the same checker wrote it: a bug to see
+        return ConfigOutcome(child.config, error=WorkerError(f"internal error: {exc}"))
+    if isinstance(answer, ConfigAnswer):
+        return ConfigOutcome(child.config, result=answer.result)
+    if isinstance(answer, ConfigFailed):
+        return ConfigOutcome(child.config, error=error_from_answer(answer))
     return ConfigOutcome(
         child.config,
         error=WorkerError(

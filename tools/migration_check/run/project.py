@@ -8,9 +8,14 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migration_check.errors import ConfigError
+from migration_check.protocol import StartFrom
 from migration_check.settings import Settings
+
+if TYPE_CHECKING:  # run/resources.py imports the server module: only when a check runs
+    from migration_check.run.resources import RunResources
 
 __all__ = [
     "DEFAULT_DRIVER",
@@ -192,7 +197,7 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def start_from_request(settings: Settings) -> dict[str, str] | None:
+def start_from_request(settings: Settings, resources: RunResources) -> StartFrom | None:
     """What the worker needs to load ``--start-from``: the dump and the psql to load it with.
 
     psql, not a driver: pg_dump writes psql meta-commands (``\\restrict`` since PostgreSQL
@@ -209,12 +214,10 @@ def start_from_request(settings: Settings) -> dict[str, str] | None:
             f"--start-from {settings.start_from}: no such file; make it with "
             "pg_dump --schema-only --no-owner (see README)"
         )
-    from migration_check.postgres.server import find_binaries
-
-    psql = find_binaries(settings.postgres_bin).bindir / "psql"
+    psql = resources.binaries.bindir / "psql"
     if not psql.is_file():
         raise ConfigError(
             f"--start-from needs psql, and {psql} does not exist; pass --postgres-bin with "
             "the bin directory of a full PostgreSQL installation"
         )
-    return {"file": str(dump.resolve()), "shown": display_path(dump), "psql": str(psql)}
+    return StartFrom(file=str(dump.resolve()), shown=display_path(dump), psql=str(psql))

@@ -17,11 +17,10 @@ from migration_check.postgres.server import (
     PORT,
     SUPERUSER,
     ThrowawayServer,
-    find_binaries,
-    resolve_server_user,
     signals_held,
 )
 from migration_check.run.project import DEFAULT_DRIVER
+from migration_check.run.resources import RunResources
 from migration_check.run.worker_process import Progress
 from migration_check.settings import Settings
 from migration_check.urls import DbUrl, mask_passwords, parse_url
@@ -60,7 +59,11 @@ def _parse_database_url(raw: str) -> DbUrl:
 
 @contextlib.contextmanager
 def provision(
-    settings: Settings, database: str, progress: Progress, plan: CachePlan | None = None
+    settings: Settings,
+    database: str,
+    progress: Progress,
+    resources: RunResources,
+    plan: CachePlan | None = None,
 ) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
     """Yield (server URL, admin conninfo, label, secrets); drop or delete it all afterwards."""
     if settings.database_url:
@@ -90,11 +93,10 @@ def provision(
                     file=sys.stderr,
                 )
         return
-    binaries = find_binaries(settings.postgres_bin)
-    user = resolve_server_user(settings.server_user)
     progress("starting a throwaway PostgreSQL")
     server = ThrowawayServer(
-        binaries, user, use_cache=settings.use_cache, on_progress=progress,
+        resources.binaries, resources.server_user,
+        use_cache=settings.use_cache, on_progress=progress,
         template=plan.entry.data if plan is not None and plan.entry is not None else None,
     )  # fmt: skip
     try:

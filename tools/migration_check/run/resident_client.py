@@ -77,7 +77,7 @@ def warm_dir(*, create: bool = True) -> tuple[Path | None, str]:
 
 def daemon_key(env: dict[str, str], cwd: Path) -> str:
     """A hash of everything a fresh worker's start depends on that a fork would inherit."""
-    from migration_check.caches.verdict import _checker_digest
+    from migration_check.caches.verdict import checker_digest
     from migration_check.fingerprints.digests import is_library_dir, library_digest
 
     digest = hashlib.sha256()
@@ -86,7 +86,7 @@ def daemon_key(env: dict[str, str], cwd: Path) -> str:
         for part in parts:
             digest.update((part if part is not None else "\x01").encode() + b"\0")
 
-    add(str(os.geteuid()), os.path.realpath(sys.executable), sys.version, _checker_digest())
+    add(str(os.geteuid()), os.path.realpath(sys.executable), sys.version, checker_digest())
     # Relative PYTHONPATH entries, and anything sitecustomize does with the directory.
     add(os.path.realpath(cwd))
     for name in sorted(env):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -22,6 +21,17 @@ from migration_check.caches.dirs import bound_pycache, cache_base_dir, cache_dir
 from migration_check.errors import ConfigError, MigrationError, ServerError, WorkerError
 from migration_check.postgres.server import PORT
 from migration_check.processes import child_setup, kill_group, signals_held
+from migration_check.protocol import (
+    CacheStoreEvent,
+    ErrorEvent,
+    Event,
+    ProgressEvent,
+    ProtocolError,
+    ResultEvent,
+    WorkerRequest,
+    decode_message,
+    encode,
+)
 from migration_check.settings import Settings
 from migration_check.urls import DbUrl, mask_passwords, parse_url
 
@@ -189,18 +199,19 @@ def _relay_masked(stream: IO[bytes], settings: Settings) -> threading.Thread:
 
 
 def run_worker(
-    request: dict[str, Any],
+    request: WorkerRequest,
     worker: Worker,
     settings: Settings,
     progress: Progress,
     hidden: tuple[str, ...],
-) -> dict[str, Any]:
-    """Send the worker its request, relay its progress, and return its result event (or raise)."""
+) -> tuple[ResultEvent, dict[str, Any] | None]:
+    """Send the worker its request, relay its progress, and return its result event and the
+    migrated-database cache entry to keep (None: none), or raise."""
     proc, log = worker.proc, worker.log
     try:
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(json.dumps(request).encode())
+            proc.stdin.write(encode(request).encode())
             proc.stdin.close()
         events = _read_events(worker.read_fd, settings.timeout, progress)
         proc.wait(timeout=10)
@@ -208,7 +219,7 @@ def run_worker(
         with signals_held():
             kill_group(proc)
         raise
-    final = next((e for e in reversed(events) if e["type"] in ("result", "error")), None)
+    final = next((e for e in reversed(events) if isinstance(e, ResultEvent | ErrorEvent)), None)
     if final is None:
         log.seek(0)
         tail = mask_passwords(log.read().decode(errors="replace")[-4000:], hidden)
@@ -218,16 +229,16 @@ def run_worker(
             f"{last[-1] if last else 'no output'}",
             detail=tail,
         )
-    if final["type"] == "error":
+    if isinstance(final, ErrorEvent):
         raise _error_from_event(final, hidden)
-    stored = [e["meta"] for e in events if e["type"] == "cache_store" and e.get("meta")]
-    return {**final, "cache_store": stored[0]} if stored else final
+    stored = [e.meta for e in events if isinstance(e, CacheStoreEvent) and e.meta]
+    return final, stored[0] if stored else None
 
 
-def _error_from_event(event: dict[str, Any], hidden: tuple[str, ...]) -> Exception:
-    message = mask_passwords(event["message"], hidden)
-    detail = mask_passwords(event.get("detail", ""), hidden)
-    kind = event.get("kind")
+def _error_from_event(event: ErrorEvent, hidden: tuple[str, ...]) -> Exception:
+    message = mask_passwords(event.message, hidden)
+    detail = mask_passwords(event.detail, hidden)
+    kind = event.kind
     if kind == "migration":
         return MigrationError(message, detail=detail)
     if kind == "server":
@@ -237,9 +248,9 @@ def _error_from_event(event: dict[str, Any], hidden: tuple[str, ...]) -> Excepti
     return ConfigError(message, detail=detail)
 
 
-def _read_events(fd: int, timeout: float, progress: Progress) -> list[dict[str, Any]]:
+def _read_events(fd: int, timeout: float, progress: Progress) -> list[Event]:
     deadline = time.monotonic() + timeout
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     buf = b""
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)
@@ -260,7 +271,10 @@ def _read_events(fd: int, timeout: float, progress: Progress) -> list[dict[str, 
             for line in lines:
                 if not line.strip():
                     continue
-                event = json.loads(line)
-                if event["type"] == "progress":
-                    progress(event["message"])
+                try:
+                    event = decode_message(line)
+                except ProtocolError as exc:  # the same checker wrote it: a bug to see
+                    raise WorkerError(f"internal error: the worker's event: {exc}") from None
+                if isinstance(event, ProgressEvent):
+                    progress(event.message)
                 events.append(event)

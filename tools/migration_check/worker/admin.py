@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+from migration_check.protocol import WorkerRequest
 from migration_check.worker.diagnose import Failure, one_line
 
 __all__ = [
@@ -22,18 +23,16 @@ __all__ = [
 ]
 
 
-def connect_admin(req: dict[str, Any]) -> Any:
+def connect_admin(req: WorkerRequest) -> Any:
     """An autocommit psycopg connection to the maintenance database; a Failure naming the server."""
     import psycopg
 
     try:
         return psycopg.connect(
-            **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
+            **req.admin_conninfo, autocommit=True, connect_timeout=req.connect_timeout
         )
     except psycopg.OperationalError as exc:
-        raise Failure(
-            "server", f"cannot connect to {req['server_label']}: {one_line(exc)}"
-        ) from exc
+        raise Failure("server", f"cannot connect to {req.server_label}: {one_line(exc)}") from exc
 
 
 def create_database(admin: Any, name: str, *, throwaway: bool = False) -> None:

@@ -20,9 +20,9 @@ __all__ = ["validate_project_bytecode_by_content"]
 
 def validate_project_bytecode_by_content() -> None:
     """Patch the source loader's stats for project files (the worker calls it before env.py)."""
-    from migration_check.fingerprints.closure import _library_dirs
+    from migration_check.fingerprints.closure import library_dirs
 
-    stdlib, libs = _library_dirs()
+    stdlib, libs = library_dirs()
     trusted = tuple(stdlib + libs)
     original = SourceFileLoader.path_stats
 

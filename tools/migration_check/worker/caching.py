@@ -22,6 +22,7 @@ from migration_check.fingerprints.closure import closure_changed, record_closure
 from migration_check.fingerprints.digests import file_digests, unchanged
 from migration_check.fingerprints.inputs import merge_inputs
 from migration_check.protocol import MIGRATED_FORMAT as FORMAT
+from migration_check.protocol import ProgressEvent, WorkerRequest
 from migration_check.worker.envpy import toml_file_name
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class WorkerCache:
         return len(self.entry.get("revisions", [])) if self.used and self.entry else 0
 
     def _progress(self, message: str) -> None:
-        self.emit({"type": "progress", "message": message})
+        self.emit(ProgressEvent(message))
 
     def _sql(self, statement: str, *names: str) -> None:
         from psycopg import sql
@@ -120,12 +121,12 @@ class WorkerCache:
         recreate_database(self.admin, self.database, throwaway=True)
         self.used = False
 
-    def prepare(self, req: dict[str, Any], cfg: Any, script: Any, drivername: str) -> None:
+    def prepare(self, req: WorkerRequest, cfg: Any, script: Any, drivername: str) -> None:
         """Hash what the history depends on; keep the copied database only if none of it moved."""
         self.env = worker_environment(
             pg_fingerprint=self.pg_fingerprint,
-            name=str(req["name"]),
-            x_args=list(req.get("x_args") or []),
+            name=req.name,
+            x_args=list(req.x_args),
             drivername=drivername,
             startup=self.startup,
         )
@@ -277,11 +278,11 @@ def _without_listings(inputs: dict[str, Any], locations: list[str]) -> dict[str,
 
 
 def open_worker_cache(
-    req: dict[str, Any], emit: Any, recorder: InputRecorder | None
+    req: WorkerRequest, emit: Any, recorder: InputRecorder | None
 ) -> WorkerCache | None:
     """Connect for the cache's statements; None when the run has no cache."""
-    if not req.get("cache"):
+    if not req.cache:
         return None
     from migration_check.worker.admin import connect_admin
 
-    return WorkerCache(req["cache"], connect_admin(req), req["database"], emit, recorder)
+    return WorkerCache(req.cache, connect_admin(req), req.database, emit, recorder)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from migration_check.protocol import WorkerRequest
 from migration_check.worker.diagnose import Failure, classify, env_py, one_line
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def toml_file_name(cfg: Config) -> str | None:
     return name
 
 
-def alembic_config(req: dict[str, Any], url: str) -> Config:
+def alembic_config(req: WorkerRequest, url: str) -> Config:
     """The project's configuration as ``alembic`` run from the ini's directory would read it.
 
     Alembic's own ``Config`` reads it (the ini, and ``[tool.alembic]`` of the pyproject.toml
@@ -67,19 +68,19 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
 
     from alembic.config import Config
 
-    ini = req["config"]
+    ini = req.config
     cmd_opts = argparse.Namespace(
-        x=list(req.get("x_args") or []) or None,
+        x=list(req.x_args) or None,
         autogenerate=True,
         config=ini,
-        name=req["name"],
+        name=req.name,
         raiseerr=True,
     )
     toml = os.path.join(os.path.dirname(ini), "pyproject.toml")
     # [tool.alembic] arrived in Alembic 1.16; an older Alembic reads the ini alone, as it would.
     takes_toml = "toml_file" in inspect.signature(Config.__init__).parameters
     extra: dict[str, Any] = {"toml_file": toml} if os.path.isfile(toml) and takes_toml else {}
-    cfg = Config(ini, ini_section=req["name"], cmd_opts=cmd_opts, **extra)
+    cfg = Config(ini, ini_section=req.name, cmd_opts=cmd_opts, **extra)
     shown = os.path.relpath(ini)
     try:
         cfg.file_config  # noqa: B018 (read now, so a broken file is named here)
@@ -92,7 +93,7 @@ def alembic_config(req: dict[str, Any], url: str) -> Config:
     else:
         script_location = _read_toml(cfg, toml)
     # A Flask-Migrate project sets it at run time, from the app (worker/layouts/flaskapp.py).
-    if script_location is None and not req.get("flask_app"):
+    if script_location is None and not req.flask_app:
         raise Failure("config", no_script_location(cfg))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     # The project's driver, kept: an async env.py is handed a connection on it (run_env).
@@ -277,20 +278,32 @@ def run_env(
     cfg: Config,
     script: ScriptDirectory,
     url: str,
-    state: dict[str, Any],
+    fn: Callable[[Any, MigrationContext], Any],
     *,
     phase: str,
+    state: dict[str, Any] | None = None,
     **context_kw: Any,
 ) -> None:
-    """Run env.py once with ``context_kw`` (as an Alembic command would), naming any failure.
+    """Run env.py once with ``fn`` as the phase's function and ``context_kw`` (as an Alembic
+    command would: upgrade, compare, the writer and the round trip all come through here),
+    naming any failure.
 
-    ``state["called"]`` is set by the phase's ``fn``: env.py that never reaches
-    ``run_migrations()`` would otherwise look like a successful no-op.
+    ``state``: what the phase records while it runs; ``state["current"]``, the revision whose
+    code is running, names it in a failure's message (diagnose.classify). The runner notes
+    whether ``fn`` was called: env.py that never reaches ``run_migrations()`` would otherwise
+    look like a successful no-op.
     """
     from alembic.runtime.environment import EnvironmentContext
 
+    state = {} if state is None else state
+    state["called"] = False
+
+    def called(rev: Any, context: MigrationContext) -> Any:
+        state["called"] = True
+        return fn(rev, context)
+
     def run() -> None:
-        with EnvironmentContext(cfg, script, as_sql=False, **context_kw):
+        with EnvironmentContext(cfg, script, as_sql=False, fn=called, **context_kw):
             script.run_env()
 
     async_url = _async_url(cfg, url, script)

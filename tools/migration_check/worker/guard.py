@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from migration_check.protocol import Allowed
 from migration_check.urls import describe_target
 
 __all__ = ["install_guard", "refused", "refused_message"]
@@ -22,7 +23,7 @@ class _ForeignConnection(Exception):  # raised into env.py's code: named for its
 refused: list[str] = []
 
 
-def install_guard(allowed: dict[str, Any]) -> None:
+def install_guard(allowed: Allowed) -> None:
     """Refuse, before any SQL runs, every connection that is not to the scratch database.
 
     env.py files build their own URLs from settings or .env; without this guard a check could
@@ -33,11 +34,11 @@ def install_guard(allowed: dict[str, Any]) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    want_host = os.path.normpath(str(allowed["host"]))
-    want_port = int(allowed["port"])
+    want_host = os.path.normpath(allowed.host)
+    want_port = allowed.port
     # A multidb project (several databases, one env.py) has one scratch database per database.
     # Read at each connection: a Flask app's binds get theirs once the app is loaded.
-    want_dbs: list[str] = allowed.setdefault("databases", [str(allowed["database"])])
+    want_dbs = allowed.databases
 
     def check(dialect: str, host: Any, port: Any, database: Any, cargs: Any = ()) -> None:
         host_s = str(host or "")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from migration_check.findings import Finding, Location
+from migration_check.protocol import Emit, ProgressEvent, WorkerRequest
 from migration_check.worker.admin import recreate_database
 from migration_check.worker.diagnose import Failure
 from migration_check.worker.envpy import run_env
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BaseCatch", "heads_problem", "round_trip", "round_trip_scratch"]
 
-Emit = Callable[[dict[str, Any]], None]
 _MERGE_HINT = 'alembic merge heads -m "merge heads"'
 
 
@@ -134,7 +134,7 @@ def _run_steps(
     """Apply exactly ``revs`` (in the given order) up or down through env.py."""
     from alembic.runtime.migration import MigrationStep
 
-    state: dict[str, Any] = {"called": False, "current": None}
+    state: dict[str, Any] = {"current": None}
 
     def tracked(rev: Script, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(**kw: Any) -> Any:
@@ -146,7 +146,6 @@ def _run_steps(
         return run
 
     def steps_fn(_rev: Any, _context: MigrationContext) -> list[Any]:
-        state["called"] = True
         steps = []
         for rev in revs:
             make = (
@@ -163,9 +162,9 @@ def _run_steps(
         cfg,
         script,
         url,
-        state,
+        steps_fn,
         phase="upgrade" if upgrade else "downgrade",
-        fn=steps_fn,
+        state=state,
         starting_rev=None,
         destination_rev=None,
         tag=None,
@@ -203,8 +202,7 @@ def round_trip(
     where = Location(os.path.relpath(first.path), _def_line(first.path, "downgrade"))
     up = _order(new)
     how = "base schema caught on the way up" if reference is not None else "base replayed"
-    emit({"type": "progress", "message": f"round trip of {names}: downgrade, compare, upgrade "
-          f"({how})"})  # fmt: skip
+    emit(ProgressEvent(f"round trip of {names}: downgrade, compare, upgrade ({how})"))
     try:
         _run_steps(cfg, script, url, list(reversed(up)), upgrade=False)
     except Failure as exc:
@@ -250,7 +248,7 @@ def round_trip(
 def round_trip_scratch(
     cfg: Config,
     script: ScriptDirectory,
-    req: dict[str, Any],
+    req: WorkerRequest,
     admin: Any,
     emit: Emit,
     reference: dict[str, str] | None = None,
@@ -258,15 +256,15 @@ def round_trip_scratch(
     """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
 
     def recreate() -> None:
-        recreate_database(admin, req["database"], throwaway=bool(req.get("throwaway_server")))
+        recreate_database(admin, req.database, throwaway=req.throwaway_server)
 
     version_table = cfg.attributes.get("check_migrations.version_table", ("alembic_version", None))
     try:
         return round_trip(
             cfg,
             script,
-            req["sync_url"],
-            req["history"]["added"],
+            req.sync_url,
+            req.history_added or [],
             recreate,
             version_table,
             emit,

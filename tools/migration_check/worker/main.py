@@ -12,11 +12,9 @@ descriptor named by ``CHECK_MIGRATIONS_EVENT_FD``: ``progress``, then exactly on
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -24,6 +22,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from migration_check.findings import CheckResult, Finding
 from migration_check.fingerprints.closure import record_closure
 from migration_check.fingerprints.inputs import merge_inputs, start_recording
+from migration_check.protocol import (
+    CacheStoreEvent,
+    Emit,
+    ErrorEvent,
+    Event,
+    ProgressEvent,
+    ResultEvent,
+    WorkerRequest,
+    decode,
+    encode,
+)
 from migration_check.worker.admin import connect_admin, create_database
 from migration_check.worker.autogenerate.compare import compare_autogenerate
 from migration_check.worker.bytecode import validate_project_bytecode_by_content
@@ -50,29 +59,22 @@ if TYPE_CHECKING:
     from migration_check.worker.caching import WorkerCache
     from migration_check.worker.catalog.phase import PendingModelsDatabase
 
-__all__ = ["exit_now", "main"]
-
-Emit = Callable[[dict[str, Any]], None]
+__all__ = ["exit_now", "main", "preload"]
 
 
-def _create_scratch(req: dict[str, Any], database: str | None = None) -> None:
+def _create_scratch(req: WorkerRequest, database: str | None = None) -> None:
     """Create the scratch database over a maintenance connection (before the guard exists)."""
     import psycopg
 
     with connect_admin(req) as conn:
         try:
-            create_database(conn, database or req["database"], throwaway=_throwaway(req))
+            create_database(conn, database or req.database, throwaway=req.throwaway_server)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise Failure(
                 "server",
-                f"{req['server_label']}: the role may not create databases ({one_line(exc)}); "
+                f"{req.server_label}: the role may not create databases ({one_line(exc)}); "
                 "grant it CREATEDB or use a role that has it",
             ) from exc
-
-
-def _throwaway(req: dict[str, Any]) -> bool:
-    """The checker's own server (no --database-url): nothing else runs on it."""
-    return bool(req.get("throwaway_server"))
 
 
 def _version_dirs(script: ScriptDirectory) -> list[str]:
@@ -93,7 +95,7 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
 
 
 def _open_cache(
-    req: dict[str, Any], emit: Emit, recorder: InputRecorder | None
+    req: WorkerRequest, emit: Emit, recorder: InputRecorder | None
 ) -> WorkerCache | None:
     """The migrated-database cache's side of this run (worker/caching.py), before the guard."""
     from migration_check.worker.caching import open_worker_cache
@@ -103,47 +105,46 @@ def _open_cache(
 
 
 def run(
-    req: dict[str, Any], emit: Emit, recorder: InputRecorder | None = None
+    req: WorkerRequest, emit: Emit, recorder: InputRecorder | None = None
 ) -> tuple[CheckResult, WorkerCache | None]:
     """Upgrade a fresh scratch database to head, then compare it with the models.
 
     Returns the result and the migrated-database cache's side of the run (None without one),
     whose entry's inputs a verdict built on a cached database depends on too.
     """
-    req["sync_url"] = sync_url(req["sync_url"])
-    if req.get("create_database"):
+    req.sync_url = sync_url(req.sync_url)
+    if req.create_database:
         _create_scratch(req)
-    if req.get("start_from"):
-        emit({"type": "progress", "message": f"loading {req['start_from']['shown']}"})
-        load_dump(req)
+    if req.start_from is not None:
+        emit(ProgressEvent(f"loading {req.start_from.shown}"))
+        load_dump(req, req.start_from)
     cache = _open_cache(req, emit, recorder)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
-    models_db = _models_database(req) if req.get("catalog") else None
+    models_db = _models_database(req) if req.catalog else None
     try:
         result = _run_guarded(req, emit, cache, models_db)
     finally:
         if models_db is not None:
             models_db.close()
     if cache is not None:
-        emit({"type": "cache_store", "meta": cache.finish()})
+        emit(CacheStoreEvent(cache.finish()))
     return result, cache
 
 
-def _models_database(req: dict[str, Any]) -> PendingModelsDatabase:
+def _models_database(req: WorkerRequest) -> PendingModelsDatabase:
     from migration_check.worker.catalog.phase import PendingModelsDatabase
 
     return PendingModelsDatabase(req)
 
 
 def _run_guarded(
-    req: dict[str, Any],
+    req: WorkerRequest,
     emit: Emit,
     cache: WorkerCache | None,
     models_db: PendingModelsDatabase | None,
 ) -> CheckResult:
-    url = req["url"]
-    history_req = req.get("history") or {}
+    url = req.url
     # Read before the guard: a multidb project's extra scratch databases, and the round trip's
     # rebuilds of the scratch database, go over maintenance connections the guard would refuse.
     cfg = alembic_config(req, url)
@@ -153,8 +154,8 @@ def _run_guarded(
         cache.close()
         cache = None
     # The round trip rebuilds the scratch database: its admin connection predates the guard.
-    admin = connect_admin(req) if history_req.get("added") else None
-    flask = FlaskApp(req) if req.get("flask_app") else None
+    admin = connect_admin(req) if req.history_added else None
+    flask = FlaskApp(req) if req.flask_app else None
     phases = _Phases(cache, multi, models_db, admin)
     try:
         return _run(req, emit, cfg, phases, flask)
@@ -176,9 +177,9 @@ class _Phases:
 
 
 def _run(
-    req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases, flask: FlaskApp | None
+    req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases, flask: FlaskApp | None
 ) -> CheckResult:
-    install_guard(req["allowed"])
+    install_guard(req.allowed)
     if flask is None:
         return _check(req, emit, cfg, phases)
     # env.py runs inside the app's context, as under `flask db`.
@@ -188,8 +189,8 @@ def _run(
         return _check(req, emit, cfg, phases)
 
 
-def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> CheckResult:
-    url = req["url"]
+def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> CheckResult:
+    url = req.url
     cache, multi, models_db, admin = phases.cache, phases.multi, phases.models_db, phases.admin
 
     from alembic.script import ScriptDirectory
@@ -208,24 +209,24 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
         ) from exc
     if cache is not None:
         cache.prepare(req, cfg, script, url.split("://", 1)[0])
-    expected = req.get("heads_expected")
+    expected = req.heads_expected
     problems: list[Finding] = []
     verify = multi.sync_urls() if multi is not None else None
-    start_from = (req.get("start_from") or {}).get("shown")
-    catch = BaseCatch((req.get("history") or {})["added"]) if admin is not None else None
+    start_from = req.start_from.shown if req.start_from is not None else None
+    catch = BaseCatch(req.history_added or []) if admin is not None else None
 
     def upgrade() -> tuple[int, list[str]]:
         return upgrade_to_head(
             cfg,
             script,
-            req["sync_url"],
+            req.sync_url,
             emit,
             expected,
             problems,
             verify,
             start_from=start_from,
             catch=catch,
-            each=bool(req.get("progress_each")),
+            each=req.progress_each,
         )
 
     applied, heads = upgrade()
@@ -240,20 +241,18 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
     result.findings.extend(problems)
     if len(heads) > 1 and problems:
         return result
-    emit({"type": "progress", "message": "comparing the database with the models"})
+    emit(ProgressEvent("comparing the database with the models"))
     seen: dict[str, Any] = {}
     result.findings.extend(
         compare_autogenerate(
             cfg,
             script,
-            req["sync_url"],
+            req.sync_url,
             seen,
             per_database=multi is not None,
             # The models' database is built while autogenerate compares (one database only).
             on_configured=(
-                models_db.builder(req["sync_url"])
-                if models_db is not None and multi is None
-                else None
+                models_db.builder(req.sync_url) if models_db is not None and multi is None else None
             ),
         )
     )
@@ -264,16 +263,15 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             "(databases = ...); only the autogenerate comparison ran"
         )
     elif models_db is not None:
-        models_db.compare(req["sync_url"], emit, result, seen)
+        models_db.compare(req.sync_url, emit, result, seen)
     result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
-    if req.get("mode") == "revision":
+    if req.revision is not None:
         from migration_check.worker.revision import write_revision
 
         if result.findings:
-            emit({"type": "progress", "message": "writing the revision"})
-            options = req.get("revision") or {}
+            emit(ProgressEvent("writing the revision"))
             result.written = write_revision(
-                cfg, script, req["sync_url"], options, result.findings, result.notices
+                cfg, script, req.sync_url, req.revision, result.findings, result.notices
             )
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
@@ -321,7 +319,7 @@ def exit_now(code: int) -> NoReturn:
         os._exit(code)
 
 
-def _preload() -> None:
+def preload() -> None:
     """Import what every check needs while the CLI is still starting the server.
 
     The worker is started before the server is ready and blocks on its request afterwards, so
@@ -337,12 +335,12 @@ def _preload() -> None:
 
 
 def _serve(events: TextIO) -> int:
-    def emit(event: dict[str, Any]) -> None:
-        events.write(json.dumps(event) + "\n")
+    def emit(event: Event) -> None:
+        events.write(encode(event) + "\n")
 
-    _preload()
-    req = json.load(sys.stdin)
-    for key, value in (req.get("environ") or {}).items():
+    preload()
+    req = decode(WorkerRequest, sys.stdin.read())
+    for key, value in req.environ.items():
         if value is None:
             os.environ.pop(key, None)
         else:
@@ -353,24 +351,23 @@ def _serve(events: TextIO) -> int:
     try:
         result, cache = run(req, emit, recorder)
     except Failure as exc:
-        emit({"type": "error", "kind": exc.kind, "message": exc.message, "detail": exc.detail})
+        emit(ErrorEvent(exc.kind, exc.message, exc.detail))
         return 0
     except BaseException as exc:  # the parent must hear about every way this process ends
         if refused:
-            emit({"type": "error", "kind": "unsafe", "message": refused_message()})
+            emit(ErrorEvent("unsafe", refused_message(), ""))
             return 0
         emit(
-            {
-                "type": "error",
-                "kind": "internal",
-                "message": f"{type(exc).__name__}: {one_line(exc)}",
-                "detail": "".join(traceback.format_exception(exc)),
-            }
+            ErrorEvent(
+                "internal",
+                f"{type(exc).__name__}: {one_line(exc)}",
+                "".join(traceback.format_exception(exc)),
+            )
         )
         return 0
     if refused:
         # env.py swallowed the guard's exception; the verdict cannot be trusted.
-        emit({"type": "error", "kind": "unsafe", "message": refused_message()})
+        emit(ErrorEvent("unsafe", refused_message(), ""))
         return 0
     inputs = recorder.snapshot() if recorder is not None else None
     if inputs is not None and cache is not None and cache.used:
@@ -378,23 +375,21 @@ def _serve(events: TextIO) -> int:
         # found unchanged when the entry was chosen, and this verdict rests on it too.
         inputs = merge_inputs(cache.entry_inputs(), inputs)
     emit(
-        {
-            "type": "result",
-            "findings": [f.to_dict() for f in result.findings],
-            "revisions_applied": result.revisions_applied,
-            "heads": result.heads,
-            "version_dirs": result.version_dirs,
-            "written": result.written,
-            "notices": result.notices,  # the writer's: what it rewrote, and why
-            "revision_ids": result.revision_ids,
-            "catalog_skipped": result.catalog_skipped,
-            # What the verdict depends on (caches/verdict.py): None when it cannot vouch for it.
-            "inputs": inputs,
-            "inputs_refused": recorder.refused if recorder is not None else "",
-            "closure": record_closure(Path.cwd())
-            if recorder is not None and req.get("record_inputs")
+        ResultEvent(
+            findings=result.findings,
+            revisions_applied=result.revisions_applied,
+            heads=result.heads,
+            version_dirs=result.version_dirs,
+            written=result.written,
+            notices=result.notices,  # the writer's: what it rewrote, and why
+            revision_ids=result.revision_ids,
+            catalog_skipped=result.catalog_skipped,
+            inputs=inputs,
+            inputs_refused=recorder.refused if recorder is not None else "",
+            closure=record_closure(Path.cwd())
+            if recorder is not None and req.record_inputs
             else None,
-        }
+        )
     )
     return 0
 

@@ -168,10 +168,9 @@ def write_revision(
         revision_context = autogen.RevisionContext(cfg, script, command_args)
     except CommandError as exc:
         raise _command_failure(exc, script) from exc
-    state: dict[str, Any] = {"called": False}
+    state: dict[str, Any] = {}
 
     def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
-        state["called"] = True
         try:
             revision_context.run_autogenerate(rev, context)
         except CommandError as exc:
@@ -186,9 +185,8 @@ def write_revision(
         cfg,
         script,
         url,
-        state,
+        retrieve,
         phase="compare",
-        fn=retrieve,
         template_args=revision_context.template_args,
         revision_context=revision_context,
     )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from migration_check.findings import Finding
+from migration_check.protocol import Emit, ProgressEvent
 from migration_check.worker.diagnose import Failure, env_py, reserved_revision, script_error
 from migration_check.worker.envpy import run_env
 from migration_check.worker.history import BaseCatch
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["upgrade_to_head"]
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 def upgrade_to_head(
@@ -48,10 +47,9 @@ def upgrade_to_head(
     """
     from migration_check.worker.history import heads_problem
 
-    state: dict[str, Any] = {"called": False, "current": None, "applied": 0, "heads": []}
+    state: dict[str, Any] = {"current": None, "applied": 0, "heads": []}
 
     def upgrade_fn(rev: Any, context: MigrationContext) -> Any:
-        state["called"] = True
         # The map is read here, after env.py ran: it may set version_locations itself.
         try:
             heads = list(script.get_heads())
@@ -70,7 +68,7 @@ def upgrade_to_head(
         if start_from and not rev:
             raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
-        emit({"type": "progress", "message": f"upgrading {len(steps)} revision(s) to head"})
+        emit(ProgressEvent(f"upgrading {len(steps)} revision(s) to head"))
         if catch is not None:
             catch.plan(script, steps, context)
         before: Callable[[Any], None] | None = catch.before if catch is not None else None
@@ -84,9 +82,9 @@ def upgrade_to_head(
         cfg,
         script,
         url,
-        state,
+        upgrade_fn,
         phase="upgrade",
-        fn=upgrade_fn,
+        state=state,
         starting_rev=None,
         destination_rev="head",
         tag=None,
@@ -142,7 +140,7 @@ def _announcing(
         rid = step.revision.revision
         if rid not in started:
             started.add(rid)
-            emit({"type": "progress", "message": f"revision {rid} ({len(started)}/{total})"})
+            emit(ProgressEvent(f"revision {rid} ({len(started)}/{total})"))
         if then is not None:
             then(step)
 

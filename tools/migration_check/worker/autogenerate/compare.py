@@ -51,10 +51,9 @@ def compare_autogenerate(
     }
     revision_context = autogen.RevisionContext(cfg, script, command_args)
     found: list[Finding] = []
-    state: dict[str, Any] = {"called": False}
+    state: dict[str, Any] = {}
 
     def retrieve(rev: Any, context: MigrationContext) -> list[Any]:
-        state["called"] = True
         if seen is not None:
             seen["opts"] = dict(context.opts)
         refuse_empty_metadata(context, script)
@@ -85,9 +84,8 @@ def compare_autogenerate(
         cfg,
         script,
         url,
-        state,
+        retrieve,
         phase="compare",
-        fn=retrieve,
         template_args=revision_context.template_args,
         revision_context=revision_context,
     )

@@ -17,7 +17,14 @@ from typing import Any
 
 from migration_check.findings import Location
 
-__all__ = ["Orphan"]
+__all__ = [
+    "Locator",
+    "Orphan",
+    "attribute_location",
+    "class_location",
+    "parse_module",
+    "relative",
+]
 
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules", ".mypy_cache", ".ruff_cache"}
 
@@ -31,7 +38,7 @@ class Orphan:
     package_init: str  # the package's ``__init__.py``, relative like ``location.file``
 
 
-class _Locator:
+class Locator:
     """Find the model source line that declares a table or column."""
 
     def __init__(self, metadata: Any) -> None:
@@ -58,7 +65,7 @@ class _Locator:
             loc = self._column(mapper, table, column)
             if loc is not None:
                 return loc
-        return _class_location(cls)
+        return class_location(cls)
 
     def orphan(self, name: str, schema: str | None) -> Orphan | None:
         """The unimported module of the models' package that defines table ``name``, if any.
@@ -83,7 +90,7 @@ class _Locator:
             key = column
         for klass in mapper.class_.__mro__:
             if key in vars(klass) or key in getattr(klass, "__annotations__", {}):
-                loc = _attribute_location(klass, key)
+                loc = attribute_location(klass, key)
                 if loc is not None:
                     return loc
         return None
@@ -128,7 +135,7 @@ def _scan_orphans(packages: dict[str, Path]) -> dict[tuple[str | None, str], Orp
     }
     found: dict[tuple[str | None, str], Orphan] = {}
     for package, root in sorted(packages.items()):
-        init = _rel(str(root / "__init__.py"))
+        init = relative(str(root / "__init__.py"))
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
             for filename in sorted(filenames):
@@ -140,7 +147,7 @@ def _scan_orphans(packages: dict[str, Path]) -> dict[tuple[str | None, str], Orp
                 module = ".".join([package, *parts])
                 for schema, table, line, symbol in _tables_defined(path):
                     statement = f"from {module} import {symbol}" if symbol else f"import {module}"
-                    orphan = Orphan(Location(_rel(path), line), statement, init)
+                    orphan = Orphan(Location(relative(path), line), statement, init)
                     found.setdefault((schema, table), orphan)
     return found
 
@@ -148,7 +155,7 @@ def _scan_orphans(packages: dict[str, Path]) -> dict[tuple[str | None, str], Orp
 def _tables_defined(path: str) -> list[tuple[str | None, str, int, str | None]]:
     """``(schema, table, line, name to import)`` for each ``__tablename__ = "x"`` and
     ``Table("x", ...)`` in a module."""
-    tree = _parse(path)
+    tree = parse_module(path)
     if tree is None:
         return []
     out: list[tuple[str | None, str, int, str | None]] = []
@@ -209,7 +216,7 @@ def _assigned(stmt: ast.stmt, name: str) -> ast.expr | None:
     return None
 
 
-def _class_location(cls: type) -> Location | None:
+def class_location(cls: type) -> Location | None:
     try:
         path = inspect.getsourcefile(cls)
         _, line = inspect.getsourcelines(cls)
@@ -217,17 +224,17 @@ def _class_location(cls: type) -> Location | None:
         return None
     if not path:
         return None
-    return Location(_rel(path), line)
+    return Location(relative(path), line)
 
 
-def _attribute_location(cls: type, key: str) -> Location | None:
+def attribute_location(cls: type, key: str) -> Location | None:
     try:
         path = inspect.getsourcefile(cls)
     except TypeError:
         return None
     if not path:
         return None
-    tree = _parse(path)
+    tree = parse_module(path)
     if tree is None:
         return None
     for node in ast.walk(tree):
@@ -239,12 +246,12 @@ def _attribute_location(cls: type, key: str) -> Location | None:
                 elif isinstance(stmt, ast.Assign):
                     targets = list(stmt.targets)
                 if any(isinstance(t, ast.Name) and t.id == key for t in targets):
-                    return Location(_rel(path), stmt.lineno)
+                    return Location(relative(path), stmt.lineno)
     return None
 
 
 @cache
-def _parse(path: str) -> ast.Module | None:
+def parse_module(path: str) -> ast.Module | None:
     try:
         with open(path, encoding="utf-8") as fh:
             return ast.parse(fh.read(), filename=path)
@@ -252,7 +259,7 @@ def _parse(path: str) -> ast.Module | None:
         return None
 
 
-def _rel(path: str) -> str:
+def relative(path: str) -> str:
     try:
         rel = os.path.relpath(path)
     except ValueError:

@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 from migration_check.findings import Finding
 from migration_check.worker.autogenerate.alter import alter_findings, type_text
 from migration_check.worker.autogenerate.locate import (
-    _attribute_location,
-    _class_location,
-    _Locator,
-    _rel,
+    Locator,
 )
 from migration_check.worker.autogenerate.owned import extension_table
 from migration_check.worker.autogenerate.pairs import describe_pair, pair_ops
@@ -29,13 +26,11 @@ if TYPE_CHECKING:
     from alembic.operations.ops import MigrateOperation, UpgradeOps
     from alembic.runtime.migration import MigrationContext
 
-# The locating helpers lived here first; other modules (the catalog comparison) still import
-# them from here.
-__all__ = ["_Locator", "_attribute_location", "_class_location", "_rel", "findings_from_ops"]
+__all__ = ["findings_from_ops"]
 
 
 def findings_from_ops(upgrade_ops: UpgradeOps, context: MigrationContext) -> list[Finding]:
-    locator = _Locator(context.opts.get("target_metadata"))
+    locator = Locator(context.opts.get("target_metadata"))
     dialect = _postgresql(context.dialect)
     pairs, singles = pair_ops(list(_walk(upgrade_ops.ops)))
     found: list[Finding] = []
@@ -73,7 +68,7 @@ def _postgresql(dialect: Any) -> Any:
     return postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-def _orphan(op: Any, locator: _Locator) -> dict[str, Any] | None:
+def _orphan(op: Any, locator: Locator) -> dict[str, Any] | None:
     """A dropped table whose model module nothing imports: say so, and do not propose a drop."""
     from alembic.operations import ops as o
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from migration_check.findings import Finding, Location
-from migration_check.worker.autogenerate.locate import _parse, _rel
+from migration_check.worker.autogenerate.locate import parse_module, relative
 from migration_check.worker.catalog.render import enum_change, ident
 
 __all__ = ["ENUM_KINDS", "Found", "declaration", "describe_plugin_op", "entity_name",
@@ -169,19 +169,23 @@ def declaration(obj: Any) -> Location | None:
             continue
         line = _assignment_line(path, set(names))
         if line is not None:
-            return Location(_rel(path), line)
+            return Location(relative(path), line)
     return None
 
 
 def _project_modules() -> Iterator[Any]:
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if isinstance(path, str) and "site-packages" not in path and not _rel(path).startswith("/"):
+        if (
+            isinstance(path, str)
+            and "site-packages" not in path
+            and not relative(path).startswith("/")
+        ):
             yield module
 
 
 def _assignment_line(path: str, names: set[str]) -> int | None:
-    tree = _parse(path)
+    tree = parse_module(path)
     if tree is None:
         return None
     for stmt in tree.body:

@@ -370,9 +370,9 @@ def _new_only(found: list[_Found], first: list[Finding]) -> list[_Found]:
 def _located(
     found: list[tuple[Finding, str | None]], target: Any, compared: list[tuple[TableRef, Any]]
 ) -> list[Finding]:
-    from migration_check.worker.autogenerate.ops import _class_location, _Locator
+    from migration_check.worker.autogenerate.locate import Locator, class_location
 
-    locator = _Locator(target)
+    locator = Locator(target)
     enum_classes: dict[str, Any] = {}
     for _ref, table in compared:
         for col in table.columns:
@@ -384,7 +384,7 @@ def _located(
         location = None
         if f.kind.endswith(("enum_value", "_enum")) and f.name:
             cls = enum_classes.get(f.name.rsplit(".", 1)[-1].strip('"'))
-            location = _class_location(cls) if cls is not None else None
+            location = class_location(cls) if cls is not None else None
         if location is None:
             location = locator.find(f.table, where)
         out.append(dataclasses.replace(f, location=location))

@@ -295,22 +295,22 @@ class _EarlyBuild:
         return self._outcome
 
 
-def open_models_database(req: dict[str, Any], connect: Any) -> ModelsDatabase:
+def open_models_database(
+    database: str, admin_conninfo: dict[str, Any], connect_timeout: int, connect: Any
+) -> ModelsDatabase:
     """Create ``<scratch>_models`` and connect to it with ``connect`` (psycopg's, unguarded).
 
     Raises psycopg errors as they come: the caller turns them into a skipped opinion.
     """
-    name = f"{req['database']}_models"
-    admin = connect(
-        **req["admin_conninfo"], autocommit=True, connect_timeout=req["connect_timeout"]
-    )
+    name = f"{database}_models"
+    admin = connect(**admin_conninfo, autocommit=True, connect_timeout=connect_timeout)
     try:
         # A copied cache entry or a killed run may have left one behind.
         recreate_database(admin, name)
-        info = {**req["admin_conninfo"], "dbname": name}
+        info = {**admin_conninfo, "dbname": name}
 
         def reconnect() -> Any:
-            return connect(**info, connect_timeout=req["connect_timeout"])
+            return connect(**info, connect_timeout=connect_timeout)
 
         conn = reconnect()
     except BaseException:

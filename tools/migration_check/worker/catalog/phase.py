@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from migration_check.findings import CheckResult
+from migration_check.protocol import Emit, ProgressEvent, WorkerRequest
 from migration_check.worker.catalog.modelsdb import (
     ModelsDatabase,
     SkipCatalog,
@@ -24,7 +25,7 @@ __all__ = ["PendingModelsDatabase"]
 class PendingModelsDatabase:
     """``<scratch>_models`` being created in a thread, overlapping the upgrade (0.1 s here)."""
 
-    def __init__(self, req: dict[str, Any]) -> None:
+    def __init__(self, req: WorkerRequest) -> None:
         import psycopg
         import sqlalchemy
 
@@ -49,11 +50,13 @@ class PendingModelsDatabase:
             from migration_check.worker.diagnose import one_line
 
             try:
-                self._db = open_models_database(req, connect)
+                self._db = open_models_database(
+                    req.database, req.admin_conninfo, req.connect_timeout, connect
+                )
             except Exception as exc:  # e.g. --database-url's role may create only one database
                 self._error = (
-                    f"could not create the models' database {req['database']}_models on "
-                    f"{req['server_label']} ({one_line(exc)}); only the autogenerate "
+                    f"could not create the models' database {req.database}_models on "
+                    f"{req.server_label} ({one_line(exc)}); only the autogenerate "
                     "comparison ran"
                 )
 
@@ -88,7 +91,7 @@ class PendingModelsDatabase:
     def compare(
         self,
         url: str,
-        emit: Callable[[dict[str, Any]], None],
+        emit: Emit,
         result: CheckResult,
         seen: dict[str, Any],
     ) -> None:
@@ -97,7 +100,7 @@ class PendingModelsDatabase:
         from migration_check.worker.catalog.enum_defaults import keep_enum_defaults
         from migration_check.worker.catalog.overlap import not_covered
 
-        emit({"type": "progress", "message": "comparing the catalogs (models built by create_all)"})
+        emit(ProgressEvent("comparing the catalogs (models built by create_all)"))
         try:
             db = self.get()
             found = compare_catalog(db, url, seen, list(result.findings))

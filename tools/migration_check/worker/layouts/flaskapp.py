@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from migration_check.protocol import WorkerRequest
 from migration_check.worker.admin import connect_admin, create_database, drop_databases
 from migration_check.worker.diagnose import Failure, one_line, origin_in_project
 from migration_check.worker.layouts.multidb import scratch_name
@@ -29,9 +30,9 @@ __all__ = ["FlaskApp"]
 class FlaskApp:
     """The app named by ``--flask-app`` and the scratch databases its binds get."""
 
-    def __init__(self, req: dict[str, Any]) -> None:
+    def __init__(self, req: WorkerRequest) -> None:
         """Open the maintenance connection now, before the guard, for the binds' databases."""
-        self.spec = str(req["flask_app"])
+        self.spec = str(req.flask_app)
         self.req = req
         self.created: list[str] = []
         self.directory: str | None = None
@@ -41,7 +42,7 @@ class FlaskApp:
     def context(self, cfg: Config) -> Iterator[None]:
         """Load the app with its databases redirected, and keep its app context pushed."""
         app = self._load()
-        if not self.req.get("start_from"):
+        if self.req.start_from is None:
             self._refuse_tables_made_by_the_app()
         migrate = app.extensions.get("migrate")
         if migrate is not None:
@@ -62,7 +63,7 @@ class FlaskApp:
         from sqlalchemy import create_engine, inspect
         from sqlalchemy.pool import NullPool
 
-        engine = create_engine(self.req["sync_url"], poolclass=NullPool)
+        engine = create_engine(self.req.sync_url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 tables = inspect(conn).get_table_names()
@@ -124,7 +125,7 @@ class FlaskApp:
     def _point_config(self, config: Any) -> None:
         req = self.req
         config["SQLALCHEMY_DATABASE_URI"] = _with_database(
-            req["url"], config.get("SQLALCHEMY_DATABASE_URI"), req["database"]
+            req.url, config.get("SQLALCHEMY_DATABASE_URI"), req.database
         )
         binds = dict(config.get("SQLALCHEMY_BINDS") or {})
         for key, value in binds.items():
@@ -133,18 +134,18 @@ class FlaskApp:
                 continue
             scratch = self._bind_database(str(key))
             if isinstance(value, dict):
-                binds[key] = {**value, "url": _with_database(req["url"], value.get("url"), scratch)}
+                binds[key] = {**value, "url": _with_database(req.url, value.get("url"), scratch)}
             else:
-                binds[key] = _with_database(req["url"], value, scratch)
+                binds[key] = _with_database(req.url, value, scratch)
         config["SQLALCHEMY_BINDS"] = binds
 
     def _bind_database(self, key: str) -> str:
         """A scratch database of its own for a bind (a separate database in production)."""
-        taken = {self.req["database"], *self.created}
-        scratch = scratch_name(self.req["database"], f"bind_{key}", taken)
+        taken = {self.req.database, *self.created}
+        scratch = scratch_name(self.req.database, f"bind_{key}", taken)
         self.created.append(scratch)  # before CREATE: close() must see a lost reply's database
-        create_database(self.admin, scratch, throwaway=bool(self.req.get("throwaway_server")))
-        self.req["allowed"]["databases"].append(scratch)
+        create_database(self.admin, scratch, throwaway=self.req.throwaway_server)
+        self.req.allowed.databases.append(scratch)
         return scratch
 
     def close(self) -> None:

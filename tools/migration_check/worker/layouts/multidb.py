@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migration_check.protocol import WorkerRequest
 from migration_check.worker.admin import connect_admin, create_database, drop_databases
 from migration_check.worker.envpy import databases
 
@@ -35,7 +36,7 @@ class MultiDb:
     sync: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, req: dict[str, Any], cfg: Config) -> MultiDb:
+    def open(cls, req: WorkerRequest, cfg: Config) -> MultiDb:
         """Create one scratch database per entry of ``databases``; point its section at it.
 
         Called before the connection guard: the maintenance connection is opened here and kept
@@ -45,13 +46,13 @@ class MultiDb:
 
         admin = connect_admin(req)
         multi = cls(admin)
-        base, sync_base = make_url(req["url"]), make_url(req["sync_url"])
+        base, sync_base = make_url(req.url), make_url(req.sync_url)
         try:
             for name in databases(cfg):
-                scratch = scratch_name(req["database"], name, set(multi.names.values()))
+                scratch = scratch_name(req.database, name, set(multi.names.values()))
                 # Recorded before CREATE: drop() must see a database whose reply was lost.
                 multi.names[name] = scratch
-                create_database(admin, scratch, throwaway=bool(req.get("throwaway_server")))
+                create_database(admin, scratch, throwaway=req.throwaway_server)
                 driver = _section_driver(cfg, name) or base.drivername
                 url = base.set(drivername=driver, database=scratch)
                 multi.urls[name] = url.render_as_string(hide_password=False)
@@ -62,8 +63,7 @@ class MultiDb:
         except BaseException:
             multi.drop()
             raise
-        allowed = req["allowed"]
-        allowed["databases"] = [allowed["database"], *multi.names.values()]
+        req.allowed.databases = [req.allowed.database, *multi.names.values()]
         return multi
 
     def sync_urls(self) -> list[str]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from typing import Any
 
+from migration_check.protocol import StartFrom, WorkerRequest
 from migration_check.worker.diagnose import Failure
 
 __all__ = ["NO_VERSION_ROWS", "load_dump"]
@@ -28,29 +28,28 @@ NO_VERSION_ROWS = (
 )
 
 
-def load_dump(req: dict[str, Any]) -> None:
+def load_dump(req: WorkerRequest, spec: StartFrom) -> None:
     """Load the dump into the scratch database in one transaction, or name its failing line."""
     from psycopg.conninfo import make_conninfo
 
-    spec = req["start_from"]
-    params = {**req["admin_conninfo"], "dbname": req["database"]}
+    params = {**req.admin_conninfo, "dbname": req.database}
     password = params.pop("password", None)
     env = dict(os.environ)
     if password:
         env["PGPASSWORD"] = str(password)  # never on the command line, where ps shows it
     command = [
-        spec["psql"], "-X", "-q", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-        "-f", spec["file"], "-d", make_conninfo(**{k: str(v) for k, v in params.items()}),
+        spec.psql, "-X", "-q", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+        "-f", spec.file, "-d", make_conninfo(**{k: str(v) for k, v in params.items()}),
     ]  # fmt: skip
     try:
         proc = subprocess.run(
             command, env=env, capture_output=True, text=True, errors="replace", check=False
         )
     except OSError as exc:
-        raise Failure("config", f"--start-from: cannot run {spec['psql']}: {exc}") from exc
+        raise Failure("config", f"--start-from: cannot run {spec.psql}: {exc}") from exc
     if proc.returncode == 0:
         return
-    raise Failure("config", _psql_failure(spec["shown"], proc.stderr), detail=proc.stderr)
+    raise Failure("config", _psql_failure(spec.shown, proc.stderr), detail=proc.stderr)
 
 
 def _psql_failure(shown: str, stderr: str) -> str:
