@@ -239,4 +239,7 @@ def _cache_plan(settings: Settings, ini: Path) -> CachePlan | None:
     fingerprint = binaries.fingerprint()
     scope = scope_key(pg_fingerprint=fingerprint, uid=user.uid, ini=ini, name=settings.name)
     environ = worker_env_base(settings)
-    return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))
+    notes: list[str] = []
+    entry = choose_entry(scope, ini, environ, notes)
+    note = next(iter(notes), None)
+    return CachePlan(scope, fingerprint, static_inputs(environ), entry, note=note)

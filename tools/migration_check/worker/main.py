@@ -219,6 +219,7 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             start_from=start_from,
             catch=catch,
             each=bool(req.get("progress_each")),
+            record=cache.record if cache is not None else None,
         )
 
     applied, heads = upgrade()
