@@ -165,7 +165,9 @@ def choose_entry(
         if closure_changed(entry.meta.get("closure", {})) is not None:
             _note(entry, notes)
             continue
-        if models_changed((entry.meta.get("record") or {}).get("models")) is not None:
+        moved = models_changed((entry.meta.get("record") or {}).get("models"))
+        if moved is not None:
+            _note(entry, notes, moved)
             continue
         key = (len(entry.meta.get("revisions", [])), _last_used(entry))
         if best is None or key > (len(best.meta.get("revisions", [])), _last_used(best)):
@@ -178,8 +180,8 @@ def choose_entry(
     return best
 
 
-def _note(entry: Entry, notes: list[str] | None) -> None:
-    reason = entry.meta.get("replay_reason")
+def _note(entry: Entry, notes: list[str] | None, reason: object = None) -> None:
+    reason = reason or entry.meta.get("replay_reason")
     if notes is not None and isinstance(reason, str) and reason:
         notes[:] = notes or [reason]
 
