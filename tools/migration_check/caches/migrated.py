@@ -15,8 +15,10 @@ and the revisions ran, however it was imported, and the version of every install
 recorded file that changed or disappeared invalidates the entry; a new file under a version
 location is a new revision, replayed on top. Not covered: data files a revision reads at run time
 (``open("x.sql")``) outside the version locations; ``--no-cache`` is the way out for such
-projects. Editing the models invalidates too (env.py imported them, and env.py may read a
-setting from them): correctness first.
+projects. The models (modules env.py loaded that no revision imports) are keyed by their code
+without their column declarations (fingerprints/model_record.py) when the worker's record of the
+replay vouches that the upgrade neither ran nor read them (worker/replay_record.py); otherwise by
+content, as every other module.
 
 Two processes share the work, so the light CLI process never imports Alembic: the CLI picks a
 candidate by re-hashing the files an entry recorded (cheap, no imports) and copies it; the worker
