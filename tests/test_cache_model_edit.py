@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .soundness import Case, Check, add_revision, differential, edit, new_check
+from .soundness import Case, Check, add_revision, differential, drift_in_notes, edit, new_check
 
 MODELS_IMPORTS = "from sqlalchemy import ForeignKey, MetaData, String, text\n"
 
@@ -193,6 +193,17 @@ def _revision_import_edit(c: Check) -> None:
     edit(c.project / "models.py", "    TITLE = 80\n", "    TITLE = 60\n")
 
 
+def _tracer_setup(c: Check) -> None:
+    """env.py installs a tracer of its own (as coverage or a debugger would): the record's
+    trace cannot be taken, so it vouches for nothing."""
+    _verbose(c)
+    edit(
+        c.project / "env.py",
+        "import os\n",
+        "import os\nimport sys\n\nsys.settrace(lambda *a: None)\n",
+    )
+
+
 CASES = [
     (Case("naming convention edited", _unique_by_convention, _rename_uq),
      "models.py changed beyond its column declarations"),
@@ -208,6 +219,8 @@ CASES = [
      "reads the models' data (target_metadata.schema)"),
     (Case("a revision imports a model module", _revision_import_setup, _revision_import_edit),
      "versions/0003_more.py imports models.py"),
+    (Case("a tracer is already set", _tracer_setup, lambda c: drift_in_notes(c.project)),
+     "a trace could not be taken (another tracer is set)"),
 ]  # fmt: skip
 
 
