@@ -97,8 +97,9 @@ class Case:
     declinable: bool = False
 
 
-def differential(check: Check, case: Case) -> None:
-    """Fill the caches, perturb, and hold the default check to ``--no-cache``'s answer."""
+def differential(check: Check, case: Case) -> Verdict:
+    """Fill the caches, perturb, and hold the default check to ``--no-cache``'s answer (which
+    is returned, with the default check's stderr)."""
     case.setup(check)
     before = check.run()
     assert before.exit in (0, 1), f"the project does not check before: {before.describe()}"
@@ -115,6 +116,7 @@ def differential(check: Check, case: Case) -> None:
     )
     cached = check.run()
     assert cached == fresh, f"default check {cached.describe()}\n  != --no-cache {fresh.describe()}"
+    return cached
 
 
 # Project edits shared by the cases.

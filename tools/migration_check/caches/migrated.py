@@ -15,8 +15,10 @@ and the revisions ran, however it was imported, and the version of every install
 recorded file that changed or disappeared invalidates the entry; a new file under a version
 location is a new revision, replayed on top. Not covered: data files a revision reads at run time
 (``open("x.sql")``) outside the version locations; ``--no-cache`` is the way out for such
-projects. Editing the models invalidates too (env.py imported them, and env.py may read a
-setting from them): correctness first.
+projects. The models (modules env.py loaded that no revision imports) are keyed by their code
+without their column declarations (fingerprints/model_record.py) when the worker's record of the
+replay vouches that the upgrade neither ran nor read them (worker/replay_record.py); otherwise by
+content, as every other module.
 
 Two processes share the work, so the light CLI process never imports Alembic: the CLI picks a
 candidate by re-hashing the files an entry recorded (cheap, no imports) and copies it; the worker
@@ -49,6 +51,7 @@ from migration_check.fingerprints.digests import (
     expected_env,
     unchanged,
 )
+from migration_check.fingerprints.model_record import models_changed
 from migration_check.fingerprints.startup import static_inputs
 from migration_check.processes import staging_tag
 from migration_check.protocol import MIGRATED_FORMAT as FORMAT
@@ -64,6 +67,7 @@ __all__ = [
 ]
 
 _PREFIX = "migrated-"
+_KEYED = ("env", "files", "closure", "inputs", "revisions", "heads", "record")
 _DEFAULT_ENTRIES = 5
 
 
@@ -131,11 +135,15 @@ def _last_used(entry: Entry) -> float:
         return 0.0
 
 
-def choose_entry(scope: str, ini: Path, worker_environ: Mapping[str, str]) -> Entry | None:
+def choose_entry(
+    scope: str, ini: Path, worker_environ: Mapping[str, str], notes: list[str] | None = None
+) -> Entry | None:
     """The entry whose recorded inputs all still hold, with the longest history.
 
     The worker re-validates the files and the closure once Alembic has resolved the script
-    directory; the environment is judged here, where the worker's is built.
+    directory; the environment is judged here, where the worker's is built. ``notes`` gets why
+    the history is replayed when the newest entry that no longer holds was keyed on every
+    module (its ``replay_reason``: what its upgrade did that the record could not vouch for).
     """
     from migration_check.caches.dirs import sweep_dead_staging
 
@@ -151,8 +159,14 @@ def choose_entry(scope: str, ini: Path, worker_environ: Mapping[str, str]) -> En
         if not isinstance(inputs, dict) or (entry.meta.get("env") or {}).get("startup") != startup:
             continue
         if unchanged(inputs) is not None or expected_env(worker_environ, inputs) is not None:
+            _note(entry, notes)
             continue
         if closure_changed(entry.meta.get("closure", {})) is not None:
+            _note(entry, notes)
+            continue
+        moved = models_changed((entry.meta.get("record") or {}).get("models"))
+        if moved is not None:
+            _note(entry, notes, moved)
             continue
         key = (len(entry.meta.get("revisions", [])), _last_used(entry))
         if best is None or key > (len(best.meta.get("revisions", [])), _last_used(best)):
@@ -160,7 +174,15 @@ def choose_entry(scope: str, ini: Path, worker_environ: Mapping[str, str]) -> En
     if best is not None:
         with contextlib.suppress(OSError):
             os.utime(best.path / "meta.json")
+        if notes is not None:
+            notes.clear()
     return best
+
+
+def _note(entry: Entry, notes: list[str] | None, reason: object = None) -> None:
+    reason = reason or entry.meta.get("replay_reason")
+    if notes is not None and isinstance(reason, str) and reason:
+        notes[:] = notes or [reason]
 
 
 def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None:
@@ -169,7 +191,7 @@ def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None
 
     base = _base()
     body = json.dumps(
-        {k: meta[k] for k in ("env", "files", "closure", "inputs", "revisions", "heads")},
+        {k: meta.get(k) for k in _KEYED},
         sort_keys=True,
     )
     name = f"{_PREFIX}{scope}-{hashlib.sha256(body.encode()).hexdigest()[:16]}"
@@ -242,6 +264,7 @@ class CachePlan:
     startup: dict[str, object]
     entry: Entry | None = None
     store: dict[str, Any] | None = field(default=None, repr=False)
+    note: str | None = None  # why the history is replayed, said with -v (choose_entry's notes)
 
     def request(self) -> dict[str, Any]:
         """The worker's instructions: what the copied cluster holds, if anything."""
@@ -249,6 +272,7 @@ class CachePlan:
             "pg_fingerprint": self.pg_fingerprint,
             "startup": self.startup,
             "entry": self.entry.meta if self.entry is not None else None,
+            "replay_reason": self.note,
         }
 
     def save(self, server: Any, progress: Callable[[str], None]) -> None:

@@ -240,4 +240,7 @@ def _cache_plan(settings: Settings, ini: Path, resources: RunResources) -> Cache
     uid = resources.server_user.uid
     scope = scope_key(pg_fingerprint=fingerprint, uid=uid, ini=ini, name=settings.name)
     environ = resources.worker_environ()
-    return CachePlan(scope, fingerprint, static_inputs(environ), choose_entry(scope, ini, environ))
+    notes: list[str] = []
+    entry = choose_entry(scope, ini, environ, notes)
+    note = next(iter(notes), None)
+    return CachePlan(scope, fingerprint, static_inputs(environ), entry, note=note)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from migration_check.fingerprints.closure import closure_changed, record_closure
 from migration_check.fingerprints.digests import file_digests, unchanged
 from migration_check.fingerprints.inputs import merge_inputs
+from migration_check.fingerprints.model_record import models_changed
 from migration_check.protocol import MIGRATED_FORMAT as FORMAT
 from migration_check.protocol import ProgressEvent, WorkerRequest
 from migration_check.worker.envpy import toml_file_name
@@ -91,6 +92,7 @@ class WorkerCache:
         self.entry: dict[str, Any] | None = request.get("entry")
         self.pg_fingerprint = str(request.get("pg_fingerprint", ""))
         self.startup = request.get("startup")
+        self.replay_reason = request.get("replay_reason")
         self.recorder = recorder
         self.admin = admin
         self.database = database
@@ -101,6 +103,10 @@ class WorkerCache:
         self.locations: list[str] = []
         self.files: dict[str, str] = {}
         self.meta: dict[str, Any] = {}
+        from migration_check.worker.replay_record import ReplayRecord
+
+        # Installed before env.py runs: its import hooks see every module the revisions import.
+        self.record = ReplayRecord((self.entry or {}).get("record"))
 
     @property
     def cached_revisions(self) -> int:
@@ -120,6 +126,7 @@ class WorkerCache:
         # The cache serves the throwaway server only (runner._cache_plan).
         recreate_database(self.admin, self.database, throwaway=True)
         self.used = False
+        self.record.expected = None
 
     def prepare(self, req: WorkerRequest, cfg: Any, script: Any, drivername: str) -> None:
         """Hash what the history depends on; keep the copied database only if none of it moved."""
@@ -144,6 +151,8 @@ class WorkerCache:
                 recurse=[p for p in locations if p.is_dir()],
             )
         if self.entry is None:
+            if self.replay_reason:
+                self._progress(f"replaying the history: {self.replay_reason}")
             return
         with self._own_reads():
             reason = self._stale_reason()
@@ -171,7 +180,11 @@ class WorkerCache:
         if not isinstance(inputs, dict):
             return "it holds no record of what its upgrade read"
         # Environment variables were compared by the CLI (choose_entry), which builds ours.
-        return unchanged(inputs) or closure_changed(self.entry.get("closure", {}))
+        return (
+            unchanged(inputs)
+            or closure_changed(self.entry.get("closure", {}))
+            or models_changed((self.entry.get("record") or {}).get("models"))
+        )
 
     def _own_reads(self) -> contextlib.AbstractContextManager[None]:
         """The cache's bookkeeping reads files too; they are the checker's, not the project's."""
@@ -197,6 +210,10 @@ class WorkerCache:
             self.env = {}
         if not self.used or self.entry is None:
             return True
+        stale = self.record.stale or self.record.sql_changed()
+        if stale is not None:
+            self._progress(f"replaying the history: {stale}")
+            return False
         cached = set(self.entry.get("revisions", []))
         cached_heads = set(self.entry.get("heads", []))
         new = set(revisions) - cached
@@ -230,6 +247,13 @@ class WorkerCache:
             closure["files"] = {**cached.get("files", {}), **closure["files"]}
             closure["libraries"] = {**cached.get("libraries", {}), **closure["libraries"]}
             closure["stamps"] = {**cached.get("stamps", {}), **closure["stamps"]}
+        record, replay_reason = self._record(script, closure)
+        if record is not None:
+            # The models are keyed by what of them can run during an upgrade (model_digest).
+            models = record["models"]
+            closure["files"] = {p: d for p, d in closure["files"].items() if p not in models}
+            kept = {p: d for p, d in inputs["files"].items() if p not in models}
+            inputs = {**inputs, "files": kept}
         name = f"check_migrations_tpl_{secrets.token_hex(6)}"
         try:
             self._sql("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.database)
@@ -245,7 +269,30 @@ class WorkerCache:
             "revisions": revisions,
             "heads": sorted(heads),
             "database": name,
+            "record": record,
+            "replay_reason": replay_reason,
         }
+
+    def _record(self, script: Any, closure: dict[str, Any]) -> tuple[Any, str | None]:
+        """The replay's record (worker/replay_record.py), or why the entry keys every module."""
+        cached = (self.entry or {}) if self.used else {}
+        if cached.get("replay_reason"):
+            # The cached revisions' upgrade did not run here: what it was seen to do still holds.
+            return None, str(cached["replay_reason"])
+        if self.used and not isinstance(cached.get("record"), dict):
+            return None, "the cached database was keyed on every module"
+        earlier = cached.get("record") or {}
+        with self._own_reads():
+            record, why = self.record.verdict(
+                env_py=str((Path(script.dir) / "env.py").resolve()),
+                root=str(Path.cwd().resolve()),
+                revisions=[str(Path(r.path).resolve()) for r in script.walk_revisions() if r.path],
+                closure=list(closure["files"]),
+                cached_closure=list(earlier.get("closure", [])),
+            )
+        if record is not None:
+            record["metadata"] = {**earlier.get("metadata", {}), **record["metadata"]}
+        return record, why
 
     def finish(self) -> dict[str, Any] | None:
         """After the comparison: leave only the snapshot in the cluster; return what to store."""

@@ -227,6 +227,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             start_from=start_from,
             catch=catch,
             each=req.progress_each,
+            record=cache.record if cache is not None else None,
         )
 
     applied, heads = upgrade()

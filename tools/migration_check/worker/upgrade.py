@@ -6,6 +6,7 @@ database's version table really holds head: env.py may have migrated somewhere e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ def upgrade_to_head(
     start_from: str | None = None,
     catch: BaseCatch | None = None,
     each: bool = False,
+    record: Any = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
@@ -44,12 +46,15 @@ def upgrade_to_head(
     nothing is applied and ``problems`` gets the ``multiple_heads`` finding. ``verify``: the
     databases whose version table must hold head afterwards (a multidb project has several).
     ``each``: a progress event per revision (count and id), for a long replay on a terminal.
+    ``record``: the migrated-database cache's ReplayRecord (worker/replay_record.py), if any.
     """
     from migration_check.worker.history import heads_problem
 
     state: dict[str, Any] = {"current": None, "applied": 0, "heads": []}
 
     def upgrade_fn(rev: Any, context: MigrationContext) -> Any:
+        # Before the revision files load: what they import is theirs, not env.py's.
+        stale = record.begin(context) if record is not None else None
         # The map is read here, after env.py ran: it may set version_locations itself.
         try:
             heads = list(script.get_heads())
@@ -65,6 +70,9 @@ def upgrade_to_head(
             problems.append(problem)
         if len(heads) > 1 and problem is not None:
             return []
+        if stale is not None:
+            state["stale"] = stale  # the reused database is dropped and the history replayed
+            return []
         if start_from and not rev:
             raise Failure("config", NO_VERSION_ROWS.format(shown=start_from))
         steps = script._upgrade_revs("heads" if len(heads) > 1 else "head", rev)
@@ -78,18 +86,21 @@ def upgrade_to_head(
             step.migration_fn = _tracked(step, step.migration_fn, state, before)
         return steps
 
-    run_env(
-        cfg,
-        script,
-        url,
-        upgrade_fn,
-        phase="upgrade",
-        state=state,
-        starting_rev=None,
-        destination_rev="head",
-        tag=None,
-    )
-    for target in verify or [url]:
+    with record.upgrade_window() if record is not None else contextlib.nullcontext():
+        run_env(
+            cfg,
+            script,
+            url,
+            upgrade_fn,
+            phase="upgrade",
+            state=state,
+            starting_rev=None,
+            destination_rev="head",
+            tag=None,
+        )
+    if record is not None:
+        record.applied = [str(script.get_revision(r).path) for r in state.get("done", ())]
+    for target in [] if state.get("stale") else verify or [url]:
         _verify_reached_head(target, state, script)
     if "version_table" in state:
         cfg.attributes["check_migrations.version_table"] = state["version_table"]
