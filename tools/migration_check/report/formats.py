@@ -23,6 +23,7 @@ JSON_SCHEMA_VERSION = 1
 # source, in_database and in_models, and the document's catalog_skipped.
 JSON_SCHEMA_MINOR = 1
 _DRIFT = "models changed without a matching revision"
+_UNSAFE = "a new revision would lock or rewrite existing tables (safety)"
 # Kinds that are not model drift: the headline must not blame the models for them.
 _NOT_DRIFT = {
     "multiple_heads": "the revision history has more than one head",
@@ -38,8 +39,10 @@ _NOT_DRIFT = {
 def _headline(findings: list[Finding]) -> str:
     """What is wrong, in words that fit every finding present."""
     kinds = {f.kind for f in findings}
-    parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() else []
+    safety = {f.kind for f in findings if f.source == "safety"}
+    parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() - safety else []
     parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
+    parts += [_UNSAFE] if safety else []
     return "; ".join(parts)
 
 
@@ -50,7 +53,7 @@ def _tag(f: Finding) -> str:
 
 def _instructions(result: CheckResult) -> list[str]:
     """What to run: the writer writes autogenerate's ops, and the catalog's for review."""
-    with_ops = [f for f in result.findings if f.op]
+    with_ops = [f for f in result.findings if f.op and f.source != "safety"]
     if not with_ops:
         return []
     if all(f.source == "catalog" for f in with_ops):

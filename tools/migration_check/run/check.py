@@ -127,6 +127,7 @@ def run_check(
             if isinstance(settings.heads, tuple)
             else settings.heads,
             "history": {"added": list(base.added)} if base is not None else None,
+            "safety": settings.safety,
             "admin_conninfo": admin,
             "connect_timeout": int(settings.connect_timeout),
             "server_label": label,
@@ -188,6 +189,8 @@ def _result(settings: Settings, ini: Path, event: dict[str, Any], history: _Hist
         revision_ids=revision_ids,
         notices=[f"history checks skipped: {history.why_not}"] if history.why_not else [],
         catalog_skipped=str(event.get("catalog_skipped") or ""),
+        warnings=[Finding.from_dict(f) for f in event.get("warnings", [])],
+        safety=list(event.get("safety") or []),
     )
 
 

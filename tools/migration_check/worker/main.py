@@ -268,7 +268,7 @@ def _check(req: dict[str, Any], emit: Emit, cfg: Config, phases: _Phases) -> Che
             result.written = write_revision(cfg, script, req["sync_url"], options, result.findings)
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
-        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
+        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference, result))
     return result
 
 
@@ -377,6 +377,8 @@ def _serve(events: TextIO) -> int:
             "written": result.written,
             "revision_ids": result.revision_ids,
             "catalog_skipped": result.catalog_skipped,
+            "warnings": [f.to_dict() for f in result.warnings],
+            "safety": result.safety,
             # What the verdict depends on (caches/verdict.py): None when it cannot vouch for it.
             "inputs": inputs,
             "inputs_refused": recorder.refused if recorder is not None else "",
