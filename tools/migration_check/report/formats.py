@@ -20,8 +20,9 @@ __all__ = [
 
 JSON_SCHEMA_VERSION = 1
 # Additive changes within a schema version (docs/json-schema.md): 1 added each finding's
-# source, in_database and in_models, and the document's catalog_skipped.
-JSON_SCHEMA_MINOR = 1
+# source, in_database and in_models, and the document's catalog_skipped; 2 the safety
+# observation's ``safety`` records and ``warnings`` (report/safety.py).
+JSON_SCHEMA_MINOR = 2
 _DRIFT = "models changed without a matching revision"
 _UNSAFE = "a new revision would lock or rewrite existing tables (safety)"
 # Kinds that are not model drift: the headline must not blame the models for them.
@@ -154,7 +155,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
             f"revision(s) applied, {head}, {result.config_file}).",
             result,
         )
-        return "\n".join([*_fixed_lines(result), style.green(summary)]) + "\n"
+        return "\n".join([*_safety(result), *_fixed_lines(result), style.green(summary)]) + "\n"
     lines: list[str] = []
     by_table: dict[str, list[Finding]] = defaultdict(list)
     for f in result.findings:
@@ -174,6 +175,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     instructions = _instructions(result)
     if instructions:
         lines += [*instructions, ""]
+    lines.extend(_safety(result))
     lines.extend(_fixed_lines(result))
     tables = len([t for t in by_table if t])
     lines.append(
@@ -187,6 +189,12 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         )
     )
     return "\n".join(lines) + "\n"
+
+
+def _safety(result: CheckResult) -> list[str]:
+    from migration_check.report.safety import safety_text
+
+    return safety_text(result)
 
 
 def _finding_json(f: Finding, fallback: str) -> dict[str, Any]:
@@ -231,9 +239,16 @@ def render_json(result: CheckResult) -> str:
             "errors": [],
             "catalog_skipped": result.catalog_skipped or None,
             **_set_aside_json(result),
+            **_safety_json(result),
         }
     )
     return json.dumps(data, indent=2) + "\n"
+
+
+def _safety_json(result: CheckResult) -> dict[str, Any]:
+    from migration_check.report.safety import safety_json
+
+    return safety_json(result, _finding_json)
 
 
 def _set_aside_json(result: CheckResult) -> dict[str, Any]:
