@@ -72,9 +72,10 @@ def project_with(
     *,
     base_upgrade: str = "",
     base_downgrade: str = "pass",
+    dest: str = "project",
 ) -> Path:
     """The scenario on main (plus ``base_upgrade`` as revision 0003), a new revision on feature."""
-    project = scenario("safety")
+    project = scenario("safety", dest)
     down = "0002"
     if base_upgrade:
         (project / "versions" / "0003_base.py").write_text(

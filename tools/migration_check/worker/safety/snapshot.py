@@ -2,7 +2,9 @@
 
 Read through the raw DBAPI connection (a cursor of its own), so the query runs inside the
 migration's transaction and never re-enters SQLAlchemy's cursor events. One query, one round
-trip: the observation runs twice per statement. The facts behind each part are in
+trip: the observation runs twice per statement. Timeouts count only when the migration set them
+(``SET`` in env.py or a revision: source ``session``): the checker's own ``lock_timeout`` comes
+through PGOPTIONS, and production will not have it. In milliseconds, "0" for none. The facts behind each part are in
 /work/shared/SAFETY.md and docs/safety.md.
 """
 
@@ -19,8 +21,10 @@ _USER = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT
 SNAPSHOT_SQL = f"""
 SELECT json_build_object(
   'xid', txid_current(),
-  'lock_timeout', current_setting('lock_timeout'),
-  'statement_timeout', current_setting('statement_timeout'),
+  'lock_timeout', (SELECT CASE WHEN source = 'session' THEN setting ELSE '0' END
+                   FROM pg_settings WHERE name = 'lock_timeout'),
+  'statement_timeout', (SELECT CASE WHEN source = 'session' THEN setting ELSE '0' END
+                        FROM pg_settings WHERE name = 'statement_timeout'),
   'locks', (SELECT coalesce(json_agg(json_build_array(l.relation::bigint, l.mode)), '[]')
             FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
             AND l.granted AND l.relation >= 16384),

@@ -1,0 +1,158 @@
+"""The safety observation: each hazard in a new revision is exactly its finding, with the safe
+form; the safe form passes; what the new revisions create themselves is exempt.
+
+Real server, real Alembic, the real CLI: the scenario (tests/safety_helpers.py) commits a base
+on main and adds one revision on a feature branch, so the history checks take it as new.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK
+
+from .conftest import ScenarioFactory
+from .safety_helpers import check_json, git_identity, project_with, safety_kinds
+
+# (kind, unsafe upgrade, its downgrade, safe upgrade, its downgrade, base revision 0003)
+CASES = [
+    ("table_rewrite",
+     'op.alter_column("users", "name", type_=sa.String(50))',
+     'op.alter_column("users", "name", type_=sa.String(100))',
+     'op.alter_column("users", "name", type_=sa.String(200))',
+     'op.alter_column("users", "name", type_=sa.String(100))', ""),
+    ("create_index",
+     'op.create_index("ix_users_name", "users", ["name"])',
+     'op.drop_index("ix_users_name", "users")',
+     'with op.get_context().autocommit_block():\n'
+     '    op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)',
+     'op.drop_index("ix_users_name", "users")', ""),
+    ("drop_index",
+     'op.drop_index("ix_users_name", "users")',
+     'op.create_index("ix_users_name", "users", ["name"])',
+     'with op.get_context().autocommit_block():\n'
+     '    op.drop_index("ix_users_name", "users", postgresql_concurrently=True)',
+     'op.create_index("ix_users_name", "users", ["name"])',
+     'op.create_index("ix_users_name", "users", ["name"])'),
+    ("constraint_validated",
+     'op.create_check_constraint("ck_users_email", "users", "length(email) > 0")',
+     'op.drop_constraint("ck_users_email", "users", type_="check")',
+     'op.create_check_constraint("ck_users_email", "users", "length(email) > 0", '
+     "postgresql_not_valid=True)",
+     'op.drop_constraint("ck_users_email", "users", type_="check")', ""),
+    ("set_not_null",
+     'op.alter_column("users", "name", nullable=False)',
+     'op.alter_column("users", "name", nullable=True)',
+     'op.create_check_constraint("ck_users_name_nn", "users", "name IS NOT NULL", '
+     "postgresql_not_valid=True)",
+     'op.drop_constraint("ck_users_name_nn", "users", type_="check")', ""),
+    ("not_null_without_default",
+     'op.add_column("users", sa.Column("age", sa.Integer(), nullable=False))',
+     'op.drop_column("users", "age")',
+     'op.add_column("users", sa.Column("age", sa.Integer(), nullable=False, '
+     'server_default="0"))',
+     'op.drop_column("users", "age")', ""),
+    ("unique_constraint",
+     'op.create_unique_constraint("uq_users_name", "users", ["name"])',
+     'op.drop_constraint("uq_users_name", "users", type_="unique")',
+     'with op.get_context().autocommit_block():\n'
+     '    op.create_index("uq_users_name", "users", ["name"], unique=True, '
+     "postgresql_concurrently=True)\n"
+     'op.execute("ALTER TABLE users ADD CONSTRAINT uq_users_name UNIQUE USING INDEX '
+     'uq_users_name")',
+     'op.drop_constraint("uq_users_name", "users", type_="unique")', ""),
+    ("validate_same_transaction",  # op.f: the name as written, not the naming convention's
+     'op.create_check_constraint(op.f("ck_users_email"), "users", "length(email) > 0", '
+     "postgresql_not_valid=True)\n"
+     'op.execute("ALTER TABLE users VALIDATE CONSTRAINT ck_users_email")',
+     'op.drop_constraint("ck_users_email", "users", type_="check")',
+     'op.create_check_constraint("ck_users_email", "users", "length(email) > 0", '
+     "postgresql_not_valid=True)",
+     'op.drop_constraint("ck_users_email", "users", type_="check")', ""),
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _git(monkeypatch: pytest.MonkeyPatch) -> None:
+    git_identity(monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("kind", "unsafe", "undo", "safe", "safe_undo", "base"), CASES, ids=[c[0] for c in CASES]
+)
+def test_hazard_is_its_finding_and_the_safe_form_passes(
+    kind: str, unsafe: str, undo: str, safe: str, safe_undo: str, base: str,
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    project_with(scenario, unsafe, undo, base_upgrade=base,
+                 base_downgrade='op.drop_index("ix_users_name", "users")' if base else "pass")  # fmt: skip
+    code, report = check_json(capsys)
+    assert safety_kinds(report) == [kind], report["findings"]
+    assert code == EXIT_FINDINGS
+    finding = next(f for f in report["findings"] if f["source"] == "safety")
+    assert finding["file"] == "versions/0100_new.py" and finding["line"] >= 16
+    assert finding["table"] == "users" and finding["op"]
+    assert report["safety"][0]["revision"] == "0100"
+
+    project_with(scenario, safe, safe_undo, base_upgrade=base,
+                 base_downgrade='op.drop_index("ix_users_name", "users")' if base else "pass",
+                 dest=f"{kind}-safe")  # fmt: skip
+    code, report = check_json(capsys)
+    assert safety_kinds(report) == [], report["findings"]
+    assert code == EXIT_OK, report["findings"]
+
+
+def test_objects_the_new_revisions_create_are_exempt(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new table: indexes built, constraints validated, a column retyped, all under no risk."""
+    project_with(
+        scenario,
+        'op.create_table("tags", sa.Column("id", sa.Integer(), primary_key=True),\n'
+        '                sa.Column("label", sa.String(20), nullable=False))\n'
+        'op.create_index("ix_tags_label", "tags", ["label"])\n'
+        'op.create_check_constraint("ck_tags_label", "tags", "length(label) > 0")\n'
+        'op.alter_column("tags", "label", type_=sa.String(10))\n'
+        'op.create_unique_constraint("uq_tags_label", "tags", ["label"])',
+        'op.drop_table("tags")',
+    )
+    code, report = check_json(capsys)
+    assert safety_kinds(report) == [] and report["warnings"] == []
+    assert code == EXIT_OK
+    statements = report["safety"][0]["statements"]
+    assert len(statements) == 5 and all(s["findings"] == [] for s in statements)
+
+
+def test_advice_is_a_warning_and_safety_warn_fails_nothing(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project_with(scenario, 'op.drop_column("users", "status")',
+                 'op.add_column("users", sa.Column("status", sa.String(20), '
+                 "server_default=sa.text(\"'active'\"), nullable=False))")  # fmt: skip
+    code, report = check_json(capsys)
+    assert code == EXIT_OK
+    assert sorted(w["kind"] for w in report["warnings"]) == ["drop_column", "lock_timeout"]
+    project_with(scenario, 'op.create_index("ix_users_name", "users", ["name"])',
+                 'op.drop_index("ix_users_name", "users")', dest="warn")  # fmt: skip
+    code, report = check_json(capsys, "--safety", "warn")
+    assert code == EXIT_OK
+    assert "create_index" in [w["kind"] for w in report["warnings"]]
+    code, report = check_json(capsys, "--safety", "off")
+    assert code == EXIT_OK and report["safety"] == [] and report["warnings"] == []
+
+
+def test_allow_comment_accepts_the_finding(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project_with(
+        scenario,
+        "# check-migrations: allow create-index on users: users has 40 rows in production\n"
+        'op.create_index("ix_users_name", "users", ["name"])',
+        'op.drop_index("ix_users_name", "users")',
+    )
+    code, report = check_json(capsys)
+    assert code == EXIT_OK, report["findings"]
+    marks = report["safety"][0]["statements"][0]["findings"]
+    assert {"kind": "create_index", "table": "users",
+            "allowed": "users has 40 rows in production"} in marks  # fmt: skip
+    assert [w["kind"] for w in report["warnings"]] == ["lock_timeout"]  # advice stays
