@@ -84,18 +84,19 @@ def test_hazard_is_its_finding_and_the_safe_form_passes(
     kind: str, unsafe: str, undo: str, safe: str, safe_undo: str, base: str,
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    project_with(scenario, unsafe, undo, base_upgrade=base,
-                 base_downgrade='op.drop_index("ix_users_name", "users")' if base else "pass")  # fmt: skip
+    base_undo = 'op.drop_index("ix_users_name", "users")' if base else "pass"
+    project_with(scenario, unsafe, undo, base_upgrade=base, base_downgrade=base_undo)
     code, report = check_json(capsys)
     assert safety_kinds(report) == [kind], report["findings"]
     assert code == EXIT_FINDINGS
     finding = next(f for f in report["findings"] if f["source"] == "safety")
-    assert finding["file"] == "versions/0100_new.py" and finding["line"] >= 16
-    assert finding["table"] == "users" and finding["op"]
+    assert finding["file"] == "versions/0100_new.py"
+    assert finding["line"] >= 16
+    assert finding["table"] == "users"
+    assert finding["op"]
     assert report["safety"][0]["revision"] == "0100"
 
-    project_with(scenario, safe, safe_undo, base_upgrade=base,
-                 base_downgrade='op.drop_index("ix_users_name", "users")' if base else "pass",
+    project_with(scenario, safe, safe_undo, base_upgrade=base, base_downgrade=base_undo,
                  dest=f"{kind}-safe")  # fmt: skip
     code, report = check_json(capsys)
     assert safety_kinds(report) == [], report["findings"]
@@ -117,10 +118,12 @@ def test_objects_the_new_revisions_create_are_exempt(
         'op.drop_table("tags")',
     )
     code, report = check_json(capsys)
-    assert safety_kinds(report) == [] and report["warnings"] == []
+    assert safety_kinds(report) == []
+    assert report["warnings"] == []
     assert code == EXIT_OK
     statements = report["safety"][0]["statements"]
-    assert len(statements) == 5 and all(s["findings"] == [] for s in statements)
+    assert len(statements) == 5
+    assert all(s["findings"] == [] for s in statements)
 
 
 def test_advice_is_a_warning_and_safety_warn_fails_nothing(
@@ -138,7 +141,9 @@ def test_advice_is_a_warning_and_safety_warn_fails_nothing(
     assert code == EXIT_OK
     assert "create_index" in [w["kind"] for w in report["warnings"]]
     code, report = check_json(capsys, "--safety", "off")
-    assert code == EXIT_OK and report["safety"] == [] and report["warnings"] == []
+    assert code == EXIT_OK
+    assert report["safety"] == []
+    assert report["warnings"] == []
 
 
 def test_allow_comment_accepts_the_finding(

@@ -2,9 +2,10 @@
 
 Read through the raw DBAPI connection (a cursor of its own), so the query runs inside the
 migration's transaction and never re-enters SQLAlchemy's cursor events. One query, one round
-trip: the observation runs twice per statement. Timeouts count only when the migration set them
-(``SET`` in env.py or a revision: source ``session``): the checker's own ``lock_timeout`` comes
-through PGOPTIONS, and production will not have it. In milliseconds, "0" for none. The facts behind each part are in
+trip: the observation runs twice per statement. Timeouts count only when the migration set
+them (``SET`` in env.py or a revision: source ``session``): the checker's own
+``lock_timeout`` comes through PGOPTIONS, and production will not have it. In milliseconds,
+"0" for none. The facts behind each part are in
 /work/shared/SAFETY.md and docs/safety.md.
 """
 
