@@ -153,7 +153,7 @@ def settings_from_json(text: str) -> Settings:
 
 def result_to_json(result: CheckResult) -> dict[str, Any]:
     data = dataclasses.asdict(result)
-    for name in ("findings", "ignored", "baselined"):
+    for name in ("findings", "ignored", "baselined", "warnings"):
         data[name] = [f.to_dict() for f in getattr(result, name)]
     return data
 
@@ -161,7 +161,7 @@ def result_to_json(result: CheckResult) -> dict[str, Any]:
 def result_from_json(data: dict[str, Any]) -> CheckResult:
     known = {f.name for f in dataclasses.fields(CheckResult)}
     values = {k: v for k, v in data.items() if k in known}
-    for name in ("findings", "ignored", "baselined"):
+    for name in ("findings", "ignored", "baselined", "warnings"):
         values[name] = [Finding.from_dict(f) for f in values.get(name, [])]
     return CheckResult(**values)
 

@@ -38,6 +38,7 @@ class SafetyRun:
         self.req, self.admin, self.mode = req, admin, mode
         self.database: str = req["database"]
         self.copy: str | None = None
+        self.base = ""  # how the base's schema was had: "copied" after the downgrade, "replayed"
 
     def keep_base(self) -> None:
         """Called with the scratch database at the base's heads (after the downgrade)."""
@@ -103,6 +104,8 @@ class SafetyRun:
         elif not any(s.error for s in observer.steps):
             hazards.append(_unexplained(failed, new, seeded[1]))
         errors, warnings, records = to_findings(hazards, observer, self.mode, seeded[0])
+        for record in records:
+            record["base"] = self.base
         if into is not None:
             into.warnings.extend(warnings)
             into.safety.extend(records)
@@ -118,13 +121,14 @@ class SafetyRun:
                 drop_database(self.admin, self.database)
                 self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                     sql.Identifier(self.copy), sql.Identifier(self.database)))  # fmt: skip
-                self.copy = None
+                self.copy, self.base = None, "copied"
                 return
             except Exception:
                 pass
         drop_database(self.admin, self.database)
         create_database(self.admin, self.database, throwaway=throwaway)
         run_steps(cfg, script, self.req["sync_url"], old, upgrade=True)
+        self.base = "replayed"
 
     def _seed(self, url: str, version_table: str) -> tuple[Any, Any]:
         from sqlalchemy import create_engine
