@@ -83,7 +83,7 @@ def test_own_history_each_revision_taken_as_new(
     new: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """Every revision of this repository creates its tables: nothing existing is at risk."""
+    """Revisions that only create tables are safe; 0003 also changes the existing expenses."""
     project = tmp_path / "repo"
     project.mkdir()
     shutil.copy(REPO / "alembic.ini", project / "alembic.ini")
@@ -103,10 +103,22 @@ def test_own_history_each_revision_taken_as_new(
     _run_git(project, "add", "-A")
     monkeypatch.chdir(project)
     code, report = check_json(capsys)
-    assert safety_kinds(report) == [], report["findings"]
     assert [r["revision"] for r in report["safety"]] == [new]
-    if new == "0003":  # the whole history: the models match too
-        assert code == EXIT_OK, report["findings"]
+    if new != "0003":
+        assert safety_kinds(report) == [], report["findings"]
+        return
+    # 0003 is really unsafe for an existing expenses table: its foreign key to the new rules
+    # table is added valid (a scan of expenses under SHARE ROW EXCLUSIVE), and its index is
+    # built without CONCURRENTLY (writes to expenses wait for the build).
+    found = {f["kind"]: f for f in report["findings"] if f["source"] == "safety"}
+    assert sorted(found) == ["constraint_validated", "create_index"]
+    assert found["constraint_validated"]["object"] == (
+        "fk_expenses_recurring_rule_id_recurring_expense_rules"
+    )
+    assert "postgresql_not_valid=True" in found["constraint_validated"]["op"]
+    assert "postgresql_concurrently=True" in found["create_index"]["op"]
+    assert {f["table"] for f in found.values()} == {"expenses"}
+    assert code == EXIT_FINDINGS
 
 
 def test_bad_safety_setting_is_one_line(

@@ -110,7 +110,7 @@ def to_findings(
             continue
         finding = _finding(h)
         (warnings if mode == "warn" or h.kind in ADVICE else errors).append(finding)
-    return errors, warnings, _records(observer.steps, marks, seeded, observer.baseline)
+    return errors, warnings, _records(observer, marks, seeded)
 
 
 def _finding(h: Hazard) -> Finding:
@@ -131,12 +131,13 @@ def _finding(h: Hazard) -> Finding:
 
 
 def _records(
-    steps: list[Step],
-    marks: dict[int, list[dict[str, str]]],
-    seeded: SeedReport,
-    baseline: Snapshot | None,
+    observer: Observer, marks: dict[int, list[dict[str, str]]], seeded: SeedReport
 ) -> list[dict[str, Any]]:
+    """One record per revision; each statement's ``locks`` are the existing tables it took a new
+    lock mode on, rewrote or scanned, each with the strongest mode then held."""
+    baseline = observer.baseline
     old = set(baseline.relations) if baseline is not None else set()
+    steps = observer.steps
     by_revision: dict[str, dict[str, Any]] = {}
     for step in steps:
         rec = by_revision.setdefault(step.revision, {
@@ -148,13 +149,18 @@ def _records(
         if after is not None:
             for oid in sorted(set(after.locks) & old):
                 rel = step.before.relations.get(oid)
-                if rel is not None and rel.kind in ("r", "p", "m"):
+                if rel is None or rel.kind not in ("r", "p", "m"):
+                    continue
+                if rel.name == observer.version_table:
+                    continue
+                a = after.relations.get(oid)
+                if a is not None and rel.filenode is not None and a.filenode != rel.filenode:
+                    rewritten.append(rel.shown)
+                if after.scans.get(oid, 0) > step.before.scans.get(oid, 0):
+                    scanned.append(rel.shown)
+                new = after.locks[oid] - step.before.locks.get(oid, set())
+                if new or rel.shown in rewritten or rel.shown in scanned:
                     locks[rel.shown] = strongest(after.locks[oid])
-                    b, a = rel.filenode, after.relations.get(oid)
-                    if a is not None and b is not None and a.filenode != b:
-                        rewritten.append(rel.shown)
-                    if after.scans.get(oid, 0) > step.before.scans.get(oid, 0):
-                        scanned.append(rel.shown)
         found = marks.get(id(step), [])
         rec["statements"].append({
             "line": step.line, "statement": " ".join(step.statement.split()),
