@@ -55,8 +55,12 @@ class Observer:
     version_table: str
     steps: list[Step] = field(default_factory=list)
     baseline: Snapshot | None = None
+    # The relations that existed before (set with ``baseline``): the snapshots read only them.
+    old: frozenset[int] | None = None
     _pending: dict[int, Step] = field(default_factory=dict)
     _last: Step | None = None
+    # The last after-snapshot, while nothing has run since: it is the next statement's before.
+    _fresh: Snapshot | None = None
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -67,6 +71,9 @@ class Observer:
             ("before_cursor_execute", self._before),
             ("after_cursor_execute", self._after),
             ("handle_error", self._error),
+            ("commit", self._moved),
+            ("rollback", self._moved),
+            ("begin", self._moved),
         ]
         for name, fn in hooks:
             event.listen(Engine, name, fn)
@@ -90,9 +97,13 @@ class Observer:
         # Alembic's own bookkeeping of the version table.
         return self.version_table.lower() not in text.split("(", 1)[0]
 
+    def _moved(self, *_args: Any) -> None:
+        self._fresh = None  # a transaction boundary: locks and counters are not the same
+
     def _before(
         self, conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
+        fresh, self._fresh = self._fresh, None
         if not self._observed(statement):
             return
         origin = self._origin()
@@ -100,7 +111,7 @@ class Observer:
             return  # env.py's or the checker's own statement, not a revision's
         raw = conn.connection.dbapi_connection
         autocommit = bool(getattr(raw, "autocommit", False))
-        snap = take(raw)
+        snap = fresh if fresh is not None and not autocommit else take(raw, self.old)
         if self.baseline is None:
             self.baseline = snap
         step = Step(*origin, statement=statement.strip(), before=snap, autocommit=autocommit)
@@ -112,8 +123,9 @@ class Observer:
     ) -> None:
         step = self._pending.pop(id(cursor), None)
         if step is not None:
-            step.after = take(conn.connection.dbapi_connection)
+            step.after = take(conn.connection.dbapi_connection, self.old)
             self._last = None
+            self._fresh = step.after
 
     def _error(self, context: Any) -> None:
         # The failing statement is the one started last and not finished.

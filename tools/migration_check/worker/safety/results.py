@@ -116,6 +116,8 @@ def to_findings(
 def _finding(h: Hazard) -> Finding:
     step = h.step
     statement = " ".join(step.statement.split())
+    if len(statement) > 160:  # the whole statement is in the JSON record
+        statement = statement[:157] + "..."
     return Finding(
         kind=h.kind,
         table=h.table or None,

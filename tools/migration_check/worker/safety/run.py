@@ -90,6 +90,7 @@ class SafetyRun:
         files = {os.path.realpath(r.path): r.revision for r in new if r.path}
         observer = Observer(files, version_table)
         observer.baseline = seeded[1]
+        observer.old = frozenset(seeded[1].relations)
         failed: Failure | None = None
         with observer.installed():
             try:

@@ -8,6 +8,7 @@ a table whose constraints no generic row satisfies is left empty and said so.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,21 @@ SELECT con.conrelid::bigint, con.confrelid::bigint, con.conkey, con.confkey,
 FROM pg_constraint con JOIN pg_class p ON p.oid = con.confrelid
 JOIN pg_namespace n ON n.oid = p.relnamespace WHERE con.contype = 'f'
 """
-_BY_NAME = {"date": "2000-01-01", "time": "12:00", "timetz": "12:00+00", "interval": "1 day",
-            "uuid": "00000000-0000-0000-0000-000000000001", "json": "{}", "jsonb": "{}",
-            "bytea": "\\x00", "xml": "<x/>", "inet": "127.0.0.1", "cidr": "127.0.0.0/8",
-            "macaddr": "08:00:2b:01:02:03", "money": "1"}  # fmt: skip
-_BY_CATEGORY = {"N": "1", "S": "x", "B": "true", "D": "2000-01-01 00:00:00+00", "A": "{}",
-                "T": "1 day", "V": "1"}  # fmt: skip
+# Candidates, first tried first: a CHECK that rejects a column's value moves it to the next
+# (an ISO code, a hex digest, an address, a later date for "end > start").
+_BY_NAME = {"date": ["2000-01-01", "2100-01-01"], "time": ["12:00"], "timetz": ["12:00+00"],
+            "interval": ["1 day"], "uuid": ["00000000-0000-0000-0000-000000000001"],
+            "json": ["{}"], "jsonb": ["{}"], "bytea": ["\\x00"], "xml": ["<x/>"],
+            "inet": ["127.0.0.1"], "cidr": ["127.0.0.0/8"], "macaddr": ["08:00:2b:01:02:03"],
+            "money": ["1"]}  # fmt: skip
+_BY_CATEGORY = {"N": ["1", "0.5", "100", "0"], "S": ["x", "AAA", "a" * 64, "a@example.com",
+                "daily", "0"], "B": ["true", "false"],
+                "D": ["2000-01-01 00:00:00+00", "2100-01-01 00:00:00+00"], "A": ["{}"],
+                "T": ["1 day"], "V": ["1"]}  # fmt: skip
+_CHECK_COLUMNS = ("SELECT conkey, pg_get_constraintdef(oid) FROM pg_constraint "
+                  "WHERE conrelid = {oid} AND conname = {name}")  # fmt: skip
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+_ATTEMPTS = 24
 
 
 @dataclass
@@ -54,15 +64,20 @@ class _Column:
     number: int
     name: str
     type: str
-    literal: str | None
+    candidates: list[str]
     not_null: bool
     filled: bool
+    choice: int = 0
+
+    @property
+    def literal(self) -> str | None:
+        return self.candidates[self.choice] if self.candidates else None
 
 
-def _literal(category: str, typname: str, label: str | None) -> str | None:
+def _candidates(category: str, typname: str, label: str | None) -> list[str]:
     if category == "E":
-        return label
-    return _BY_NAME.get(typname, _BY_CATEGORY.get(category))
+        return [label] if label is not None else []
+    return list(_BY_NAME.get(typname, _BY_CATEGORY.get(category, [])))
 
 
 def _quote(text: str) -> str:
@@ -75,7 +90,7 @@ def seed(connection: Any, version_table: str) -> SeedReport:
     for row in connection.exec_driver_sql(_COLUMNS):
         oid, name, num, col, typ, cat, typname, not_null, filled, label = row
         entry = tables.setdefault(oid, (name, []))
-        entry[1].append(_Column(num, col, typ, _literal(cat, typname, label), not_null, filled))
+        entry[1].append(_Column(num, col, typ, _candidates(cat, typname, label), not_null, filled))
     parents: dict[int, list[tuple[int, list[int], list[int], str]]] = {}
     for child, parent, keys, refs, parent_name in connection.exec_driver_sql(_FKS):
         parents.setdefault(child, []).append((parent, list(keys), list(refs), parent_name))
@@ -86,21 +101,56 @@ def seed(connection: Any, version_table: str) -> SeedReport:
             continue
         if connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {name})").scalar():
             continue  # the history's own rows: already populated
-        refs = _references(oid, parents, tables)
-        errors = []
-        for only_required in (False, True):
-            sql = _insert(name, columns, refs, only_required=only_required)
+        error = _insert_one(connection, oid, name, columns, _references(oid, parents, tables))
+        if error:
+            report.skipped[name] = error
+        else:
+            report.seeded.append(name)
+    return report
+
+
+def _insert_one(connection: Any, oid: int, name: str, columns: list[_Column],
+                refs: dict[int, str]) -> str:  # fmt: skip
+    """Insert the row, moving the columns a CHECK names to their next candidates; "" or why not."""
+    error = "no row could be built"
+    for only_required in (False, True):
+        for col in columns:
+            col.choice = 0
+        for _attempt in range(_ATTEMPTS):
             try:
                 with connection.begin_nested():
-                    connection.exec_driver_sql(sql)
+                    connection.exec_driver_sql(
+                        _insert(name, columns, refs, only_required=only_required)
+                    )
+                return ""
             except Exception as exc:  # a constraint no generic row meets
-                errors.append(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
-                continue
-            report.seeded.append(name)
-            break
-        else:
-            report.skipped[name] = errors[-1] if errors else "no row could be built"
-    return report
+                orig = getattr(exc, "orig", exc)
+                error = str(orig).strip().splitlines()[0]
+                check = getattr(getattr(orig, "diag", None), "constraint_name", None)
+                if getattr(orig, "sqlstate", "") != "23514" or not check:
+                    break
+                keys, definition = connection.exec_driver_sql(
+                    _CHECK_COLUMNS.format(oid=int(oid), name=_quote(check))
+                ).one()
+                named = [c for c in columns if c.number in (keys or [])]
+                # A CHECK listing allowed values (IN, = ANY): those values are candidates.
+                for literal in reversed(_LITERAL.findall(definition)[:1]):
+                    for col in named:
+                        if literal.replace("''", "'") not in col.candidates and col.candidates:
+                            col.candidates.insert(col.choice + 1, literal.replace("''", "'"))
+                if not _advance(named):
+                    break
+    return error
+
+
+def _advance(columns: list[_Column]) -> bool:
+    """The next combination of candidates, last column fastest (an odometer); False when done."""
+    for col in reversed(columns):
+        if col.choice + 1 < len(col.candidates):
+            col.choice += 1
+            return True
+        col.choice = 0
+    return False
 
 
 def _parents_first(tables: dict[int, Any], parents: dict[int, list[Any]]) -> list[int]:

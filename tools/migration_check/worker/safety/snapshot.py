@@ -12,6 +12,7 @@ them (``SET`` in env.py or a revision: source ``session``): the checker's own
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ __all__ = ["Column", "Constraint", "Relation", "Snapshot", "take"]
 
 # User objects only: catalogs (and OIDs below FirstNormalObjectId) are never a finding.
 _USER = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
-SNAPSHOT_SQL = f"""
+_SNAPSHOT_SQL = f"""
 SELECT json_build_object(
   'xid', txid_current(),
   'lock_timeout', (SELECT CASE WHEN source = 'session' THEN setting ELSE '0' END
@@ -34,19 +35,20 @@ SELECT json_build_object(
                   i.indisvalid)), '[]')
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_index i ON i.indexrelid = c.oid
-           WHERE c.relkind IN ('r', 'm', 'i', 'p', 'I') AND {_USER}),
+           WHERE c.relkind IN ('r', 'm', 'i', 'p', 'I') AND {_USER}
+             AND @REL@),
   'scans', (SELECT coalesce(json_agg(json_build_array(relid::bigint, seq_scan)), '[]')
-            FROM pg_stat_xact_user_tables),
+            FROM pg_stat_xact_user_tables WHERE @SCAN@),
   'cons', (SELECT coalesce(json_agg(json_build_array(con.conrelid::bigint, con.conname,
                   con.contype, con.convalidated, con.conindid::bigint, con.confrelid::bigint,
                   con.conkey, pg_get_constraintdef(con.oid))), '[]')
            FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace
-           WHERE con.conrelid <> 0 AND {_USER}),
+           WHERE con.conrelid <> 0 AND {_USER} AND @CON@),
   'cols', (SELECT coalesce(json_agg(json_build_array(a.attrelid::bigint, a.attnum, a.attname,
                   a.attnotnull, a.attisdropped)), '[]')
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
            JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE a.attnum > 0 AND c.relkind IN ('r', 'p') AND {_USER})
+           WHERE a.attnum > 0 AND c.relkind IN ('r', 'p') AND {_USER} AND @COL@)
 )
 """
 
@@ -99,11 +101,34 @@ class Snapshot:
     columns: dict[tuple[int, int], Column] = field(default_factory=dict)
 
 
-def take(dbapi_connection: Any) -> Snapshot:
+def _sql(old: Collection[int] | None) -> str:
+    """The query, limited to the relations in ``old`` (and their indexes) when given.
+
+    Only what existed before the new revisions can be a finding, and a long history's catalog
+    is much larger than what a change touches. The OIDs are integers, inlined: no parameter
+    style is common to every driver env.py may use.
+    """
+    if old is None:
+        filters = dict.fromkeys(("@REL@", "@SCAN@", "@CON@", "@COL@"), "TRUE")
+    else:
+        array = "'{" + ",".join(str(int(o)) for o in sorted(old)) + "}'::oid[]"
+        filters = {
+            "@REL@": f"(c.oid = ANY({array}) OR i.indrelid = ANY({array}))",
+            "@SCAN@": f"relid = ANY({array})",
+            "@CON@": f"con.conrelid = ANY({array})",
+            "@COL@": f"c.oid = ANY({array})",
+        }
+    sql = _SNAPSHOT_SQL
+    for marker, text in filters.items():
+        sql = sql.replace(marker, text)
+    return sql
+
+
+def take(dbapi_connection: Any, old: Collection[int] | None = None) -> Snapshot:
     """A snapshot on ``dbapi_connection``, in whatever transaction it is in."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(SNAPSHOT_SQL)
+        cursor.execute(_sql(old))
         row = cursor.fetchone()
     finally:
         cursor.close()
