@@ -283,7 +283,9 @@ def round_trip_scratch(
             version_table,
             emit,
             reference,
-            SafetyRun(req, admin, req["safety"]) if req.get("safety", "off") != "off" else None,
+            SafetyRun(req, admin, req["safety"], emit)
+            if req.get("safety", "off") != "off"
+            else None,
             into,
         )
     finally:

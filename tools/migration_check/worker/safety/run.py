@@ -34,8 +34,10 @@ __all__ = ["SafetyRun"]
 class SafetyRun:
     """The observation of one check's new revisions; ``mode`` is the ``safety`` setting."""
 
-    def __init__(self, req: dict[str, Any], admin: Any, mode: str) -> None:
-        self.req, self.admin, self.mode = req, admin, mode
+    def __init__(
+        self, req: dict[str, Any], admin: Any, mode: str, emit: Callable[[dict[str, Any]], None]
+    ) -> None:
+        self.req, self.admin, self.mode, self.emit = req, admin, mode, emit
         self.database: str = req["database"]
         self.copy: str | None = None
         self.base = ""  # how the base's schema was had: "copied" after the downgrade, "replayed"
@@ -73,6 +75,9 @@ class SafetyRun:
         ``replay``: the downgrade did not reach the base's schema, so the copy is not of it.
         """
         url = self.req["sync_url"]
+        names = ", ".join(r.revision for r in new)
+        self.emit({"type": "progress", "message": f"observing {names} on the base's schema with "
+                   "a row per table (locks, rewrites, scans)"})  # fmt: skip
         if replay and self.copy is not None:
             with contextlib.suppress(Exception):
                 drop_database(self.admin, self.copy)
