@@ -132,3 +132,27 @@ def test_bad_safety_setting_is_one_line(
     err = capsys.readouterr().err
     assert "invalid value 'loud' for safety (one of error, warn, off)" in err
     assert "Traceback" not in err
+
+
+def test_ignore_rule_and_baseline_take_safety_findings(
+    scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from migration_check.cli.app import main
+
+    project = project_with(
+        scenario,
+        'op.create_index("ix_users_name", "users", ["name"])',
+        'op.drop_index("ix_users_name", "users")',
+    )
+    (project / "pyproject.toml").write_text(
+        '[tool.check-migrations]\nignore = ["create_index:users.ix_users_*"]\n'
+    )
+    code, report = check_json(capsys)
+    assert code == EXIT_OK, report["findings"]
+    assert report["ignored"] == 1
+    (project / "pyproject.toml").unlink()
+    assert main(["baseline", "--no-cache"]) == EXIT_OK
+    capsys.readouterr()
+    code, report = check_json(capsys)
+    assert code == EXIT_OK, report["findings"]
+    assert [f["kind"] for f in report["baselined"]] == ["create_index"]
