@@ -61,6 +61,11 @@ _CATALOG_KINDS = [
 # entities (views, functions, triggers, ...), and ``plugin_op`` for an op no describer knows.
 _PLUGIN_KINDS = ["add_enum", "remove_enum", "add_entity", "modify_entity", "remove_entity",
                  "plugin_op"]  # fmt: skip
+_SAFETY_KINDS = ["table_rewrite", "create_index", "drop_index", "constraint_validated",
+                 "set_not_null", "not_null_without_default", "unique_constraint",
+                 "validate_same_transaction", "lock_held", "lock_timeout", "drop_column",
+                 "rename_column", "drop_table", "rename_table", "fk_without_index",
+                 "invalid_index", "concurrently_in_transaction", "fails_with_rows"]  # fmt: skip
 KINDS: dict[str, str] = {
     **dict.fromkeys(_AUTOGENERATE_KINDS, "autogenerate"),
     **dict.fromkeys(_PLUGIN_KINDS, "autogenerate"),
@@ -72,10 +77,13 @@ KINDS: dict[str, str] = {
     "revision_modified": "history",
     "stale_revision": "history",
     "untracked_revision": "git",
+    # The safety observation's (worker/safety/hazards.py): what a new revision does on a server.
+    **dict.fromkeys(_SAFETY_KINDS, "safety"),
 }
 # Where a finding comes from: autogenerate (Alembic's own comparison), catalog (the second
-# opinion from the PostgreSQL catalog), history (the revision graph), git (the work tree).
-SOURCES = ("autogenerate", "catalog", "history", "git")
+# opinion from the PostgreSQL catalog), history (the revision graph), git (the work tree), safety
+# (what the new revisions were observed to do on a server: locks, rewrites, scans).
+SOURCES = ("autogenerate", "catalog", "history", "git", "safety")
 
 
 @dataclass(frozen=True, order=True)
@@ -184,6 +192,10 @@ class CheckResult:
     ignored: list[Finding] = field(default_factory=list)
     baselined: list[Finding] = field(default_factory=list)
     fixed: list[dict[str, str]] = field(default_factory=list)
+    # The safety observation (worker/safety/): findings that do not fail the check (advice, or
+    # safety = "warn"), and what each new revision's statements were seen to do.
+    warnings: list[Finding] = field(default_factory=list)
+    safety: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:

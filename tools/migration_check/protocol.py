@@ -98,6 +98,7 @@ class WorkerRequest:
     revision: dict[str, Any] | None  # the revision command's options; None: only check
     heads_expected: int | list[str] | None
     history_added: list[str] | None  # the revisions a change adds; None: no round trips
+    safety: str  # "error" | "warn" | "off": the safety observation of those (worker/safety/)
     admin_conninfo: dict[str, Any]
     connect_timeout: int
     server_label: str
@@ -152,6 +153,8 @@ class ResultEvent:
     notices: list[str]  # the writer's: what it rewrote into its safe form, what it left out
     revision_ids: list[str]
     catalog_skipped: str
+    warnings: list[Finding]  # the safety observation's advice (and its findings under "warn")
+    safety: list[dict[str, Any]]  # every new revision's observed statements (worker/safety/)
     # What the verdict depends on (caches/verdict.py): None when it cannot vouch for it.
     inputs: dict[str, Any] | None
     inputs_refused: str

@@ -75,6 +75,9 @@ class Settings:
     # Seconds a resident worker (run/resident_client.py) stays after its last check; 0: none is used
     # or started.
     keep_warm: float = 0.0
+    # The safety observation of new revisions (worker/safety/): "error" fails the check on a
+    # hazard to an existing table (advice is a warning), "warn" reports only, "off" skips it.
+    safety: str = "error"
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -105,7 +108,9 @@ _TYPES: dict[str, Any] = {  # a type, or "duration"
     "baseline": str,
     "configs": tuple,
     "keep_warm": "duration",
+    "safety": "safety",
 }
+_SAFETY = ("error", "warn", "off")
 # Keys as a user writes them in pyproject.toml (dashes) and in the environment.
 _ALIASES = {"no_cache": "use_cache"}
 
@@ -124,6 +129,10 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             raise ValueError(value)
         if kind == "duration":
             return parse_duration(value)
+        if kind == "safety":
+            if str(value).strip().lower() not in _SAFETY:
+                raise ValueError(value)
+            return str(value).strip().lower()
         if kind is float:
             number = float(value)
             if number <= 0:
@@ -148,6 +157,7 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                 else ""
             )
             + (' (a duration such as "10m", "90s", "1h", or "off")' if kind == "duration" else "")
+            + (f" (one of {', '.join(_SAFETY)})" if kind == "safety" else "")
         ) from None
 
 

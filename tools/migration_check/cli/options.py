@@ -116,6 +116,12 @@ _CHECK_OPTIONS = [
         "cannot see): the verdict is exactly `alembic check`'s.",
     ),
     click.option(
+        "--safety",
+        type=click.Choice(["error", "warn", "off"]),
+        help="Observe what new revisions do on the server (locks, rewrites, scans): error fails "
+        "the check on a hazard to an existing table, warn only reports.  [default: error]",
+    ),
+    click.option(
         "--keep-warm",
         metavar="DURATION",
         help="Keep a resident worker (SQLAlchemy, Alembic, psycopg imported) for this long after "
@@ -146,6 +152,7 @@ def settings_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         "start_from": kwargs["start_from"],
         "flask_app": kwargs["flask_app"],
         "keep_warm": _keep_warm(kwargs.get("keep_warm")),
+        "safety": kwargs.get("safety"),
     }
 
 

@@ -27,9 +27,11 @@ __all__ = [
 
 JSON_SCHEMA_VERSION = 1
 # Additive changes within a schema version (docs/json-schema.md): 1 added each finding's
-# source, in_database and in_models, and the document's catalog_skipped.
-JSON_SCHEMA_MINOR = 1
+# source, in_database and in_models, and the document's catalog_skipped; 2 the safety
+# observation's ``safety`` records and ``warnings`` (report/safety.py).
+JSON_SCHEMA_MINOR = 2
 _DRIFT = "models changed without a matching revision"
+_UNSAFE = "a new revision would lock or rewrite existing tables (safety)"
 # Kinds that are not model drift: the headline must not blame the models for them.
 _NOT_DRIFT = {
     "multiple_heads": "the revision history has more than one head",
@@ -45,8 +47,10 @@ _NOT_DRIFT = {
 def headline(findings: list[Finding]) -> str:
     """What is wrong, in words that fit every finding present."""
     kinds = {f.kind for f in findings}
-    parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() else []
+    safety = {f.kind for f in findings if f.source == "safety"}
+    parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() - safety else []
     parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
+    parts += [_UNSAFE] if safety else []
     return "; ".join(parts)
 
 
@@ -57,7 +61,7 @@ def kind_tag(f: Finding) -> str:
 
 def revision_instructions(result: CheckResult) -> list[str]:
     """What to run: the writer writes autogenerate's ops, and the catalog's for review."""
-    with_ops = [f for f in result.findings if f.op]
+    with_ops = [f for f in result.findings if f.op and f.source != "safety"]
     if not with_ops:
         return []
     if all(f.source == "catalog" for f in with_ops):
@@ -158,7 +162,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
             f"revision(s) applied, {head}, {result.config_file}).",
             result,
         )
-        return "\n".join([*_fixed_lines(result), style.green(summary)]) + "\n"
+        return "\n".join([*_safety(result), *_fixed_lines(result), style.green(summary)]) + "\n"
     lines: list[str] = []
     by_table: dict[str, list[Finding]] = defaultdict(list)
     for f in result.findings:
@@ -178,6 +182,7 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
     instructions = revision_instructions(result)
     if instructions:
         lines += [*instructions, ""]
+    lines.extend(_safety(result))
     lines.extend(_fixed_lines(result))
     tables = len([t for t in by_table if t])
     lines.append(
@@ -191,6 +196,12 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         )
     )
     return "\n".join(lines) + "\n"
+
+
+def _safety(result: CheckResult) -> list[str]:
+    from migration_check.report.safety import safety_text
+
+    return safety_text(result)
 
 
 def _finding_json(f: Finding, fallback: str) -> dict[str, Any]:
@@ -235,9 +246,16 @@ def render_json(result: CheckResult) -> str:
             "errors": [],
             "catalog_skipped": result.catalog_skipped or None,
             **_set_aside_json(result),
+            **_safety_json(result),
         }
     )
     return json.dumps(data, indent=2) + "\n"
+
+
+def _safety_json(result: CheckResult) -> dict[str, Any]:
+    from migration_check.report.safety import safety_json
+
+    return safety_json(result, _finding_json)
 
 
 def _set_aside_json(result: CheckResult) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def render_github(result: CheckResult) -> str:
     log readable when one file holds many findings.
     """
     if result.in_sync:
-        return _github_set_aside(result) + render_text(result)
+        warnings = "".join(line + "\n" for line in _safety_warnings(result))
+        return _github_set_aside(result) + warnings + render_text(result)
     rows = located_rows(result)
     out: list[str] = []
     for file, group in groupby(rows, key=lambda r: r[0]):
@@ -63,7 +64,9 @@ def render_github(result: CheckResult) -> str:
         for _, line, f in group:
             message = f"{f.message} {kind_tag(f)}"
             if f.op:
-                message += "\nA revision needs:\n" + f.op
+                message += (
+                    "\nSafe form:\n" if f.source == "safety" else "\nA revision needs:\n"
+                ) + f.op
             if f.hint:
                 message += f"\nFix: {f.hint}"
             elif f.op and f.source == "catalog":
@@ -78,6 +81,7 @@ def render_github(result: CheckResult) -> str:
                 f"title={_escape_property(_title(f))}::{_escape_data(message)}"
             )
         out.append("::endgroup::")
+    out.extend(_safety_warnings(result))
     out.append(
         with_set_aside(
             f"check-migrations: {problems(len(result.findings))}: {headline(result.findings)}.",
@@ -85,6 +89,12 @@ def render_github(result: CheckResult) -> str:
         )
     )
     return _github_set_aside(result) + "\n".join(out) + "\n"
+
+
+def _safety_warnings(result: CheckResult) -> list[str]:
+    from migration_check.report.safety import safety_github
+
+    return safety_github(result, _escape_data, _escape_property)
 
 
 def _github_set_aside(result: CheckResult) -> str:

@@ -125,6 +125,7 @@ def run_check(
             if isinstance(settings.heads, tuple)
             else settings.heads,
             history_added=list(base.added) if base is not None else None,
+            safety=settings.safety,
             admin_conninfo=admin,
             connect_timeout=int(settings.connect_timeout),
             server_label=label,
@@ -185,6 +186,8 @@ def _result(settings: Settings, ini: Path, event: ResultEvent, history: _History
         notices=[*event.notices]
         + ([f"history checks skipped: {history.why_not}"] if history.why_not else []),
         catalog_skipped=event.catalog_skipped,
+        warnings=list(event.warnings),
+        safety=list(event.safety),
     )
 
 

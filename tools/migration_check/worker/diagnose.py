@@ -199,6 +199,11 @@ def _revision_advice(sqlstate: str) -> str:
         )
     if sqlstate.startswith("53"):
         return "the server ran out of resources, not a fault of the history; report it"
+    if sqlstate == "25001":  # CONCURRENTLY (or VACUUM) in the migration's transaction
+        return (
+            "run it outside the transaction: `with op.get_context().autocommit_block():` "
+            "around the op (docs/safety.md)"
+        )
     return "fix the revision"
 
 

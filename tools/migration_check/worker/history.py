@@ -18,11 +18,12 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from migration_check.findings import Finding, Location
+from migration_check.findings import CheckResult, Finding, Location
 from migration_check.protocol import Emit, ProgressEvent, WorkerRequest
 from migration_check.worker.admin import recreate_database
 from migration_check.worker.diagnose import Failure
 from migration_check.worker.envpy import run_env
+from migration_check.worker.safety.run import SafetyRun
 from migration_check.worker.schema_snapshot import (
     catalog_snapshot,
     snapshot_differences,
@@ -180,6 +181,8 @@ def round_trip(
     version_table: tuple[str, str | None],
     emit: Emit,
     reference: dict[str, str] | None = None,
+    safety: SafetyRun | None = None,
+    into: CheckResult | None = None,
 ) -> list[Finding]:
     """Down, compare with a database at the base's heads, up again: for new revisions only.
 
@@ -208,8 +211,13 @@ def round_trip(
     except Failure as exc:
         if exc.kind != "migration":
             raise
-        return [_finding("downgrade_failed", names, f"downgrade failed: {exc.message}", where)]
+        failed = [_finding("downgrade_failed", names, f"downgrade failed: {exc.message}", where)]
+        if safety is not None:  # observed on a replay of the base instead
+            failed += safety.run(cfg, script, up, _order(old), _run_steps, into)
+        return failed
     downgraded = catalog_snapshot(url, version_table)
+    if safety is not None:
+        safety.keep_base()  # the base's schema, for the observation (worker/safety/run.py)
     findings: list[Finding] = []
     try:
         _run_steps(cfg, script, url, up, upgrade=True)
@@ -242,6 +250,9 @@ def round_trip(
                 where,
             ),
         )
+    if safety is not None:
+        findings += safety.run(cfg, script, up, _order(old), _run_steps, into,
+                               replay=bool(differences))  # fmt: skip
     return findings
 
 
@@ -252,6 +263,7 @@ def round_trip_scratch(
     admin: Any,
     emit: Emit,
     reference: dict[str, str] | None = None,
+    into: CheckResult | None = None,
 ) -> list[Finding]:
     """``round_trip`` on the worker's scratch database, rebuilt empty over ``admin``."""
 
@@ -269,6 +281,8 @@ def round_trip_scratch(
             version_table,
             emit,
             reference,
+            SafetyRun(req, admin, req.safety, emit) if req.safety != "off" else None,
+            into,
         )
     finally:
         admin.close()

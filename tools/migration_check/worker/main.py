@@ -276,7 +276,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             )
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
-        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference))
+        result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference, result))
     return result
 
 
@@ -385,6 +385,8 @@ def _serve(events: TextIO) -> int:
             notices=result.notices,  # the writer's: what it rewrote, and why
             revision_ids=result.revision_ids,
             catalog_skipped=result.catalog_skipped,
+            warnings=result.warnings,  # the safety observation's advice, or safety = "warn"
+            safety=result.safety,  # what each new revision's statements were seen to do
             inputs=inputs,
             inputs_refused=recorder.refused if recorder is not None else "",
             closure=record_closure(Path.cwd())

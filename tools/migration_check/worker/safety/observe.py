@@ -1,0 +1,137 @@
+"""The cursor hook: a snapshot before and after every statement the new revisions run.
+
+Installed on SQLAlchemy's ``Engine`` class for the length of the observed upgrade, so it sees
+the migration's connection whichever way env.py made it (the handed connection, its own
+engine, an async engine's sync proxy). Each statement becomes a ``Step``: what changed between
+its two snapshots, on the relations that existed before the new revisions ran.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from migration_check.worker.safety.snapshot import Snapshot, take
+
+__all__ = ["Observer", "Step"]
+
+# Reads, and the session settings Alembic or env.py issue: never a hazard, and not shown.
+_QUIET = ("select", "show", "set ", "reset", "begin", "commit", "rollback", "savepoint",
+          "release")  # fmt: skip
+
+
+@dataclass
+class Step:
+    """One observed statement: where it came from, and what it did."""
+
+    revision: str
+    file: str
+    line: int
+    statement: str
+    before: Snapshot
+    after: Snapshot | None = None  # None: the statement failed
+    autocommit: bool = False
+    error: str = ""
+    sqlstate: str = ""
+
+    @property
+    def transaction(self) -> int:
+        return self.before.xid
+
+
+@dataclass
+class Observer:
+    """Collects ``Step``s for the statements run from the revision files in ``files``.
+
+    ``files`` maps a revision file's real path to its revision id: the Python stack at the
+    moment of execution says which revision (and which line of it) issued a statement.
+    """
+
+    files: dict[str, str]
+    version_table: str
+    steps: list[Step] = field(default_factory=list)
+    baseline: Snapshot | None = None
+    # The relations that existed before (set with ``baseline``): the snapshots read only them.
+    old: frozenset[int] | None = None
+    _pending: dict[int, Step] = field(default_factory=dict)
+    _last: Step | None = None
+    # The last after-snapshot, while nothing has run since: it is the next statement's before.
+    _fresh: Snapshot | None = None
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        hooks: list[tuple[str, Callable[..., Any]]] = [
+            ("before_cursor_execute", self._before),
+            ("after_cursor_execute", self._after),
+            ("handle_error", self._error),
+            ("commit", self._moved),
+            ("rollback", self._moved),
+            ("begin", self._moved),
+        ]
+        for name, fn in hooks:
+            event.listen(Engine, name, fn)
+        try:
+            yield
+        finally:
+            for name, fn in hooks:
+                event.remove(Engine, name, fn)
+
+    def _origin(self) -> tuple[str, str, int] | None:
+        for frame in reversed(traceback.extract_stack()):
+            rev = self.files.get(os.path.realpath(frame.filename))
+            if rev is not None:
+                return rev, os.path.relpath(frame.filename), frame.lineno or 1
+        return None
+
+    def _observed(self, statement: str) -> bool:
+        text = statement.lstrip().lower()
+        if text.startswith(_QUIET):
+            return False
+        # Alembic's own bookkeeping of the version table.
+        return self.version_table.lower() not in text.split("(", 1)[0]
+
+    def _moved(self, *_args: Any) -> None:
+        self._fresh = None  # a transaction boundary: locks and counters are not the same
+
+    def _before(
+        self, conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        fresh, self._fresh = self._fresh, None
+        if not self._observed(statement):
+            return
+        origin = self._origin()
+        if origin is None:
+            return  # env.py's or the checker's own statement, not a revision's
+        raw = conn.connection.dbapi_connection
+        autocommit = bool(getattr(raw, "autocommit", False))
+        snap = fresh if fresh is not None and not autocommit else take(raw, self.old)
+        if self.baseline is None:
+            self.baseline = snap
+        step = Step(*origin, statement=statement.strip(), before=snap, autocommit=autocommit)
+        self._pending[id(cursor)] = self._last = step
+        self.steps.append(step)
+
+    def _after(
+        self, conn: Any, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        step = self._pending.pop(id(cursor), None)
+        if step is not None:
+            step.after = take(conn.connection.dbapi_connection, self.old)
+            self._last = None
+            self._fresh = step.after
+
+    def _error(self, context: Any) -> None:
+        # The failing statement is the one started last and not finished.
+        step, self._last = self._last, None
+        if step is None or step.after is not None or step.error:
+            return
+        orig = context.original_exception
+        step.error = str(orig).strip().splitlines()[0] if str(orig).strip() else repr(orig)
+        step.sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", "") or "")
