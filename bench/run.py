@@ -3,6 +3,7 @@
     uv run python bench/run.py              # medians of 7, about 10 minutes on 2 busy cores
     uv run python bench/run.py --quick      # medians of 3
     uv run python bench/run.py --initdb     # also: what initdb's options and copying cost
+    uv run python bench/run.py --real-only  # only the real long histories (airflow, mlflow)
 
 Each row times the checker and a peer alternately (A B A B ..., so a change in the machine's load
 hits both) and prints the ratio of the medians:
@@ -21,6 +22,12 @@ hits both) and prints the ratio of the medians:
 - 800 tables: a project from ``bench/generate.py``, warm with a model edited (and with the
   history reused), with and without ``--keep-warm``, against a bare ``alembic check`` on the
   same project at head;
+- real long histories (issue 20; bench/realhist.py, bench/realrows.py): apache-airflow-core
+  3.3.2 (124 revisions) and mlflow-skinny 3.17.2 (67), each installed pinned into its own venv
+  under bench/.work/ (reused by the next run): a model edited, the history reused, a model
+  edited with its new revision, against a bare ``alembic check`` at head; one ``-v`` check of
+  each, split into phases by its time stamps; ``--no-real`` skips them, ``--real-only`` runs
+  them alone, ``--real NAME`` picks one;
 - CI: the initialised cluster restored (as migrations.yml does) and nothing else;
 - the catalog comparison's cost: warm against warm with ``--autogenerate-only`` (skipped with a
   note while the checker has no such flag).
