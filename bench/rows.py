@@ -28,6 +28,8 @@ from common import (
     touch_model,
 )
 from generate import generate
+from realhist import PROJECTS, RealProject
+from realrows import Phases, real_rows
 from resident import agree_warm, warm_rows
 
 from migration_check.postgres.server import ThrowawayServer, find_binaries, resolve_server_user
@@ -35,7 +37,7 @@ from migration_check.postgres.server import ThrowawayServer, find_binaries, reso
 
 def measure_rows(
     args: argparse.Namespace, tmp: Path, progress: Callable[[str], None]
-) -> tuple[list[Row], Agreement]:
+) -> tuple[list[Row], Agreement, Phases]:
     reps = args.reps
     base_env = bench_env(tmp)
     bindir = reachable_bindir()
@@ -45,6 +47,10 @@ def measure_rows(
     warm_env = {**base_env, **caches(tmp, "warm")}
     rows: list[Row] = []
     agreement: Agreement = []
+    found: Phases = []
+    if args.real_only:
+        with ThrowawayServer(find_binaries(None), resolve_server_user(None)) as server:
+            return real_rows(tmp, base_env, server, reps, progress, _projects(args))
     # Fills the bytecode prefix for both sides and the checker's caches.
     run(CHECK, cwd=project, env=warm_env)
     with ThrowawayServer(find_binaries(None), resolve_server_user(None)) as server:
@@ -66,7 +72,8 @@ def measure_rows(
                 "  same, history reused (verdict cache off, no edit)",
                 "bare `alembic check`, server up, database at head",
             ),
-            target=0.5,
+            target=0.75,
+            reused_target=0.5,
         )
 
         progress("the same, forked by the resident worker (--keep-warm)")
@@ -173,6 +180,13 @@ def measure_rows(
             )
             agreement.append(("800 tables", *agree(big, big_env)))
 
+        if not args.no_real:
+            real, real_agreement, found = real_rows(
+                tmp, base_env, server, reps, progress, _projects(args)
+            )
+            rows += real
+            agreement += real_agreement
+
     progress("what a resident worker would save: the worker's library imports")
     imports = "import sqlalchemy, psycopg, alembic.script, alembic.runtime.environment, " + (
         "alembic.autogenerate"
@@ -250,4 +264,13 @@ def measure_rows(
     agreement.append(("the same, --keep-warm", *agree_warm(warm_env, project)))
     model.write_text(text)
     agreement.append(("back in sync", *agree(project, warm_env)))
-    return rows, agreement
+    return rows, agreement, found
+
+
+def _projects(args: argparse.Namespace) -> tuple[RealProject, ...]:
+    if not args.real:
+        return PROJECTS
+    chosen = tuple(p for p in PROJECTS if any(p.name.startswith(n) for n in args.real))
+    if not chosen:
+        raise SystemExit(f"--real: none of {', '.join(p.name for p in PROJECTS)}")
+    return chosen
