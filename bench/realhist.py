@@ -185,7 +185,19 @@ def install(project: RealProject, progress: object = None) -> Installed:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         for argv in (
             [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *reqs],
+            # Copies, not uv's hardlinks into its cache: a row edits an installed model in place,
+            # which would otherwise edit every venv linked to that file (tests/realworld's too).
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--link-mode",
+                "copy",
+                "--python",
+                str(venv / "bin" / "python"),
+                *reqs,
+            ],
         ):
             proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
             if proc.returncode != 0:

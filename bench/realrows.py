@@ -43,7 +43,7 @@ from realhist import (
     write_project,
 )
 
-from migration_check.server import SUPERUSER, ThrowawayServer
+from migration_check.postgres.server import SUPERUSER, ThrowawayServer
 
 PEER = "bare `alembic check` on it, at head"
 Phases = list[tuple[str, str, float | None]]  # (project, phase, seconds: None for a note)
