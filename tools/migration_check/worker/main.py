@@ -5,9 +5,8 @@ Why a separate process: env.py and the models are the project's code. They may c
 event loops, or hang on a lock. A fresh interpreter per check keeps each run's imports apart,
 and the parent can always kill it and still tear the server down.
 
-Protocol: the request arrives as JSON on stdin; events leave as JSON lines on the file
-descriptor named by ``CHECK_MIGRATIONS_EVENT_FD``: ``progress``, then exactly one of
-``result`` or ``error``. stdout and stderr belong to env.py and Alembic's logging.
+Protocol (protocol.py): the request on stdin; events as JSON lines on CHECK_MIGRATIONS_EVENT_FD,
+``progress`` then one ``result`` or ``error``. stdout and stderr are env.py's and Alembic's.
 """
 
 from __future__ import annotations
