@@ -35,7 +35,7 @@ from migration_check.protocol import (
 from migration_check.settings import Settings
 from migration_check.urls import DbUrl, mask_passwords, parse_url
 
-if TYPE_CHECKING:  # warm.py (sockets) is imported only when keep-warm is on
+if TYPE_CHECKING:  # resident_client.py (sockets) is imported only when keep-warm is on
     from migration_check.run.resident_client import WarmChild
 
 _DB_VARIABLES = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
@@ -109,7 +109,7 @@ def spawn_worker(env: dict[str, str], cwd: Path, settings: Settings) -> Iterator
             # that the teardown below does not know of.
             with signals_held():
                 try:
-                    if settings.keep_warm:  # a fork of the resident worker (warm.py), or None
+                    if settings.keep_warm:  # a fork of the resident worker, or None
                         proc, relay = _spawn_warm(env, cwd, settings, log, write_fd)
                     proc = proc or subprocess.Popen(
                         # -P: the worker's sys.path is the project's, as under `alembic`.
