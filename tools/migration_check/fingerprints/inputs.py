@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from migration_check.fingerprints.children import known_child
 from migration_check.fingerprints.digests import (
     CONTROLLED_ENV,
     env_digest,
@@ -174,7 +175,20 @@ class InputRecorder:
         if not self._active or self._busy:
             return
         if event in _UNRECORDABLE:
-            self.refused = self.refused or _unrecordable(event, args)
+            child = known_child(event, args)
+            if child is None:
+                self.refused = self.refused or _unrecordable(event, args)
+                return
+            self._busy = True
+            try:
+                # Keyed whole, whether or not they exist: a magic file appearing is a change.
+                for path in child.files:
+                    full = os.path.realpath(path)
+                    self.files.setdefault(full, file_digest(full))
+                for name, value in child.env.items():
+                    self.env.setdefault(name, value)
+            finally:
+                self._busy = False
             return
         if event == "sqlite3.connect":
             database = args[0] if args else None
