@@ -91,10 +91,11 @@ def test_one_item_per_config_with_ignore_rules_and_errors(pytester: pytest.Pytes
 
 def test_bad_settings_are_one_failing_item(pytester: pytest.Pytester) -> None:
     project(pytester)
-    pytester.makepyprojecttoml('[tool.check-migrations]\nignore = ["drop_table:x"]\n')
+    pytester.makepyprojecttoml('[tool.check-migrations]\nignore = ["drop_tables:x"]\n')
     result = pytester.runpytest("-p", "no:cacheprovider", "--check-migrations")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*ignore rule 'drop_table:x': unknown finding kind 'drop_table'*"])
+    said = "*ignore rule 'drop_tables:x': unknown finding kind 'drop_tables'*"
+    result.stdout.fnmatch_lines([said])
 
 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:

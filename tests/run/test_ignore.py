@@ -95,7 +95,7 @@ def test_a_rule_that_matches_nothing_is_warned_about(
 @pytest.mark.parametrize(
     ("rule", "says"),
     [
-        ("drop_table:legacy_*", "unknown finding kind 'drop_table'"),
+        ("drop_tables:legacy_*", "unknown finding kind 'drop_tables'"),
         ("legacy_*", "is not KIND:GLOB"),
         ("remove_table:", "is not KIND:GLOB"),
     ],
