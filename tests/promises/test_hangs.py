@@ -10,14 +10,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
 from migration_check.postgres.server import find_binaries
-from tests.helpers.checker import checker_env, run_checker, start_checker, wait_for_line
+from tests.helpers.checker import (
+    checker_env,
+    run_checker,
+    shared_dir,
+    start_checker,
+    wait_for_line,
+)
 from tests.helpers.edits import write_third_revision
 from tests.helpers.paths import SCENARIOS
 from tests.helpers.prereq import require_root
@@ -200,19 +205,16 @@ def test_root_binaries_in_a_directory_the_server_user_cannot_enter(
     if libs.is_dir():
         shutil.copytree(libs, site / libs.name, symlinks=True)
     copied_bin = site / package.name / "pginstall" / "bin"
-    shared = Path(tempfile.gettempdir()) / "check-migrations-pg"
-    before = set(shared.iterdir()) if shared.is_dir() else set()
     fingerprint = find_binaries(copied_bin).fingerprint()
-    env = checker_env(run_root, tmp_path / "cache", extra={"PYTHONPATH": str(site)})
-    try:
+    # A TMPDIR of its own: the shared copy is keyed by the build, so one another run made
+    # earlier (same wheel) would be reused and this run would copy nothing.
+    with shared_dir("cm-hangs-tmp-") as tmpdir:
+        shared = tmpdir / "check-migrations-pg"
+        extra = {"PYTHONPATH": str(site), "TMPDIR": str(tmpdir)}
+        env = checker_env(run_root, tmp_path / "cache", extra=extra)
         result = run_checker(["--no-cache"], project, env)
         assert result.returncode == 0, result.stderr
         assert "models and migrations agree" in result.stdout
         # It really ran the copy: a copy for the server user now exists, made from it.
-        made = [e for e in set(shared.iterdir()) - before if e.name.startswith(fingerprint)]
+        made = [e for e in shared.iterdir() if e.name.startswith(fingerprint)]
         assert made, sorted(shared.iterdir())
-    finally:
-        # The shared copy is keyed by this throwaway install's path: no later run reuses it.
-        for entry in set(shared.iterdir()) - before if shared.is_dir() else ():
-            if entry.name.startswith(fingerprint):
-                shutil.rmtree(entry, ignore_errors=True)
