@@ -127,9 +127,13 @@ def sweep_orphans(base: Path, *, min_age: float = 60.0) -> list[Path]:
         try:
             pid_s, start = owner.read_text().split()
         except (OSError, ValueError):
-            # No owner file yet: a run being created right now, unless it is old.
+            # No owner file yet: a run being created right now, unless it is old, or unless its
+            # creator (the pid in its name) is gone: SIGKILLed between mkdir and the owner file.
+            creator = re.match(r"run-(\d+)-", run.name)
             try:
-                if now - run.lstat().st_mtime < min_age:
+                if now - run.lstat().st_mtime < min_age and (
+                    creator is None or _alive(int(creator[1]), "")
+                ):
                     continue
             except OSError:
                 continue
