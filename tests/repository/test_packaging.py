@@ -33,4 +33,10 @@ def test_the_wheel_holds_only_the_checker(tmp_path: Path) -> None:
     assert tops == {"migration_check", dist_info}
     assert "check-migrations = migration_check.cli.program:run" in entry_points
     assert "check-migrations = migration_check.cli.pytest_plugin" in entry_points  # pytest11
-    assert "migration_check/worker.py" in names
+    # Every folder of the layout ships, and the worker's entry point with it.
+    assert "migration_check/worker/__main__.py" in names
+    for package in (
+        "cli", "report", "run", "postgres", "caches", "fingerprints", "resident", "worker",
+        "worker/autogenerate", "worker/catalog", "worker/layouts", "worker/safety",
+    ):  # fmt: skip
+        assert f"migration_check/{package}/__init__.py" in names, package
