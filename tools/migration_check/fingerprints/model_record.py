@@ -20,7 +20,7 @@ import hashlib
 import os
 from typing import Any
 
-__all__ = ["model_digest", "models_changed"]
+__all__ = ["model_digest", "models_changed", "shown_path"]
 
 
 def model_digest(path: str) -> str | None:
@@ -77,11 +77,12 @@ def models_changed(recorded: Any) -> str | None:
         return None
     for path, digest in recorded.items():
         if model_digest(path) != digest:
-            return f"{_show(path)} changed beyond its column declarations"
+            return f"{shown_path(path)} changed beyond its column declarations"
     return None
 
 
-def _show(path: str) -> str:
+def shown_path(path: str) -> str:
+    """Relative to the working directory when below it, else absolute: for one-line notes."""
     try:
         rel = os.path.relpath(path)
     except ValueError:

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from migration_check.fingerprints.model_record import model_digest
+from migration_check.fingerprints.model_record import model_digest, shown_path
 
 __all__ = ["ReplayRecord"]
 
@@ -329,16 +329,16 @@ class ReplayRecord:
         applied = [os.path.realpath(p) for p in self.applied]
         missed = [r for r in applied if not self.calls.get(r, set()) - {"<module>"}]
         if missed:
-            return None, f"a trace could not be taken (it saw no call into {_show(missed[0])})"
+            return None, f"a trace could not be taken (it saw no call into {shown_path(missed[0])})"
         before = self.loaded_before or set()
         reached = self.closure_of(revisions)
         own = (set(reached) | set(cached_closure) | set(revisions)) - before
         for path, names in sorted(self.calls.items()):
             if path not in own and path != env_py:
-                return None, f"the upgrade called {_show(path)}:{sorted(names)[0]}"
+                return None, f"the upgrade called {shown_path(path)}:{sorted(names)[0]}"
         for path, importer in sorted(reached.items()):
             if path in before and path != env_py:
-                return None, f"{_show(importer)} imports {_show(path)}"
+                return None, f"{shown_path(importer)} imports {shown_path(path)}"
         # Only what env.py loaded from the project's tree is left to model_digest: a module from
         # elsewhere (a start-up patch on PYTHONPATH) stays keyed by its content.
         top = root.rstrip(os.sep) + os.sep
@@ -354,7 +354,7 @@ class ReplayRecord:
         digests = {path: model_digest(path) for path in models}
         unreadable = [p for p, d in digests.items() if d is None]
         if unreadable:
-            return None, f"{_show(unreadable[0])} could not be parsed"
+            return None, f"{shown_path(unreadable[0])} could not be parsed"
         return {
             "metadata": {k: plain(v) for k, v in sorted(self.reads.items())},
             "options": self.options,
@@ -362,11 +362,3 @@ class ReplayRecord:
             "closure": sorted(own),
             "models": digests,
         }, None
-
-
-def _show(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
