@@ -45,6 +45,7 @@ class Locator:
         self._tables: dict[str, Any] = {}
         self._metadatas = list(metadata) if isinstance(metadata, list | tuple) else [metadata]
         self._orphans: dict[tuple[str | None, str], Orphan] | None = None
+        self._core: dict[str, _CoreTable] | None = None
         try:
             from sqlalchemy.orm.mapper import _mapper_registries
         except ImportError:  # pragma: no cover - private API moved
@@ -59,7 +60,7 @@ class Locator:
             return None
         mapper = self._tables.get(table)
         if mapper is None:
-            return None
+            return self._core_table(table, column)
         cls = mapper.class_
         if column is not None:
             loc = self._column(mapper, table, column)
@@ -76,6 +77,16 @@ class Locator:
         if self._orphans is None:
             self._orphans = _scan_orphans(_model_packages(self._metadatas, self._tables))
         return self._orphans.get((schema, name)) or self._orphans.get((None, name))
+
+    def _core_table(self, table: str, column: str | None) -> Location | None:
+        """A ``Table(...)`` has no mapper: its place is read from the module holding it."""
+        if self._core is None:
+            self._core = _core_tables(self._metadatas)
+        found = self._core.get(table)
+        if found is None:
+            return None
+        line = found.columns.get(column, found.line) if column is not None else found.line
+        return Location(found.file, line)
 
     def _column(self, mapper: Any, table: str, column: str) -> Location | None:
         col = None
@@ -94,6 +105,60 @@ class Locator:
                 if loc is not None:
                     return loc
         return None
+
+
+@dataclass(frozen=True)
+class _CoreTable:
+    file: str
+    line: int  # the ``Table(`` call's
+    columns: dict[str, int]  # each literal ``Column("name", ...)`` inside it
+
+
+def _core_tables(metadatas: list[Any]) -> dict[str, _CoreTable]:
+    """Each literal ``Table("x", ...)`` in a loaded module that holds one of the metadatas or
+    a table of theirs, keyed by the table's full name (``schema.x`` when it names a schema)."""
+    from sqlalchemy import Table
+
+    wanted = {id(m) for m in metadatas if m is not None}
+    found: dict[str, _CoreTable] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not path.endswith(".py"):
+            continue
+        try:
+            values = list(vars(module).values())
+        except TypeError:
+            continue
+        # isinstance, not getattr: a module's ctypes library loads a file for any attribute.
+        if not any(
+            id(v) in wanted or (isinstance(v, Table) and id(v.metadata) in wanted) for v in values
+        ):
+            continue
+        tree = parse_module(path)
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)] if tree is not None else []
+        for node in calls:
+            spec = _table_call(node)
+            if spec is None:
+                continue
+            schema, name = spec
+            columns = {
+                arg.args[0].value: arg.lineno
+                for arg in node.args
+                if isinstance(arg, ast.Call)
+                and _called(arg) == "Column"
+                and arg.args
+                and isinstance(arg.args[0], ast.Constant)
+                and isinstance(arg.args[0].value, str)
+            }
+            key = f"{schema}.{name}" if schema else name
+            found.setdefault(key, _CoreTable(relative(path), node.lineno, columns))
+    return found
+
+
+def _called(node: ast.Call) -> str | None:
+    """The called name: ``Table`` for ``Table(...)`` and ``sa.Table(...)`` alike."""
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
 
 
 def _model_packages(metadatas: list[Any], mappers: dict[str, Any]) -> dict[str, Path]:
@@ -186,9 +251,7 @@ def _tables_defined(path: str) -> list[tuple[str | None, str, int, str | None]]:
 
 def _table_call(node: ast.Call) -> tuple[str | None, str] | None:
     """``(schema, table)`` when the call is ``Table("x", ...)`` with a literal name."""
-    func = node.func
-    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-    if name != "Table" or not node.args:
+    if _called(node) != "Table" or not node.args:
         return None
     first = node.args[0]
     if not isinstance(first, ast.Constant) or not isinstance(first.value, str):
