@@ -229,7 +229,15 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             record=cache.record if cache is not None else None,
         )
 
-    applied, heads = upgrade()
+    try:
+        applied, heads = upgrade()
+    except Failure as exc:
+        # A new revision's CONCURRENTLY outside autocommit_block(): a safety finding (exit 1).
+        stopped = _in_transaction(exc, req, script) if admin is not None else None
+        if stopped is None:
+            raise
+        admin.close()
+        return stopped
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
@@ -276,6 +284,17 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
         result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference, result))
+    return result
+
+
+def _in_transaction(exc: Failure, req: WorkerRequest, script: ScriptDirectory
+                    ) -> CheckResult | None:  # fmt: skip
+    from migration_check.worker.safety.in_transaction import in_transaction_result
+
+    result = in_transaction_result(exc, req)
+    if result is not None:
+        result.version_dirs = _version_dirs(script)  # the untracked-file check still runs
+        result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
     return result
 
 
@@ -386,6 +405,7 @@ def _serve(events: TextIO) -> int:
             catalog_skipped=result.catalog_skipped,
             warnings=result.warnings,  # the safety observation's advice, or safety = "warn"
             safety=result.safety,  # what each new revision's statements were seen to do
+            unchecked=result.unchecked,  # why the drift comparison did not run
             inputs=inputs,
             inputs_refused=recorder.refused if recorder is not None else "",
             closure=record_closure(Path.cwd())
