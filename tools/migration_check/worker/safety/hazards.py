@@ -43,6 +43,9 @@ class Hazard:
     lock: str
     why: str
     names: dict[str, str] = field(default_factory=dict)
+    # The safe form, when the hazard's own module builds it from the catalog (worker/safety/
+    # invalid.py); else advice.safe_form writes it from the kind and the op.
+    form: str = ""
 
 
 def find_hazards(steps: list[Step], baseline: Snapshot) -> list[Hazard]:
@@ -146,6 +149,8 @@ def _indexes(step: Step, tables: set[int], baseline: Snapshot) -> list[Hazard]:
             continue
         if rel.name in gone:
             continue  # rebuilt by a type change: the rewrite is the finding
+        if rel.kind == "I" and rel.valid is False:
+            continue  # ON ONLY a partitioned table: it builds nothing (invalid_index tells)
         table = _name(after, rel.table)
         con = backed.get(oid)
         if con is not None and con.kind in ("u", "p"):
