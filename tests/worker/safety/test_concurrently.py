@@ -81,6 +81,10 @@ def test_text_and_github_reports_say_the_models_were_not_compared(
     assert "[concurrently_in_transaction]" in out
     assert "Models and migrations were not compared: the history does not reach head " in out
     assert "agree" not in out
+    assert out.rstrip().endswith(
+        "1 problem in 1 table: a new revision's upgrade stops at a statement that cannot run in "
+        "a transaction (safety)."
+    )
     assert main(["--no-cache", "--format", "github"]) == EXIT_FINDINGS
     out = capsys.readouterr().out
     assert "::error file=versions/0100_new.py,line=16,title=" in out

@@ -42,13 +42,15 @@ _NOT_DRIFT = {
     "reupgrade_failed": "a new revision does not upgrade again after its downgrade",
     "revision_modified": "a revision the base already had was edited",
     "stale_revision": "a new revision builds on an old head",
+    "concurrently_in_transaction": "a new revision's upgrade stops at a statement that cannot "
+    "run in a transaction (safety)",
 }
 
 
 def headline(findings: list[Finding]) -> str:
     """What is wrong, in words that fit every finding present."""
     kinds = {f.kind for f in findings}
-    safety = {f.kind for f in findings if f.source == "safety"}
+    safety = {f.kind for f in findings if f.source == "safety"} - _NOT_DRIFT.keys()
     parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() - safety else []
     parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
     parts += [_UNSAFE] if safety else []
