@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from migration_check.worker.guard import refused, refused_message
 
 if TYPE_CHECKING:
-    from alembic.script import ScriptDirectory
+    from alembic.script import Script, ScriptDirectory
 
 __all__ = ["Failure", "classify", "env_py", "one_line", "reserved_revision", "script_error"]
 
@@ -29,7 +29,7 @@ class Failure(Exception):
         self.detail = detail
         # A failed revision's Script and the database error, for the safety finding a
         # statement that cannot run in a transaction becomes (worker/safety/in_transaction.py).
-        self.revision: Any = None
+        self.revision: Script | None = None
         self.cause: BaseException | None = None
 
 
