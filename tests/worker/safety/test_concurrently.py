@@ -8,9 +8,13 @@ ignore rule, baseline, ``safety = "warn"``) keep the upgrade's error line (exit 
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
 
 from migration_check.cli.app import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.helpers.paths import REPO
 from tests.helpers.safety import check_json, project_with, safety_kinds
 from tests.helpers.scenarios import ScenarioFactory
 
@@ -57,6 +61,8 @@ def test_concurrently_in_a_transaction_is_a_finding_and_the_safe_form_passes(
     assert "SHARE UPDATE EXCLUSIVE on users" in finding["message"]
     assert finding["op"] == "with op.get_context().autocommit_block():\n" + form
     assert "revision 0100 (versions/0100_new.py) failed" in report["unchecked"]
+    schema = json.loads((REPO / "docs" / "check-migrations.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(report)
     (record,) = report["safety"]
     assert record["revision"] == "0100"
     assert [f["kind"] for f in record["statements"][0]["findings"]] == [
