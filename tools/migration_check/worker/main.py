@@ -48,6 +48,7 @@ from migration_check.worker.history import BaseCatch, round_trip_scratch
 from migration_check.worker.layouts.flaskapp import FlaskApp
 from migration_check.worker.layouts.multidb import MultiDb
 from migration_check.worker.layouts.startfrom import load_dump
+from migration_check.worker.safety.in_transaction import in_transaction_result
 from migration_check.worker.upgrade import upgrade_to_head
 
 if TYPE_CHECKING:
@@ -231,12 +232,11 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
 
     try:
         applied, heads = upgrade()
-    except Failure as exc:
-        # A new revision's CONCURRENTLY outside autocommit_block(): a safety finding (exit 1).
-        stopped = _in_transaction(exc, req, script) if admin is not None else None
+    except Failure as exc:  # a new revision's CONCURRENTLY in a transaction: a safety finding
+        stopped = in_transaction_result(exc, req, script) if admin is not None else None
         if stopped is None:
             raise
-        admin.close()
+        stopped.version_dirs = _version_dirs(script)  # the untracked-file check still runs
         return stopped
     if cache is not None:
         if not cache.after_upgrade(script, heads):
@@ -284,17 +284,6 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
     elif admin is not None:
         reference = catch.snapshot if catch is not None else None
         result.findings.extend(round_trip_scratch(cfg, script, req, admin, emit, reference, result))
-    return result
-
-
-def _in_transaction(exc: Failure, req: WorkerRequest, script: ScriptDirectory
-                    ) -> CheckResult | None:  # fmt: skip
-    from migration_check.worker.safety.in_transaction import in_transaction_result
-
-    result = in_transaction_result(exc, req)
-    if result is not None:
-        result.version_dirs = _version_dirs(script)  # the untracked-file check still runs
-        result.revision_ids = sorted(rev.revision for rev in script.walk_revisions())
     return result
 
 

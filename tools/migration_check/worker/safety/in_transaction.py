@@ -26,6 +26,8 @@ from migration_check.worker.safety.seed import SeedReport
 from migration_check.worker.safety.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
     from migration_check.protocol import WorkerRequest
 
 __all__ = ["in_transaction_result"]
@@ -41,7 +43,8 @@ _LAST_WORD = re.compile(
 )
 
 
-def in_transaction_result(failure: Failure, req: WorkerRequest) -> CheckResult | None:
+def in_transaction_result(failure: Failure, req: WorkerRequest, script: ScriptDirectory
+                          ) -> CheckResult | None:  # fmt: skip
     """The result for ``failure`` when it is a new revision's statement that needs no
     transaction; None to report ``failure`` as it is (exit 2)."""
     rev, cause = failure.revision, failure.cause
@@ -67,6 +70,7 @@ def in_transaction_result(failure: Failure, req: WorkerRequest) -> CheckResult |
         record["base"] = "not observed: the check's own upgrade stopped at this statement"
     result = CheckResult(findings=errors, warnings=warnings, safety=records)
     result.unchecked = failure.message
+    result.revision_ids = sorted(r.revision for r in script.walk_revisions())
     return result
 
 
