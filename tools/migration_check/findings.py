@@ -196,6 +196,10 @@ class CheckResult:
     # safety = "warn"), and what each new revision's statements were seen to do.
     warnings: list[Finding] = field(default_factory=list)
     safety: list[dict[str, Any]] = field(default_factory=list)
+    # Why the drift comparison did not run: the upgrade's failure, when a new revision stopped it
+    # with a safety finding (worker/safety/in_transaction.py). Never an agreement: with the
+    # finding set aside, the check fails with this line (run/configs.py).
+    unchecked: str = ""
 
     @property
     def in_sync(self) -> bool:

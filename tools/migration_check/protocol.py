@@ -159,6 +159,9 @@ class ResultEvent:
     inputs: dict[str, Any] | None
     inputs_refused: str
     closure: dict[str, Any] | None
+    # The history did not reach head (a new revision's statement that cannot run in a
+    # transaction, worker/safety/in_transaction.py): the failure, and no drift comparison ran.
+    unchecked: str = ""
 
 
 Event = ProgressEvent | CacheStoreEvent | ErrorEvent | ResultEvent

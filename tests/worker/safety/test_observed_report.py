@@ -61,7 +61,9 @@ def test_github_annotations_at_the_revision_line(
 def test_concurrently_outside_autocommit_block_names_the_fix(
     scenario: ScenarioFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """It fails on the check's own upgrade already (exit 2): the one line says how to run it."""
+    """With safety off it fails the check's own upgrade (exit 2): the one line says how to run it.
+
+    (With safety on it is a finding: test_concurrently.py.)"""
     from migration_check.cli.app import EXIT_ERROR
 
     project_with(
@@ -69,7 +71,7 @@ def test_concurrently_outside_autocommit_block_names_the_fix(
         'op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)',
         UNDO,
     )
-    assert main(["--no-cache"]) == EXIT_ERROR
+    assert main(["--no-cache", "--safety", "off"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in err
     assert "`with op.get_context().autocommit_block():` around the op" in err

@@ -22,14 +22,15 @@ __all__ = [
     "render_text",
     "revision_instructions",
     "set_aside",
+    "unchecked_line",
     "with_set_aside",
 ]
 
 JSON_SCHEMA_VERSION = 1
 # Additive changes within a schema version (docs/json-schema.md): 1 added each finding's
 # source, in_database and in_models, and the document's catalog_skipped; 2 the safety
-# observation's ``safety`` records and ``warnings`` (report/safety.py).
-JSON_SCHEMA_MINOR = 2
+# observation's ``safety`` records and ``warnings`` (report/safety.py); 3 ``unchecked``.
+JSON_SCHEMA_MINOR = 3
 _DRIFT = "models changed without a matching revision"
 _UNSAFE = "a new revision would lock or rewrite existing tables (safety)"
 # Kinds that are not model drift: the headline must not blame the models for them.
@@ -41,13 +42,15 @@ _NOT_DRIFT = {
     "reupgrade_failed": "a new revision does not upgrade again after its downgrade",
     "revision_modified": "a revision the base already had was edited",
     "stale_revision": "a new revision builds on an old head",
+    "concurrently_in_transaction": "a new revision's upgrade stops at a statement that cannot "
+    "run in a transaction (safety)",
 }
 
 
 def headline(findings: list[Finding]) -> str:
     """What is wrong, in words that fit every finding present."""
     kinds = {f.kind for f in findings}
-    safety = {f.kind for f in findings if f.source == "safety"}
+    safety = {f.kind for f in findings if f.source == "safety"} - _NOT_DRIFT.keys()
     parts = [_DRIFT] if kinds - _NOT_DRIFT.keys() - safety else []
     parts += [text for kind, text in _NOT_DRIFT.items() if kind in kinds]
     parts += [_UNSAFE] if safety else []
@@ -184,6 +187,8 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         lines += [*instructions, ""]
     lines.extend(_safety(result))
     lines.extend(_fixed_lines(result))
+    if result.unchecked:
+        lines += [style.red(unchecked_line(result)), ""]
     tables = len([t for t in by_table if t])
     lines.append(
         style.red(
@@ -196,6 +201,15 @@ def render_text(result: CheckResult, *, color: bool = False, show_ops: bool = Tr
         )
     )
     return "\n".join(lines) + "\n"
+
+
+def unchecked_line(result: CheckResult) -> str:
+    """Why the models were not compared: the upgrade stopped (never an agreement)."""
+    why = result.unchecked.split("; ", 1)[0]
+    return (
+        f"Models and migrations were not compared: the history does not reach head ({why}); "
+        "fix that revision and check again."
+    )
 
 
 def _safety(result: CheckResult) -> list[str]:
@@ -245,6 +259,7 @@ def render_json(result: CheckResult) -> str:
             "findings": [_finding_json(f, result.config_file) for f in result.findings],
             "errors": [],
             "catalog_skipped": result.catalog_skipped or None,
+            "unchecked": result.unchecked or None,
             **_set_aside_json(result),
             **_safety_json(result),
         }

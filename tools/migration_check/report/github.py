@@ -17,6 +17,7 @@ from migration_check.report.formats import (
     render_text,
     revision_instructions,
     set_aside,
+    unchecked_line,
     with_set_aside,
 )
 
@@ -82,6 +83,8 @@ def render_github(result: CheckResult) -> str:
             )
         out.append("::endgroup::")
     out.extend(_safety_warnings(result))
+    if result.unchecked:
+        out.append(f"::error title=Models not compared::{_escape_data(unchecked_line(result))}")
     out.append(
         with_set_aside(
             f"check-migrations: {problems(len(result.findings))}: {headline(result.findings)}.",

@@ -188,6 +188,7 @@ def _result(settings: Settings, ini: Path, event: ResultEvent, history: _History
         catalog_skipped=event.catalog_skipped,
         warnings=list(event.warnings),
         safety=list(event.safety),
+        unchecked=event.unchecked,
     )
 
 

@@ -112,6 +112,12 @@ def check_configs(
             result.findings, result.baselined, result.fixed = split_findings(
                 result.findings, key, baseline
             )
+        if result.unchecked and not result.findings:
+            # The finding that stopped the upgrade is set aside (or only a warning), but the
+            # drift comparison still did not run: the check fails as the upgrade did, never agrees.
+            if len(outcomes) == 1:
+                raise errors.MigrationError(result.unchecked)
+            outcome.result, outcome.error = None, errors.MigrationError(result.unchecked)
     # A rule for a config that could not be checked has not had its chance to match.
     unused = [] if any(o.error for o in outcomes) else [r.text for r in rules if r.text not in used]
     return RunOutcome(outcomes, unused, baseline)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from migration_check.worker.guard import refused, refused_message
 
 if TYPE_CHECKING:
-    from alembic.script import ScriptDirectory
+    from alembic.script import Script, ScriptDirectory
 
 __all__ = ["Failure", "classify", "env_py", "one_line", "reserved_revision", "script_error"]
 
@@ -27,6 +27,10 @@ class Failure(Exception):
         self.kind = kind
         self.message = message
         self.detail = detail
+        # A failed revision's Script and the database error, for the safety finding a
+        # statement that cannot run in a transaction becomes (worker/safety/in_transaction.py).
+        self.revision: Script | None = None
+        self.cause: BaseException | None = None
 
 
 def script_error(exc: BaseException, script: ScriptDirectory | None = None) -> Failure:
@@ -123,12 +127,14 @@ def classify(
         path = os.path.relpath(current.path)
         if isinstance(exc, DBAPIError):
             error = pg_error(exc)
-            return Failure(
+            failure = Failure(
                 "migration",
                 f"revision {current.revision} ({path}) failed: {error}; "
                 + (_missing_extension(error) or _revision_advice(_sqlstate(exc))),
                 detail=detail,
             )
+            failure.revision, failure.cause = current, exc
+            return failure
         return Failure(
             "migration",
             f"revision {current.revision} ({path}) raised {type(exc).__name__}: {one_line(exc)}",

@@ -48,6 +48,7 @@ from migration_check.worker.history import BaseCatch, round_trip_scratch
 from migration_check.worker.layouts.flaskapp import FlaskApp
 from migration_check.worker.layouts.multidb import MultiDb
 from migration_check.worker.layouts.startfrom import load_dump
+from migration_check.worker.safety.in_transaction import in_transaction_result
 from migration_check.worker.upgrade import upgrade_to_head
 
 if TYPE_CHECKING:
@@ -229,7 +230,14 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             record=cache.record if cache is not None else None,
         )
 
-    applied, heads = upgrade()
+    try:
+        applied, heads = upgrade()
+    except Failure as exc:  # a new revision's CONCURRENTLY in a transaction: a safety finding
+        stopped = in_transaction_result(exc, req, script) if admin is not None else None
+        if stopped is None:
+            raise
+        stopped.version_dirs = _version_dirs(script)  # the untracked-file check still runs
+        return stopped
     if cache is not None:
         if not cache.after_upgrade(script, heads):
             cache.recreate_empty()
@@ -386,6 +394,7 @@ def _serve(events: TextIO) -> int:
             catalog_skipped=result.catalog_skipped,
             warnings=result.warnings,  # the safety observation's advice, or safety = "warn"
             safety=result.safety,  # what each new revision's statements were seen to do
+            unchecked=result.unchecked,  # why the drift comparison did not run
             inputs=inputs,
             inputs_refused=recorder.refused if recorder is not None else "",
             closure=record_closure(Path.cwd())

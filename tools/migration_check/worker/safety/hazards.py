@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from migration_check.worker.safety.observe import Step
 from migration_check.worker.safety.snapshot import Snapshot
 
-__all__ = ["ADVICE", "MODES", "Hazard", "find_hazards", "strongest"]
+__all__ = ["ADVICE", "MODES", "Hazard", "find_hazards", "in_transaction_hazard", "strongest"]
 
 # pg_locks' mode names, weakest first.
 MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
@@ -43,6 +43,9 @@ class Hazard:
     lock: str
     why: str
     names: dict[str, str] = field(default_factory=dict)
+    # The safe form, when the hazard's own module builds it from the catalog (worker/safety/
+    # invalid.py); else advice.safe_form writes it from the kind and the op.
+    form: str = ""
 
 
 def find_hazards(steps: list[Step], baseline: Snapshot) -> list[Hazard]:
@@ -146,6 +149,8 @@ def _indexes(step: Step, tables: set[int], baseline: Snapshot) -> list[Hazard]:
             continue
         if rel.name in gone:
             continue  # rebuilt by a type change: the rewrite is the finding
+        if rel.kind == "I" and rel.valid is False:
+            continue  # ON ONLY a partitioned table: it builds nothing (invalid_index tells)
         table = _name(after, rel.table)
         con = backed.get(oid)
         if con is not None and con.kind in ("u", "p"):
@@ -254,8 +259,7 @@ _NULLS = re.compile(r'column "(?P<column>[^"]+)" of relation "(?P<table>[^"]+)" 
 def _failure(step: Step, baseline: Snapshot) -> list[Hazard]:
     """A statement that failed here but not on the empty tables of the check's own upgrade."""
     if step.sqlstate == "25001" or "cannot run inside a transaction block" in step.error:
-        return [Hazard("concurrently_in_transaction", step, "", "",
-                       f"fails in a transaction: {step.error}")]  # fmt: skip
+        return [in_transaction_hazard(step, "")]
     match = _NULLS.search(step.error)
     if match is not None:
         return [Hazard("not_null_without_default", step, match["table"], "ACCESS EXCLUSIVE",
@@ -270,3 +274,21 @@ def _failure(step: Step, baseline: Snapshot) -> list[Hazard]:
             f"fails once the existing tables have a row each: {step.error}",
         )
     ]
+
+
+def in_transaction_hazard(step: Step, table: str) -> Hazard:
+    """A statement PostgreSQL refuses in a transaction block (SQLSTATE 25001), as Alembic runs it.
+
+    It fails every deployment, not only a populated one: the upgrade stops at it. Outside a
+    transaction a CONCURRENTLY build or drop takes SHARE UPDATE EXCLUSIVE, which lets reads and
+    writes go on; VACUUM FULL would still take ACCESS EXCLUSIVE, so no lock is claimed for others.
+    """
+    on = f" on {table}" if table else ""
+    concurrent = "concurrently" in step.statement.lower()
+    lock = "SHARE UPDATE EXCLUSIVE" if concurrent else ""
+    outside = (f"outside one (autocommit_block()) it takes only {lock}{on}, and reads and writes "
+               "go on") if concurrent else "run it outside one, in autocommit_block()"  # fmt: skip
+    return Hazard("concurrently_in_transaction", step, table, lock,
+                  f"fails: {step.error or 'it cannot run inside a transaction block'}: Alembic "
+                  f"runs each revision in a transaction, so the upgrade stops here on every "
+                  f"database; {outside}")  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 from migration_check.findings import Finding, Location
 from migration_check.worker.safety.advice import safe_form
 from migration_check.worker.safety.hazards import ADVICE, Hazard, strongest
+from migration_check.worker.safety.invalid import invalid_indexes
 from migration_check.worker.safety.observe import Observer, Step
 from migration_check.worker.safety.seed import SeedReport
 from migration_check.worker.safety.snapshot import Snapshot
@@ -23,7 +24,6 @@ __all__ = ["allowed", "final_hazards", "to_findings"]
 
 _ALLOW = re.compile(r"#\s*check-migrations:\s*allow\s+(?P<kind>[\w-]+)\s+on\s+(?P<table>[\w.\"]+)"
                     r"(?P<reason>.*)$")  # fmt: skip
-_INVALID = "SELECT indexrelid::regclass::text, indrelid::bigint FROM pg_index WHERE NOT indisvalid"
 _UNINDEXED_FKS = """
 SELECT con.conrelid::bigint, con.conname,
        array_to_string(ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.conkey) k
@@ -41,7 +41,6 @@ def final_hazards(url: str, observer: Observer, baseline: Snapshot) -> list[Haza
     from sqlalchemy.pool import NullPool
 
     tables = {o for o, r in baseline.relations.items() if r.kind in ("r", "p")}
-    old_invalid = {r.name for r in baseline.relations.values() if r.valid is False}
     origin: dict[str, Step] = {}
     for step in observer.steps:
         if step.after is not None:
@@ -53,12 +52,7 @@ def final_hazards(url: str, observer: Observer, baseline: Snapshot) -> list[Haza
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            for index, table in conn.exec_driver_sql(_INVALID):
-                taker = origin.get(index.split(".")[-1])
-                if taker is not None and index not in old_invalid:
-                    out.append(Hazard("invalid_index", taker, str(table), "",
-                        f"leaves {index} INVALID (a failed CONCURRENTLY build): it costs every "
-                        "write and serves no query", {"index": index}))  # fmt: skip
+            out += invalid_indexes(conn, origin, observer.steps, baseline)
             for table, name, columns in conn.exec_driver_sql(_UNINDEXED_FKS):
                 taker = origin.get(name)
                 if taker is None or table not in tables or (table, name) in baseline.constraints:
@@ -101,6 +95,10 @@ def to_findings(
     errors: list[Finding] = []
     warnings: list[Finding] = []
     marks: dict[int, list[dict[str, str]]] = {}
+    hazards = list(hazards)
+    # A failed CONCURRENTLY build the revision caught: what lasts is the invalid index it left.
+    left_invalid = {id(h.step) for h in hazards if h.kind == "invalid_index"}
+    hazards = [h for h in hazards if h.kind != "fails_with_rows" or id(h.step) not in left_invalid]
     for h in hazards:
         reason = _accepted(h)
         marks.setdefault(id(h.step), []).append(
@@ -124,7 +122,7 @@ def _finding(h: Hazard) -> Finding:
         column=h.names.get("column"),
         name=h.names.get("index") or h.names.get("constraint") or step.revision,
         message=h.why + (f"; statement: {statement}" if statement else ""),
-        op=safe_form(h),
+        op=h.form or safe_form(h),
         location=Location(step.file, step.line),
         hint=f"use the safe form above, or accept it with `# check-migrations: allow "
         f"{h.kind.replace('_', '-')} on {h.table or '<table>'}` and a reason in the revision",
