@@ -52,6 +52,8 @@ def test_github_annotations_at_the_revision_line(
     warnings = [ln for ln in out.splitlines() if ln.startswith("::warning ")]
     assert len(errors) == 1
     assert errors[0].startswith("::error file=versions/0100_new.py,line=16,")
+    # The title says what kind of problem it is: a safe form, not a missing revision.
+    assert ",title=Unsafe migration%3A " in errors[0]
     assert "%0ASafe form:%0Awith op.get_context().autocommit_block()" in errors[0]
     assert len(warnings) == 1
     assert warnings[0].startswith("::warning file=versions/0100_new.py,line=16,")

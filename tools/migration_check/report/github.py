@@ -43,7 +43,8 @@ def _escape_property(text: str) -> str:
 
 
 def _title(f: Finding) -> str:
-    title = _TITLES.get(f.kind, "Missing migration")
+    default = "Unsafe migration" if f.source == "safety" else "Missing migration"
+    title = _TITLES.get(f.kind, default)
     if f.source == "catalog":
         title += " (write it by hand)"
     return f"{title}: {f.subject}"
