@@ -46,7 +46,7 @@ def test_the_package_keeps_its_contracts(tmp_path: Path) -> None:
     ("module", "line", "contract", "summary"),
     [
         ("cli/app.py", "import sqlalchemy", "never imports the project's libraries", "3 kept, 1"),
-        ("caches/verdict.py", "import migration_check.worker.main", "the worker", "3 kept, 1"),
+        ("caches/verdict.py", "import migration_check.worker.process", "the worker", "3 kept, 1"),
         ("postgres/server.py", "import migration_check.run.check", "runs one way", "3 kept, 1"),
         # The resident worker imports the worker, so it breaks its own contract too.
         ("worker/upgrade.py", "import migration_check.run.check", "never reaches", "2 kept, 2"),

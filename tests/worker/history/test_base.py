@@ -92,7 +92,7 @@ def _my_workers() -> list[int]:
     return [
         p.pid
         for p in processes()
-        if p.ppid == os.getpid() and b"migration_check.worker.main" in p.cmdline
+        if p.ppid == os.getpid() and b"migration_check.worker" in p.cmdline
     ]
 
 

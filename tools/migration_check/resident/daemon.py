@@ -5,7 +5,7 @@ SECONDS`` with the worker's own environment and directory, so up to the fork it 
 worker is after
 ``_preload()``: the same interpreter, ``sys.path``, start-up environment, and SQLAlchemy,
 Alembic and psycopg imported; never any project code. Each check's child then takes the
-check's environment, directory, umask and descriptors and runs exactly ``worker.main()``.
+check's environment, directory, umask and descriptors and runs exactly ``worker.process.main()``.
 
 Why trust a fork to give the same verdict: the key in the socket's name covers what the start
 depended on (run/resident_client.py's ``daemon_key``), and before each fork this process re-checks
@@ -158,7 +158,7 @@ class _Daemon:
         reads: dict[str, str | None] = {}
         inputs.record_environ(reads)
         try:
-            from migration_check.worker import main as worker
+            from migration_check.worker import process as worker
 
             worker.preload()
         finally:

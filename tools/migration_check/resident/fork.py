@@ -1,5 +1,5 @@
 """In a child the resident worker (resident/daemon.py) forked: become ``python -m
-migration_check.worker.main``.
+migration_check.worker``.
 
 The resident process imported the libraries as a fresh worker does before its request; the
 child takes what a fresh worker gets from its parent instead of from the resident process: a
@@ -34,7 +34,7 @@ def become_worker(
     resident process (if it died before ``arm`` set the parent-death signal, exit at once).
     ``close_inherited`` closes the resident process's own descriptors through their objects.
     """
-    from migration_check.worker import main as worker  # imported by the resident process already
+    from migration_check.worker import process as worker  # imported by the resident process already
 
     rc = 1
     try:
@@ -63,7 +63,7 @@ def become_worker(
         sys.pycache_prefix = environ.get("PYTHONPYCACHEPREFIX") or None
         os.chdir(header["cwd"])
         os.umask(int(header["umask"]))
-        # As under `python -m migration_check.worker.main`: project code that looks at its
+        # As under `python -m migration_check.worker`: project code that looks at its
         # program (argv[0], __main__.__file__) sees the worker, not this process.
         sys.argv = [str(worker.__file__)]
         sys.modules["__main__"] = worker
