@@ -140,6 +140,17 @@ FORMS = [
          ('op.drop_column("users", "name_new")',
           'op.alter_column("users", "name", new_column_name="name_new")\n'
           'op.add_column("users", sa.Column("name", sa.String(100), nullable=True))')),
+    Form("retype_sql", "table_rewrite",
+         'op.execute("ALTER TABLE users ALTER COLUMN name TYPE varchar(50)")',
+         'op.execute("ALTER TABLE users ALTER COLUMN name TYPE varchar(100)")',
+         ((_NAME, 'name: Mapped[str | None] = mapped_column(String(50))'),),
+         ('op.execute("ALTER TABLE users ADD COLUMN name_new varchar(50)")',
+          "UPDATE users SET name_new = name WHERE",
+          'op.drop_column("users", "name")',
+          'op.alter_column("users", "name_new", new_column_name="name")'),
+         ('op.drop_column("users", "name_new")',
+          'op.alter_column("users", "name", new_column_name="name_new")\n'
+          'op.add_column("users", sa.Column("name", sa.String(100), nullable=True))')),
     Form("volatile_default", "table_rewrite",
          'op.add_column("users", sa.Column("joined_at", sa.DateTime(timezone=True),\n'
          '              server_default=sa.text("clock_timestamp()"), nullable=True))',
