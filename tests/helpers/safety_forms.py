@@ -267,4 +267,16 @@ FORMS = [
           'op.drop_column("users", "name")'),
          ('op.drop_column("users", "display_name")',
           'op.add_column("users", sa.Column("name", sa.String(100), nullable=True))')),
+    Form("rename_table", "rename_table",
+         'op.rename_table("notes", "memos")',
+         'op.rename_table("memos", "notes")',
+         (('__tablename__ = "notes"', '__tablename__ = "memos"\n    __table_args__ = '
+           '(PrimaryKeyConstraint("id", name="pk_notes"),)'),
+          ('ForeignKey("users.id", ondelete="CASCADE")',
+           'ForeignKey("users.id", ondelete="CASCADE", name="fk_notes_user_id_users")'),
+          (_IMPORTS, _IMPORTS.replace("MetaData", "MetaData, PrimaryKeyConstraint"))),
+         ('op.rename_table("notes", "memos")', 'op.execute("CREATE VIEW notes AS SELECT * FROM '
+          'memos")', 'op.execute("DROP VIEW notes")'),
+         ('op.execute("DROP VIEW notes")\nop.rename_table("memos", "notes")',
+          'op.execute("CREATE VIEW notes AS SELECT * FROM memos")')),
 ]  # fmt: skip
