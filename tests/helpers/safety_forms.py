@@ -207,6 +207,19 @@ FORMS = [
           'op.drop_constraint(op.f("ck_users_name_not_null"), "users", type_="check")'),
          ('op.drop_constraint(op.f("ck_users_name_not_null"), "users", type_="check")',
           _NN.format(c="name") + '\nop.alter_column("users", "name", nullable=True)')),
+    Form("set_not_null_quoted", "set_not_null",  # a name PostgreSQL must see quoted
+         'op.alter_column("users", "Nick", existing_type=sa.String(20), nullable=False)',
+         'op.alter_column("users", "Nick", existing_type=sa.String(20), nullable=True)',
+         ((_NAME, _NAME + "\n    Nick: Mapped[str] = mapped_column(String(20))"),),
+         ('op.create_check_constraint(op.f("ck_users_Nick_not_null"), "users", '
+          '"\\"Nick\\" IS NOT NULL", postgresql_not_valid=True)',
+          'op.execute("ALTER TABLE users VALIDATE CONSTRAINT \\"ck_users_Nick_not_null\\"")'),
+         ('op.drop_constraint(op.f("ck_users_Nick_not_null"), "users", type_="check")',
+          'op.create_check_constraint(op.f("ck_users_Nick_not_null"), "users", '
+          '\'"Nick" IS NOT NULL\', postgresql_not_valid=True)\n'
+          'op.alter_column("users", "Nick", nullable=True)'),
+         base='op.add_column("users", sa.Column("Nick", sa.String(20), nullable=True))',
+         base_undo='op.drop_column("users", "Nick")'),
     Form("not_null_without_default", "not_null_without_default",
          'op.add_column("users", sa.Column("age", sa.Integer(), nullable=False))',
          'op.drop_column("users", "age")',
