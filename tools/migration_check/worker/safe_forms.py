@@ -18,15 +18,14 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.render import render_op
 from alembic.operations import ops
 from alembic.util import rev_id as random_rev_id
-from sqlalchemy.dialects import postgresql
 
 from migration_check.findings import Finding
+from migration_check.worker.safety import forms_text
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "SafeForms", "ValidateLater", "apply"]
 
-DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_TIMEOUT = forms_text.DEFAULT_LOCK_TIMEOUT
 VALIDATE_NOTE = "# ### check-migrations: nothing to undo; the revision before drops it ###"
-_PREPARER = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 _Table = tuple[str | None, str]
 
 
@@ -47,7 +46,7 @@ class CommentOp(ops.MigrateOperation):
 @renderers.dispatch_for(AutocommitBlockOp)
 def _render_block(autogen_context: Any, op: AutocommitBlockOp) -> list[str]:
     prefix = autogen_context.opts.get("alembic_module_prefix") or "op."
-    lines = [f"with {prefix}get_context().autocommit_block():"]
+    lines = [forms_text.AUTOCOMMIT.replace("op.", prefix, 1)]
     for inner in op.inner:
         lines.extend(render_op(autogen_context, inner))
     # Mako's PythonPrinter, which Alembic renders the body with, closes a block at a blank line.
@@ -68,10 +67,7 @@ class ValidateLater:
     name: str
 
     def sql(self) -> str:
-        table = _PREPARER.quote(self.table)
-        if self.schema:
-            table = f"{_PREPARER.quote_schema(self.schema)}.{table}"
-        return f"ALTER TABLE {table} VALIDATE CONSTRAINT {_PREPARER.quote(self.name)}"
+        return forms_text.validate_sql(self.schema, self.table, self.name)
 
 
 def _new_tables(container: ops.OpContainer) -> set[_Table]:
@@ -120,7 +116,7 @@ class SafeForms:
                 exclusive.append(where[1])
             out.append(op)
         if self.lock_timeout and exclusive:
-            out.insert(0, ops.ExecuteSQLOp(f"SET lock_timeout = '{self.lock_timeout}'"))
+            out.insert(0, ops.ExecuteSQLOp(forms_text.lock_timeout_sql(self.lock_timeout)))
             tables = ", ".join(sorted(set(exclusive)))
             say(
                 f"wrote SET lock_timeout = '{self.lock_timeout}' at the top of upgrade() (it "
@@ -207,16 +203,13 @@ class SafeForms:
             name, table.name, columns, schema=table.schema, unique=True,
             postgresql_concurrently=True,
         )  # fmt: skip
-        quoted = _PREPARER.quote(table.name)
-        if table.schema:
-            quoted = f"{_PREPARER.quote_schema(table.schema)}.{quoted}"
-        attach = f"ALTER TABLE {quoted} ADD CONSTRAINT {_PREPARER.quote(name)} UNIQUE USING INDEX "
         say(
             f"wrote create_unique_constraint {name} as a unique index built CONCURRENTLY, then "
             "ADD CONSTRAINT ... USING INDEX (the table exists: a plain one builds the index "
             "under an ACCESS EXCLUSIVE lock)"
         )
-        return AutocommitBlockOp([index]), ops.ExecuteSQLOp(attach + _PREPARER.quote(name))
+        attach = forms_text.attach_sql(table.schema, table.name, name)
+        return AutocommitBlockOp([index]), ops.ExecuteSQLOp(attach)
 
     def _not_valid(
         self, op: ops.CreateForeignKeyOp, schema: str | None, table: str, say: Any

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 
+from migration_check.worker.safety import forms_text as t
 from migration_check.worker.safety.hazards import Hazard
+from migration_check.worker.safety.rewrite_forms import added_column, arg, not_null_steps, rewrite
 
-__all__ = ["safe_form"]
+__all__ = ["op_call", "safe_form"]
 
-_AUTOCOMMIT = "with op.get_context().autocommit_block():\n    "
-_LATER = "# in a later revision (its own transaction):\n"
+_AUTOCOMMIT = t.AUTOCOMMIT + "\n    "
 
 
 @functools.cache
@@ -53,23 +55,18 @@ def _op_name(call: ast.Call | None) -> str:
     return call.func.attr if call is not None and isinstance(call.func, ast.Attribute) else ""
 
 
-def _arg(call: ast.Call | None, index: int, keyword: str) -> str | None:
-    if call is None:
-        return None
-    for k in call.keywords:
-        if k.arg == keyword:
-            return ast.unparse(k.value)
-    return ast.unparse(call.args[index]) if len(call.args) > index else None
-
-
-def _sql(text: str) -> str:
-    return 'op.execute("' + " ".join(text.split()).replace('"', '\\"') + '")'
+_sql = t.sql
 
 
 def safe_form(h: Hazard) -> str:
-    """Pasteable code for ``h``; empty when no mechanical form exists."""
+    """Pasteable code for ``h``; empty when no mechanical form exists.
+
+    A form that needs two revisions says so: its second part starts at ``forms_text.later()``'s
+    label line, and the part before it replaces the op in this revision.
+    """
     call = op_call(h.step.file, h.step.line)
     name, table, n = _op_name(call), h.table, h.names
+    schema, bare = t.split_table(table)
     statement = " ".join(h.step.statement.split())
     if h.kind in ("create_index", "drop_index", "concurrently_in_transaction"):
         if call is not None and name in ("create_index", "drop_index"):
@@ -85,97 +82,103 @@ def safe_form(h: Hazard) -> str:
         if call is not None and name in ("create_check_constraint", "create_foreign_key"):
             first = _with_keyword(call, "postgresql_not_valid")
         else:
-            first = _sql(f"ALTER TABLE {table} ADD CONSTRAINT {con} {n['definition']} NOT VALID")
-        return f"{first}\n{_LATER}{_sql(f'ALTER TABLE {table} VALIDATE CONSTRAINT {con}')}"
+            first = _sql(f"ALTER TABLE {t.table_sql(schema, bare)} ADD CONSTRAINT {t.quote(con)} "
+                         f"{n['definition']} NOT VALID")  # fmt: skip
+        return (f"{t.FIRST} added NOT VALID: a brief lock, no scan; new rows are checked\n"
+                f"{first}\n{t.later()}\n{_sql(t.validate_sql(schema, bare, con))}"
+                "  # scans, under SHARE UPDATE EXCLUSIVE: reads and writes go on")  # fmt: skip
     if h.kind == "validate_same_transaction":
         con = n["constraint"]
-        return f"{_LATER}{_sql(f'ALTER TABLE {table} VALIDATE CONSTRAINT {con}')}"
+        return (f"{t.FIRST} remove this VALIDATE (the constraint stays NOT VALID)\n{t.later()}\n"
+                f"{_sql(t.validate_sql(schema, bare, con))}")  # fmt: skip
     if h.kind == "set_not_null":
-        col = n["column"]
-        check = f"ck_{table.split('.')[-1]}_{col}_not_null"
-        return (
-            f'op.create_check_constraint("{check}", "{table}", "{col} IS NOT NULL", '
-            f"postgresql_not_valid=True)\n{_LATER}"
-            f"{_sql(f'ALTER TABLE {table} VALIDATE CONSTRAINT {check}')}\n"
-            f'op.alter_column("{table}", "{col}", nullable=False)  # no scan: the CHECK proves it\n'
-            f'op.drop_constraint("{check}", "{table}", type_="check")'
-        )
+        first, second = not_null_steps(schema, bare, n["column"], call)
+        return f"{t.FIRST}\n{first}\n{t.later()}\n{second}"
     if h.kind == "unique_constraint":
-        index, con, kind = n["index"], n["constraint"], n["type"]
-        columns = _arg(call, 2, "columns") or "[...]"
-        return (
-            f'{_AUTOCOMMIT}op.create_index("{index}", "{table}", {columns}, unique=True, '
-            f"postgresql_concurrently=True)\n"
-            f"{_sql(f'ALTER TABLE {table} ADD CONSTRAINT {con} {kind} USING INDEX {index}')}"
-        )
+        return _unique(h, schema, bare)
     if h.kind == "table_rewrite":
-        return _rewrite(call, name, table)
+        return rewrite(call, h, schema, bare)
     if h.kind == "not_null_without_default":
-        col = n["column"]
-        return (
-            f"# add it nullable (or with a constant server_default), fill it, then:\n"
-            f'op.add_column("{table}", sa.Column("{col}", ..., nullable=True))\n'
-            f"# backfill in batches, then the SET NOT NULL steps (a NOT VALID CHECK first)"
-        )
-    return _advice(h)
+        return added_column(call, h, schema, bare)
+    return _advice(h, call, schema, bare)
 
 
-def _rewrite(call: ast.Call | None, name: str, table: str) -> str:
-    if name == "alter_column":
-        col = (_arg(call, 1, "column_name") or '"col"').strip("'\"")
-        type_ = _arg(call, 99, "type_") or "..."
-        return (
-            "# expand: a new column, written by the code alongside the old one\n"
-            f'op.add_column("{table}", sa.Column("{col}_new", {type_}, nullable=True))\n'
-            f"# backfill {col}_new in batches; switch reads; then, in a later revision:\n"
-            f'# op.drop_column("{table}", "{col}")\n'
-            f'# op.alter_column("{table}", "{col}_new", new_column_name="{col}")'
-        )
-    if name == "add_column":
-        return (
-            "# add the column without the volatile default (no rewrite), then set it for new rows\n"
-            f"op.add_column({table!r}, sa.Column(..., nullable=True))\n"
-            f'op.alter_column("{table}", "...", server_default=sa.text("..."))\n'
-            "# and backfill the existing rows in batches"
-        )
-    return "# copy into a new table (or column) in batches and switch to it, instead of rewriting"
+_UNIQUE = re.compile(r"^(?P<kind>UNIQUE|PRIMARY KEY)(?P<nulls> NULLS NOT DISTINCT)? "
+                     r"\((?P<cols>[^)]*)\)(?: INCLUDE \((?P<include>[^)]*)\))?"
+                     r"(?P<tail>.*)$")  # fmt: skip
 
 
-def _advice(h: Hazard) -> str:
-    table, n = h.table, h.names
+def _columns(text: str) -> str:
+    names = [c.strip().strip('"').replace('""', '"') for c in text.split(",")]
+    return "[" + ", ".join(t.py(c) for c in names) + "]"
+
+
+def _unique(h: Hazard, schema: str | None, table: str) -> str:
+    """A unique index built CONCURRENTLY, then the constraint attached to it (no build)."""
+    index, con, kind = h.names["index"], h.names["constraint"], h.names["type"]
+    m = _UNIQUE.match(h.names.get("definition", ""))
+    if m is None or "WHERE" in m["tail"]:
+        columns, extra, tail = "[...]", "", ""
+    else:
+        columns, tail = _columns(m["cols"]), m["tail"].strip()
+        extra = ", postgresql_nulls_not_distinct=True" if m["nulls"] else ""
+        if m["include"]:
+            extra += f", postgresql_include={_columns(m['include'])}"
+    on = f", schema={t.py(schema)}" if schema else ""
+    lines = [
+        "# the unique index built CONCURRENTLY (writes go on), then the constraint on it "
+        "(a brief lock, no build)",
+        f"{_AUTOCOMMIT}op.create_index(op.f({t.py(index)}), {t.py(table)}, {columns}, "
+        f"unique=True{on}{extra}, postgresql_concurrently=True)",
+        _sql(t.attach_sql(schema, table, con, kind, index, tail)),
+    ]
+    if kind == "PRIMARY KEY":
+        lines.insert(0, "# its columns must be NOT NULL already: else the ADD scans for NULLs "
+                        "(the set_not_null safe form first)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _advice(h: Hazard, call: ast.Call | None, schema: str | None, table: str) -> str:
+    n = h.names
+    on = f", schema={t.py(schema)}" if schema else ""
     if h.kind == "lock_timeout":
-        return (
-            "op.execute(\"SET lock_timeout = '5s'\")  # first line of upgrade(); retry on timeout"
-        )
+        return f"{t.sql(t.lock_timeout_sql())}  # first line of upgrade(); retry on timeout"
     if h.kind == "lock_held":
         return (
             "# give the locking op its own revision, and each revision its own transaction:\n"
             "# context.configure(..., transaction_per_migration=True) in env.py"
         )
     if h.kind == "drop_column":
+        col = n["column"]
         return (
-            f"# expand/contract: 1. release code that no longer reads or writes {n['column']}\n"
-            "# 2. then drop it in a revision of a later release (this op, unchanged)"
+            f"# expand/contract: first release code that no longer reads or writes {col} (drop\n"
+            f"# the attribute from the model), then in {t.later('the next release').lstrip('# ')}\n"
+            f"op.drop_column({t.py(table)}, {t.py(col)}{on})"
         )
     if h.kind == "rename_column":
-        old, new = n["column"], n["new"]
+        return _rename_column(call, schema, table, n["column"], n["new"])
+    if h.kind == "drop_table":
         return (
-            f'op.add_column("{table}", sa.Column("{new}", ...))  # expand: both exist\n'
-            f"# code writes both; backfill {new} from {old}; code reads {new}; later revision:\n"
-            f'# op.drop_column("{table}", "{old}")'
+            f"# expand/contract: first release code that no longer uses {h.table}, then in\n"
+            f"# {t.later('the next release').lstrip('# ')}\nop.drop_table({t.py(table)}{on})"
         )
-    if h.kind in ("drop_table", "rename_table"):
+    if h.kind == "rename_table":
+        _, new = t.split_table(n["new"])
+        old_sql, new_sql = t.table_sql(schema, table), t.table_sql(schema, new)
+        view = f"CREATE VIEW {old_sql} AS SELECT * FROM {new_sql}"
         return (
-            "# expand/contract: release code that no longer uses the old name (for a rename,\n"
-            "# a view under the old name bridges the release), then drop it in a later revision"
+            f"{t.FIRST} the rename, and a view under the old name for the code still deployed\n"
+            f"# (a plain view: its reads and writes go to {new})\n"
+            f"op.rename_table({t.py(table)}, {t.py(new)}{on})\n{_sql(view)}\n"
+            f"{t.later('the release after the code uses ' + new)}\n"
+            f"{_sql('DROP VIEW ' + t.table_sql(schema, table))}"
         )
     if h.kind == "fk_without_index":
-        columns = n.get("columns", "...")
-        index = f"ix_{table.split('.')[-1]}_{columns.replace(', ', '_')}"
+        columns = [c.strip().strip('"') for c in n.get("columns", "...").split(",")]
+        index = f"ix_{table}_{'_'.join(columns)}"
         return (
-            f'{_AUTOCOMMIT}op.create_index("{index}", '
-            f'"{table}", [{", ".join(repr(c) for c in columns.split(", "))}], '
-            "postgresql_concurrently=True)"
+            f"{_AUTOCOMMIT}op.create_index(op.f({t.py(index)}), {t.py(table)}, "
+            f"[{', '.join(t.py(c) for c in columns)}]{on}, postgresql_concurrently=True)"
         )
     if h.kind == "invalid_index":
         index = n["index"]
@@ -184,3 +187,18 @@ def _advice(h: Hazard) -> str:
             "# then build it again, concurrently"
         )
     return ""
+
+
+def _rename_column(call: ast.Call | None, schema: str | None, table: str, old: str, new: str
+                   ) -> str:  # fmt: skip
+    """Expand/contract: a new column beside the old one, filled, then the old one dropped."""
+    type_ = arg(call, 99, "existing_type") or "...  # the type of " + old
+    on = f", schema={t.py(schema)}" if schema else ""
+    fill = t.backfill(schema, table, f"{t.quote(new)} = {t.quote(old)}",
+                      f"{t.quote(new)} IS DISTINCT FROM {t.quote(old)}")  # fmt: skip
+    return (
+        f"{t.FIRST} expand: {new} beside {old}; from here the code writes both\n"
+        f"op.add_column({t.py(table)}, sa.Column({t.py(new)}, {type_}, nullable=True){on})\n"
+        f"{fill}\n{t.later('the release after the code reads ' + new)}\n"
+        f"op.drop_column({t.py(table)}, {t.py(old)}{on})"
+    )

@@ -159,7 +159,8 @@ def _indexes(step: Step, tables: set[int], baseline: Snapshot) -> list[Hazard]:
                 out.append(Hazard("unique_constraint", step, table, lock,
                     f"builds the index of {con.name} under {lock}: every read and write of "
                     f"{table} waits for the build", {"index": rel.name, "constraint": con.name,
-                    "type": "PRIMARY KEY" if con.kind == "p" else "UNIQUE"}))  # fmt: skip
+                    "type": "PRIMARY KEY" if con.kind == "p" else "UNIQUE",
+                    "definition": con.definition}))  # fmt: skip
             continue
         if con is None and _not_concurrent(step):
             lock = strongest(after.locks.get(rel.table)) or "SHARE"
