@@ -267,7 +267,11 @@ class SafeForms:
         names = ", ".join(v.name for v in self.validations)
         second = ops.MigrationScript(
             rev_id,
-            ops.UpgradeOps([ops.ExecuteSQLOp(v.sql()) for v in self.validations]),
+            # In autocommit_block(): under Alembic's default env.py every revision of an upgrade
+            # shares one transaction, so a plain VALIDATE would still run under the ADD's lock.
+            ops.UpgradeOps(
+                [AutocommitBlockOp([ops.ExecuteSQLOp(v.sql()) for v in self.validations])]
+            ),
             ops.DowngradeOps([CommentOp([VALIDATE_NOTE, "pass"])]),
             message=f"validate {names}",
             head=first.rev_id,
