@@ -9,6 +9,7 @@ its two snapshots, on the relations that existed before the new revisions ran.
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,11 @@ class Observer:
     _last: Step | None = None
     # The last after-snapshot, while nothing has run since: it is the next statement's before.
     _fresh: Snapshot | None = None
+    # The cost (bench/safety.py, -v): snapshots taken and their seconds, the statements' seconds.
+    snapshots: int = 0
+    snapshot_seconds: float = 0.0
+    statement_seconds: float = 0.0
+    _started: float = 0.0
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -111,21 +117,31 @@ class Observer:
             return  # env.py's or the checker's own statement, not a revision's
         raw = conn.connection.dbapi_connection
         autocommit = bool(getattr(raw, "autocommit", False))
-        snap = fresh if fresh is not None and not autocommit else take(raw, self.old)
+        snap = fresh if fresh is not None and not autocommit else self._take(raw)
         if self.baseline is None:
             self.baseline = snap
         step = Step(*origin, statement=statement.strip(), before=snap, autocommit=autocommit)
         self._pending[id(cursor)] = self._last = step
         self.steps.append(step)
+        self._started = time.perf_counter()
 
     def _after(
         self, conn: Any, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
         step = self._pending.pop(id(cursor), None)
         if step is not None:
-            step.after = take(conn.connection.dbapi_connection, self.old)
+            self.statement_seconds += time.perf_counter() - self._started
+            step.after = self._take(conn.connection.dbapi_connection)
             self._last = None
             self._fresh = step.after
+
+    def _take(self, raw: Any) -> Snapshot:
+        start = time.perf_counter()
+        try:
+            return take(raw, self.old)
+        finally:
+            self.snapshots += 1
+            self.snapshot_seconds += time.perf_counter() - start
 
     def _error(self, context: Any) -> None:
         # The failing statement is the one started last and not finished.
