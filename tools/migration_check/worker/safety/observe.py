@@ -9,11 +9,12 @@ its two snapshots, on the relations that existed before the new revisions ran.
 from __future__ import annotations
 
 import os
+import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from migration_check.worker.safety.snapshot import Snapshot, take
@@ -67,6 +68,7 @@ class Observer:
     snapshot_seconds: float = 0.0
     statement_seconds: float = 0.0
     _started: float = 0.0
+    _real: dict[str, str] = field(default_factory=dict)  # a code file's name -> its realpath
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -90,10 +92,21 @@ class Observer:
                 event.remove(Engine, name, fn)
 
     def _origin(self) -> tuple[str, str, int] | None:
-        for frame in reversed(traceback.extract_stack()):
-            rev = self.files.get(os.path.realpath(frame.filename))
+        # The frames themselves, innermost first (what traceback.extract_stack lists, without
+        # reading each file's source lines), each code file resolved once: a statement is
+        # dozens of frames below its revision's line, and realpath is a stat per component.
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            real = self._real.get(name)
+            if real is None:
+                real = os.path.realpath(name)
+                if os.path.isabs(name):  # a relative name depends on the working directory
+                    self._real[name] = real
+            rev = self.files.get(real)
             if rev is not None:
-                return rev, os.path.relpath(frame.filename), frame.lineno or 1
+                return rev, os.path.relpath(name), frame.f_lineno or 1
+            frame = frame.f_back
         return None
 
     def _observed(self, statement: str) -> bool:
