@@ -9,10 +9,12 @@ its two snapshots, on the relations that existed before the new revisions ran.
 from __future__ import annotations
 
 import os
-import traceback
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from migration_check.worker.safety.snapshot import Snapshot, take
@@ -61,6 +63,12 @@ class Observer:
     _last: Step | None = None
     # The last after-snapshot, while nothing has run since: it is the next statement's before.
     _fresh: Snapshot | None = None
+    # The cost (bench/safety.py, -v): snapshots taken and their seconds, the statements' seconds.
+    snapshots: int = 0
+    snapshot_seconds: float = 0.0
+    statement_seconds: float = 0.0
+    _started: float = 0.0
+    _real: dict[str, str] = field(default_factory=dict)  # a code file's name -> its realpath
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -84,10 +92,21 @@ class Observer:
                 event.remove(Engine, name, fn)
 
     def _origin(self) -> tuple[str, str, int] | None:
-        for frame in reversed(traceback.extract_stack()):
-            rev = self.files.get(os.path.realpath(frame.filename))
+        # The frames themselves, innermost first (what traceback.extract_stack lists, without
+        # reading each file's source lines), each code file resolved once: a statement is
+        # dozens of frames below its revision's line, and realpath is a stat per component.
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            real = self._real.get(name)
+            if real is None:
+                real = os.path.realpath(name)
+                if os.path.isabs(name):  # a relative name depends on the working directory
+                    self._real[name] = real
+            rev = self.files.get(real)
             if rev is not None:
-                return rev, os.path.relpath(frame.filename), frame.lineno or 1
+                return rev, os.path.relpath(name), frame.f_lineno or 1
+            frame = frame.f_back
         return None
 
     def _observed(self, statement: str) -> bool:
@@ -111,21 +130,31 @@ class Observer:
             return  # env.py's or the checker's own statement, not a revision's
         raw = conn.connection.dbapi_connection
         autocommit = bool(getattr(raw, "autocommit", False))
-        snap = fresh if fresh is not None and not autocommit else take(raw, self.old)
+        snap = fresh if fresh is not None and not autocommit else self._take(raw)
         if self.baseline is None:
             self.baseline = snap
         step = Step(*origin, statement=statement.strip(), before=snap, autocommit=autocommit)
         self._pending[id(cursor)] = self._last = step
         self.steps.append(step)
+        self._started = time.perf_counter()
 
     def _after(
         self, conn: Any, cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
         step = self._pending.pop(id(cursor), None)
         if step is not None:
-            step.after = take(conn.connection.dbapi_connection, self.old)
+            self.statement_seconds += time.perf_counter() - self._started
+            step.after = self._take(conn.connection.dbapi_connection)
             self._last = None
             self._fresh = step.after
+
+    def _take(self, raw: Any) -> Snapshot:
+        start = time.perf_counter()
+        try:
+            return take(raw, self.old)
+        finally:
+            self.snapshots += 1
+            self.snapshot_seconds += time.perf_counter() - start
 
     def _error(self, context: Any) -> None:
         # The failing statement is the one started last and not finished.

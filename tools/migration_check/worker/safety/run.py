@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from migration_check.findings import CheckResult, Finding
@@ -40,6 +41,15 @@ class SafetyRun:
         self.database: str = req.database
         self.copy: str | None = None
         self.base = ""  # how the base's schema was had: "copied" after the downgrade, "replayed"
+        self.spent: dict[str, float] = {}  # phase -> seconds: the cost, said under -v
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - start
 
     def keep_base(self) -> None:
         """Called with the scratch database at the base's heads (after the downgrade)."""
@@ -52,8 +62,9 @@ class SafetyRun:
         if self.req.throwaway_server and self.admin.info.server_version >= 150000:
             statement = sql.SQL("{} STRATEGY FILE_COPY").format(statement)
         try:
-            drop_database(self.admin, name)
-            self.admin.execute(statement)
+            with self._phase("copy"):
+                drop_database(self.admin, name)
+                self.admin.execute(statement)
         except Exception:  # env.py left a session open on it: the base is replayed instead
             return
         self.copy = name
@@ -100,25 +111,48 @@ class SafetyRun:
         observer.baseline = seeded[1]
         observer.old = frozenset(seeded[1].relations)
         failed: Failure | None = None
-        with observer.installed():
+        with observer.installed(), self._phase("upgrade"):
             try:
                 run_steps(cfg, script, url, new, upgrade=True)
             except Failure as exc:
                 if exc.kind != "migration":
                     raise
                 failed = exc
-        hazards = find_hazards(observer.steps, seeded[1])
+        with self._phase("hazards"):
+            hazards = find_hazards(observer.steps, seeded[1])
         if failed is None:
-            hazards += final_hazards(url, observer, seeded[1])
+            with self._phase("end state"):
+                hazards += final_hazards(url, observer, seeded[1])
         elif not any(s.error for s in observer.steps):
             hazards.append(_unexplained(failed, new, seeded[1]))
-        errors, warnings, records = to_findings(hazards, observer, self.mode, seeded[0])
+        with self._phase("hazards"):
+            errors, warnings, records = to_findings(hazards, observer, self.mode, seeded[0])
         for record in records:
             record["base"] = self.base
         if into is not None:
             into.warnings.extend(warnings)
             into.safety.extend(records)
+        if self.req.progress_each:
+            self.emit(ProgressEvent(self._cost(observer, len(seeded[0].seeded))))
         return errors
+
+    def _cost(self, observer: Observer, seeded: int) -> str:
+        """One line: where the observation's time went (bench/safety.py reads it)."""
+        spent = self.spent
+        upgrade = spent.pop("upgrade", 0.0)
+        alembic = upgrade - observer.snapshot_seconds - observer.statement_seconds
+        parts = [f"{name} {spent[name]:.3f}s" for name in ("copy", "rename", "replay")
+                 if name in spent]  # fmt: skip
+        parts += [
+            f"seed {spent.get('seed', 0.0):.3f}s ({seeded} rows)",
+            f"baseline snapshot {spent.get('baseline', 0.0):.3f}s",
+            f"env.py and Alembic {alembic:.3f}s",
+            f"{len(observer.steps)} statements {observer.statement_seconds:.3f}s",
+            f"{observer.snapshots} snapshots {observer.snapshot_seconds:.3f}s",
+            f"end state {spent.get('end state', 0.0):.3f}s",
+            f"hazards and report {spent.get('hazards', 0.0):.3f}s",
+        ]
+        return "safety observation's cost: " + ", ".join(parts)
 
     def _base(self, cfg: Config, script: ScriptDirectory, old: list[Script],
               run_steps: Callable[..., None]) -> None:  # fmt: skip
@@ -127,29 +161,34 @@ class SafetyRun:
         throwaway = bool(self.req.throwaway_server)
         if self.copy is not None:
             try:
-                drop_database(self.admin, self.database)
-                self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(self.copy), sql.Identifier(self.database)))  # fmt: skip
+                with self._phase("rename"):
+                    drop_database(self.admin, self.database)
+                    self.admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(self.copy), sql.Identifier(self.database)))  # fmt: skip
                 self.copy, self.base = None, "copied"
                 return
             except Exception:
                 pass
-        drop_database(self.admin, self.database)
-        create_database(self.admin, self.database, throwaway=throwaway)
-        run_steps(cfg, script, self.req.sync_url, old, upgrade=True)
+        with self._phase("replay"):
+            drop_database(self.admin, self.database)
+            create_database(self.admin, self.database, throwaway=throwaway)
+            run_steps(cfg, script, self.req.sync_url, old, upgrade=True)
         self.base = "replayed"
 
     def _seed(self, url: str, version_table: str) -> tuple[Any, Any]:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
+        start = time.perf_counter()
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 report = seed(conn, version_table)
                 conn.commit()
-                baseline = take(conn.connection.dbapi_connection)
-                conn.rollback()
+                self.spent["seed"] = time.perf_counter() - start
+                with self._phase("baseline"):
+                    baseline = take(conn.connection.dbapi_connection)
+                    conn.rollback()
         finally:
             engine.dispose()
         return report, baseline
