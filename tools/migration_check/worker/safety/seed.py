@@ -47,12 +47,19 @@ _BY_NAME = {"date": ["2000-01-01", "2100-01-01"], "time": ["12:00"], "timetz": [
             "json": ["{}"], "jsonb": ["{}"], "bytea": ["\\x00"], "xml": ["<x/>"],
             "inet": ["127.0.0.1"], "cidr": ["127.0.0.0/8"], "macaddr": ["08:00:2b:01:02:03"],
             "money": ["1"]}  # fmt: skip
-_BY_CATEGORY = {"N": ["1", "0.5", "100", "0"], "S": ["x", "AAA", "a" * 64, "a@example.com",
+# "100" before "0.5": an integer column refuses "0.5" as text, which ends the search.
+_BY_CATEGORY = {"N": ["1", "100", "0.5", "0"], "S": ["x", "AAA", "a" * 64, "a@example.com",
                 "daily", "0"], "B": ["true", "false"],
                 "D": ["2000-01-01 00:00:00+00", "2100-01-01 00:00:00+00"], "A": ["{}"],
                 "T": ["1 day"], "V": ["1"]}  # fmt: skip
 _CHECK_COLUMNS = ("SELECT conkey, pg_get_constraintdef(oid) FROM pg_constraint "
                   "WHERE conrelid = {oid} AND conname = {name}")  # fmt: skip
+# A domain's CHECK names no table: the columns of that domain are the ones it rejected.
+_DOMAIN_COLUMNS = ("SELECT array_agg(a.attnum::int ORDER BY a.attnum), "
+                   "min(pg_get_constraintdef(con.oid)) FROM pg_constraint con "
+                   "JOIN pg_attribute a ON a.atttypid = con.contypid "
+                   "WHERE a.attrelid = {oid} AND con.conname = {name} AND NOT a.attisdropped "
+                   "HAVING count(*) > 0")  # fmt: skip
 # Every table CHECK, read once: a row a CHECK rejects names it (a table's constraint names are
 # unique). One not found here (a domain's) is asked with _CHECK_COLUMNS, as each was before.
 _CHECKS = ("SELECT conrelid::bigint, conname, conkey, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -142,13 +149,19 @@ def _insert_one(connection: Any, oid: int, name: str, columns: list[_Column],
                 orig = getattr(exc, "orig", exc)
                 error = str(orig).strip().splitlines()[0]
                 check = getattr(getattr(orig, "diag", None), "constraint_name", None)
-                if getattr(orig, "sqlstate", "") != "23514" or not check:
+                # psycopg 3 says sqlstate, psycopg2 (SQLAlchemy 1.4) pgcode.
+                state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+                if state != "23514" or not check:
                     break
                 found = checks.get((int(oid), check))
-                if found is None:
+                for query in (_CHECK_COLUMNS, _DOMAIN_COLUMNS) if found is None else ():
                     found = connection.exec_driver_sql(
-                        _CHECK_COLUMNS.format(oid=int(oid), name=_quote(check))
-                    ).one()
+                        query.format(oid=int(oid), name=_quote(check))
+                    ).first()
+                    if found is not None:
+                        break
+                if found is None:
+                    break
                 keys, definition = found
                 named = [c for c in columns if c.number in (keys or [])]
                 # A CHECK listing allowed values (IN, = ANY): those values are candidates.
