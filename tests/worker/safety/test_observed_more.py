@@ -1,5 +1,6 @@
 """The safety observation beyond one hazard per revision: advice, the written safe form checked
-again, PostgreSQL 15, and this repository's own history with each revision taken as new."""
+again, and this repository's own history with each revision taken as new (PostgreSQL 15:
+test_observed_pg15.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import pytest
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK
 from tests.helpers.git import git
 from tests.helpers.paths import REPO
-from tests.helpers.prereq import require_pg15
-from tests.helpers.safety import CASES, check_json, project_with, safety_kinds
+from tests.helpers.safety import check_json, project_with, safety_kinds
 from tests.helpers.scenarios import ScenarioFactory
 
 
@@ -52,25 +52,6 @@ def test_the_written_safe_form_passes(
     code, report = check_json(capsys)
     assert safety_kinds(report) == []
     assert code == EXIT_OK
-
-
-_KEY = ("table_rewrite", "create_index", "set_not_null", "unique_constraint",
-        "not_null_without_default")  # fmt: skip
-PG15_CASES = [c for c in CASES if c[0] in _KEY]
-
-
-@pytest.mark.pg15
-@pytest.mark.parametrize(("kind", "unsafe", "undo"), [c[:3] for c in PG15_CASES],
-                         ids=[c[0] for c in PG15_CASES])  # fmt: skip
-def test_hazards_on_postgresql_15(
-    kind: str, unsafe: str, undo: str, scenario: ScenarioFactory,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    pg15 = require_pg15()
-    project_with(scenario, unsafe, undo)
-    code, report = check_json(capsys, "--postgres-bin", str(pg15))
-    assert safety_kinds(report) == [kind], report["findings"]
-    assert code == EXIT_FINDINGS
 
 
 @pytest.mark.parametrize("new", ["0001", "0002", "0003"])
