@@ -62,11 +62,12 @@ def _revision(rev: str, down: str, upgrade: str, downgrade: str) -> str:
 
 
 def build(scenario: ScenarioFactory, form: Form, parts: list[str], downs: list[str], *,
-          dest: str) -> Path:  # fmt: skip
+          dest: str, per_migration: bool = True) -> Path:  # fmt: skip
     """Main: the scenario (and ``form.base`` as 0003); feature: the models and ``parts``.
 
     Two parts are two new revisions, 0100 and 0101, each in its own transaction
-    (``transaction_per_migration``), as the form's label asks.
+    (``transaction_per_migration``), as the form's label asks; ``per_migration=False`` keeps
+    Alembic's default, one transaction for the whole upgrade.
     """
     project = scenario("safety", dest)
     (project / "env.py").write_text(ENV)
@@ -76,7 +77,7 @@ def build(scenario: ScenarioFactory, form: Form, parts: list[str], downs: list[s
             _revision("0003", "0002", form.base, form.base_undo)
         )
         down = "0003"
-    if len(parts) > 1:
+    if len(parts) > 1 and per_migration:
         ini = project / "alembic.ini"
         ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nper_migration = 1\n", 1))
     git(project, "init", "-q", "-b", "main")

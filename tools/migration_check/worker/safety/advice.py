@@ -85,12 +85,12 @@ def safe_form(h: Hazard) -> str:
             first = _sql(f"ALTER TABLE {t.table_sql(schema, bare)} ADD CONSTRAINT {t.quote(con)} "
                          f"{n['definition']} NOT VALID")  # fmt: skip
         return (f"{t.FIRST} added NOT VALID: a brief lock, no scan; new rows are checked\n"
-                f"{first}\n{t.later()}\n{_sql(t.validate_sql(schema, bare, con))}"
+                f"{first}\n{t.later()}\n{t.validate_op(schema, bare, con)}"
                 "  # scans, under SHARE UPDATE EXCLUSIVE: reads and writes go on")  # fmt: skip
     if h.kind == "validate_same_transaction":
         con = n["constraint"]
         return (f"{t.FIRST} remove this VALIDATE (the constraint stays NOT VALID)\n{t.later()}\n"
-                f"{_sql(t.validate_sql(schema, bare, con))}")  # fmt: skip
+                f"{t.validate_op(schema, bare, con)}")  # fmt: skip
     if h.kind == "set_not_null":
         first, second = not_null_steps(schema, bare, n["column"], call)
         return f"{t.FIRST}\n{first}\n{t.later()}\n{second}"

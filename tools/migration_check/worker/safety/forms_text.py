@@ -26,6 +26,7 @@ __all__ = [
     "split_table",
     "sql",
     "table_sql",
+    "validate_op",
     "validate_sql",
 ]
 
@@ -62,6 +63,13 @@ def table_sql(schema: str | None, table: str) -> str:
 
 def validate_sql(schema: str | None, table: str, name: str) -> str:
     return f"ALTER TABLE {table_sql(schema, table)} VALIDATE CONSTRAINT {quote(name)}"
+
+
+def validate_op(schema: str | None, table: str, name: str, comment: str = "") -> str:
+    """The VALIDATE of a form's second part, in ``autocommit_block()``: under Alembic's default
+    env.py every revision of one upgrade shares a transaction, and a VALIDATE there would still
+    run under the lock of the ADD before it (the check's validate_same_transaction)."""
+    return f"{AUTOCOMMIT}\n    {sql(validate_sql(schema, table, name))}{comment}"
 
 
 def attach_sql(schema: str | None, table: str, name: str, kind: str = "UNIQUE",

@@ -59,7 +59,7 @@ def not_null_steps(schema: str | None, table: str, column: str, call: ast.Call |
     )  # fmt: skip
     alter = (ast.unparse(call) if only_nullable and call is not None else
              f"op.alter_column({t.py(table)}, {t.py(column)}, nullable=False{on})")  # fmt: skip
-    second = (f"{t.sql(t.validate_sql(schema, table, check))}  # scans; reads and writes go on\n"
+    second = (f"{t.validate_op(schema, table, check, '  # scans; reads and writes go on')}\n"
               f"{alter}  # no scan: the valid CHECK proves it (PostgreSQL 12+)\n"
               f"op.drop_constraint(op.f({t.py(check)}), {t.py(table)}{on}, "
               'type_="check")')  # fmt: skip
