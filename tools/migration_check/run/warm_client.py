@@ -251,6 +251,8 @@ class WarmLease:
             self.baseline = json.loads(self._baseline_path().read_text())
         except (OSError, ValueError):
             return "it holds no record of its shared state"
+        # A check SIGKILLed mid-way left its scratch database (and maybe more, which stays).
+        self._drop_leftovers()
         return same_cluster(self.baseline["fingerprint"], cluster_fingerprint(self.conn))
 
     def _save_baseline(self) -> None:
