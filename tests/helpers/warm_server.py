@@ -5,20 +5,32 @@ private runtime directory (tests/helpers/warm.py's ``Warm``).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.helpers.procfs import leftovers, postgres_pids
 from tests.helpers.warm import Warm
 
-__all__ = ["keepers", "retired", "run_dirs", "served", "servers"]
+__all__ = ["keeper_files", "keepers", "retired", "run_dirs", "served", "servers", "servers_dir"]
+
+
+def servers_dir(warm: Warm) -> Path:
+    """Where the keepers' files are: beside the resident workers' directory."""
+    return warm.xdg / "check-migrations-servers"
+
+
+def keeper_files(warm: Warm) -> list[str]:
+    path = servers_dir(warm)
+    return sorted(p.name for p in path.iterdir()) if path.exists() else []
 
 
 def keepers(warm: Warm) -> list[int]:
     """The pids the keepers' state files name (alive or not)."""
-    return [int(json.loads(p.read_text())["pid"]) for p in sorted(warm.dir.glob("s-*.json"))]
+    found = sorted(servers_dir(warm).glob("s-*.json"))
+    return [int(json.loads(p.read_text())["pid"]) for p in found]
 
 
 def _log(warm: Warm) -> str:
-    return "".join(p.read_text() for p in warm.dir.glob("s-*.log"))
+    return "".join(p.read_text() for p in servers_dir(warm).glob("s-*.log"))
 
 
 def served(warm: Warm) -> int:

@@ -18,17 +18,13 @@ from migration_check.cli.app import EXIT_OK
 from tests.helpers.checker import run_checker
 from tests.helpers.procfs import wait_pid_exit
 from tests.helpers.warm import Warm, warm_state
-from tests.helpers.warm_server import keepers, run_dirs, served, servers
+from tests.helpers.warm_server import keeper_files, keepers, run_dirs, served, servers
 
 
 @pytest.fixture
 def warm() -> Iterator[Warm]:
     with warm_state() as state:
         yield state
-
-
-def _keeper_files(warm: Warm) -> list[str]:
-    return [name for name in warm.files() if name.startswith("s-")]
 
 
 def test_the_next_check_uses_the_same_server(project: Path, warm: Warm) -> None:
@@ -53,7 +49,7 @@ def test_idle_exit_stops_the_server_and_leaves_nothing(project: Path, warm: Warm
     assert wait_pid_exit(keeper), "the keeper outlived its idle time"
     assert servers(warm) == []
     assert run_dirs(warm) == []
-    assert _keeper_files(warm) == []
+    assert keeper_files(warm) == []
 
 
 def test_stop_warm_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
@@ -65,7 +61,7 @@ def test_stop_warm_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> Non
     assert wait_pid_exit(keeper, timeout=0)  # --stop-warm returned after it ended
     assert servers(warm) == []
     assert run_dirs(warm) == []
-    assert _keeper_files(warm) == []
+    assert keeper_files(warm) == []
     again = run_checker(["--stop-warm"], project, warm.env())
     assert "stopped 0 warm server(s)\n" in again.stdout
 
@@ -90,4 +86,4 @@ def test_a_sigkilled_keepers_server_is_swept_by_the_next_run(project: Path, warm
     assert wait_pid_exit(new_keeper)
     assert servers(warm) == []
     assert run_dirs(warm) == []
-    assert _keeper_files(warm) == []
+    assert keeper_files(warm) == []

@@ -1,6 +1,7 @@
 """The warm server's keeper (``--keep-warm``): one throwaway server kept up between checks.
 
-Started detached by run/warm_client.py as ``python -P -m migration_check.postgres.warm SPEC``
+Started detached by run/warm_client.py as ``python -P -m migration_check.postgres.warm`` (what
+to start in ``CHECK_MIGRATIONS_KEEPER``, which the server does not inherit)
 (stdlib and postgres/ only: no SQLAlchemy, no project code). It forks once (the starter exits at
 once, so it is nobody's child), leads its own session and process group, starts a
 ``ThrowawayServer`` (from a copy of the initialised cluster or of a migrated-database entry's data
@@ -33,9 +34,10 @@ from migration_check.postgres.binaries import PgBinaries, ServerUser
 from migration_check.postgres.server import ThrowawayServer
 from migration_check.processes import proc_start_time
 
-__all__ = ["KEEPER_PREFIX", "key_files", "main"]
+__all__ = ["KEEPER_PREFIX", "SPEC_VARIABLE", "key_files", "main"]
 
 KEEPER_PREFIX = "s-"
+SPEC_VARIABLE = "CHECK_MIGRATIONS_KEEPER"
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -119,8 +121,8 @@ def _serve(server: ThrowawayServer, files: dict[str, Path], keep_warm: float) ->
                 return got[-1]
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(argv[0])
+def main() -> int:
+    spec = json.loads(os.environ.pop(SPEC_VARIABLE))
     ready_fd = int(spec["ready_fd"])
     if os.fork() > 0:
         os._exit(0)
@@ -172,4 +174,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -2,7 +2,8 @@
 
 With ``keep_warm`` on, a check's scratch database lives in a server a keeper (postgres/warm.py)
 keeps up between checks, so a warm check pays no server copy, start or stop. It is found by files
-in the resident worker's private directory (run/resident_client.py's ``warm_dir``) named by a hash
+in a private directory beside the resident worker's (run/resident_client.py's ``warm_dir``, named
+``check-migrations-servers``) named by a hash
 of what shapes the server (``server_key``). One check uses it at a time (``s-<key>.lock``): a
 check that finds it busy runs its own throwaway server, as without ``--keep-warm``, so the shared
 state a check changes is always its own.
@@ -50,13 +51,16 @@ from migration_check.caches.migrated import (
 from migration_check.errors import ServerError
 from migration_check.postgres.cluster_state import cluster_fingerprint, same_cluster
 from migration_check.postgres.server import PORT, SUPERUSER, sweep_orphans
-from migration_check.postgres.warm import KEEPER_PREFIX, key_files
+from migration_check.postgres.warm import KEEPER_PREFIX, SPEC_VARIABLE, key_files
 from migration_check.postgres.wire import WireConnection, quote_ident
 from migration_check.processes import proc_start_time
 from migration_check.run.resident_client import warm_dir
 from migration_check.run.resources import RunResources
 
-__all__ = ["WarmLease", "open_warm", "server_key", "stop_keepers"]
+__all__ = ["SERVERS_DIR", "WarmLease", "open_warm", "server_key", "stop_keepers"]
+
+# Beside the resident workers' directory, not in it: each kind of process sweeps its own.
+SERVERS_DIR = "check-migrations-servers"
 
 _START_TIMEOUT = 30.0
 # What the server reads from its environment (time zone, locale, temporary files) and where
@@ -178,7 +182,9 @@ def _start_keeper(
         fd = os.open(files["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with open(fd, "ab") as log:
             starter = subprocess.Popen(
-                [sys.executable, "-P", "-m", "migration_check.postgres.warm", json.dumps(spec)],
+                [sys.executable, "-P", "-m", "migration_check.postgres.warm"],
+                # Not in argv: a command line names no directory of this user's.
+                env={**os.environ, SPEC_VARIABLE: json.dumps(spec)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -452,7 +458,7 @@ def open_warm(
     progress: Any,
 ) -> WarmLease | None:
     """This check's lease on the warm server (started when none is alive), or None: go cold."""
-    base, why = warm_dir()
+    base, why = warm_dir(name=SERVERS_DIR)
     if base is None:
         progress(f"keep-warm: no warm server ({why})")
         return None
@@ -510,7 +516,7 @@ def open_warm(
 
 def stop_keepers(timeout: float = 10.0) -> int:
     """Stop every warm server of this user (``--stop-warm``); return how many were running."""
-    base, _why = warm_dir(create=False)
+    base, _why = warm_dir(create=False, name=SERVERS_DIR)
     if base is None:
         return 0
     stopped = 0
