@@ -78,7 +78,7 @@ def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     if stopped := stop_all():
         click.echo(f"stopped {stopped} resident worker(s)")
     # Warm servers hold templates of the migrated databases just removed: they go too.
-    from migration_check.run.warm_client import stop_keepers
+    from migration_check.run.warm_keeper import stop_keepers
 
     if stopped := stop_keepers():
         click.echo(f"stopped {stopped} warm server(s)")
@@ -89,7 +89,7 @@ def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if not value or ctx.resilient_parsing:
         return
     from migration_check.run.resident_client import stop_all
-    from migration_check.run.warm_client import stop_keepers
+    from migration_check.run.warm_keeper import stop_keepers
 
     click.echo(f"stopped {stop_all()} resident worker(s)")
     click.echo(f"stopped {stop_keepers()} warm server(s)")

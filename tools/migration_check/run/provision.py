@@ -99,9 +99,11 @@ def provision(
     if settings.keep_warm and plan is not None:
         from migration_check.run.warm_client import open_warm
 
-        lease = open_warm(resources, plan, preflight(settings), settings.keep_warm, progress)
+        lease = open_warm(
+            resources, plan, preflight(settings), settings.keep_warm, progress, database
+        )
         if lease is not None:
-            with _on_warm(lease, database, plan, settings.keep_warm, progress) as got:
+            with _on_warm(lease, plan, settings.keep_warm, progress) as got:
                 yield got
             return
     progress("starting a throwaway PostgreSQL")
@@ -140,12 +142,11 @@ def provision(
 
 @contextlib.contextmanager
 def _on_warm(
-    lease: WarmLease, database: str, plan: CachePlan, keep_warm: float, progress: Progress
+    lease: WarmLease, plan: CachePlan, keep_warm: float, progress: Progress
 ) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
     """The scratch database on the warm server (run/warm_client.py), and its teardown."""
     done = False
     try:
-        lease.prepare(database, plan)
         target = DbUrl(
             DEFAULT_DRIVER, SUPERUSER, None, None, PORT, "postgres",
             (("host", str(lease.run_dir)),),

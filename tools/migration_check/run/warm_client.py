@@ -1,12 +1,11 @@
 """The warm server seen from the CLI (``--keep-warm``): find it, lock it, start it, retire it.
 
 With ``keep_warm`` on, a check's scratch database lives in a server a keeper (postgres/warm.py)
-keeps up between checks, so a warm check pays no server copy, start or stop. It is found by files
-in a private directory beside the resident worker's (run/resident_client.py's ``warm_dir``, named
-``check-migrations-servers``) named by a hash
-of what shapes the server (``server_key``). One check uses it at a time (``s-<key>.lock``): a
-check that finds it busy runs its own throwaway server, as without ``--keep-warm``, so the shared
-state a check changes is always its own.
+keeps up between checks, so a warm check pays no server copy, start or stop. Its keeper is found,
+locked and started by run/warm_keeper.py (files in ``check-migrations-servers``, beside the
+resident workers' directory, named by a hash of what shapes the server). One check uses it at a
+time: a check that finds it busy runs its own throwaway server, as without ``--keep-warm``, so the
+shared state a check changes is always its own.
 
 Migrated databases become template databases inside the warm cluster (``s-<key>.tpl/``, one
 entry each, in the cache's format and chosen by its rules, caches/migrated.py): a reuse is one
@@ -25,21 +24,16 @@ throwaway server: keep-warm may make a check faster, never fail it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import select
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migration_check.caches.dirs import cache_base_dir, run_base_dir
+from migration_check.caches.dirs import cache_base_dir
 from migration_check.caches.migrated import (
     FORMAT,
     CachePlan,
@@ -50,174 +44,24 @@ from migration_check.caches.migrated import (
 )
 from migration_check.errors import ServerError
 from migration_check.postgres.cluster_state import cluster_fingerprint, same_cluster
-from migration_check.postgres.server import PORT, SUPERUSER, sweep_orphans
-from migration_check.postgres.warm import KEEPER_PREFIX, SPEC_VARIABLE, key_files
+from migration_check.postgres.server import PORT, SUPERUSER
+from migration_check.postgres.warm import key_files
 from migration_check.postgres.wire import WireConnection, quote_ident
 from migration_check.processes import proc_start_time
 from migration_check.run.resident_client import warm_dir
 from migration_check.run.resources import RunResources
+from migration_check.run.warm_keeper import (
+    SERVERS_DIR,
+    keeper_pid,
+    send_signal,
+    server_key,
+    start_keeper,
+    sweep_dead,
+    take_lock,
+    terminate,
+)
 
-__all__ = ["SERVERS_DIR", "WarmLease", "open_warm", "server_key", "stop_keepers"]
-
-# Beside the resident workers' directory, not in it: each kind of process sweeps its own.
-SERVERS_DIR = "check-migrations-servers"
-
-_START_TIMEOUT = 30.0
-# What the server reads from its environment (time zone, locale, temporary files) and where
-# its run directory and caches are: another of these is another server.
-_SERVER_PREFIXES = ("LC_", "PG")
-_SERVER_NAMES = ("LANG", "LANGUAGE", "TZ", "TMPDIR", "CHECK_MIGRATIONS_RUN_DIR",
-                 "CHECK_MIGRATIONS_CACHE_DIR")  # fmt: skip
-
-
-def server_key(resources: RunResources) -> str:
-    """A hash of what a warm server's start depends on: the build, the users, the checker."""
-    from migration_check.caches.verdict import checker_digest
-
-    user = resources.server_user
-    parts = [
-        str(os.geteuid()),
-        resources.pg_fingerprint,
-        str(resources.binaries.bindir),
-        f"{user.uid}:{user.gid}:{user.name}",
-        str(run_base_dir()),
-        checker_digest(),
-        *(f"{k}={v}" for k, v in sorted(os.environ.items())
-          if k.startswith(_SERVER_PREFIXES) or k in _SERVER_NAMES),
-    ]  # fmt: skip
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
-
-
-def _take_lock(path: Path) -> int | None:
-    """The key's lock, or None when another check holds it (or it cannot be had)."""
-    for _attempt in range(3):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # The keeper removes the file when it exits: a lock on a removed file locks nothing.
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except OSError:
-            os.close(fd)
-            return None
-        os.close(fd)
-    return None
-
-
-def _terminate(pid: int, sig: int, timeout: float = 10.0) -> None:
-    """Signal ``pid`` and wait for its end (SIGKILL after ``timeout``): it is nobody's child."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        signal.pidfd_send_signal(fd, sig)
-        if not select.select([fd], [], [], timeout)[0]:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            select.select([fd], [], [], timeout)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.pidfd_open(pid)
-        try:
-            signal.pidfd_send_signal(fd, sig)
-        finally:
-            os.close(fd)
-
-
-def _keeper_pid(files: dict[str, Path]) -> tuple[int, dict[str, Any]]:
-    """The live keeper of these files and its state, or (0, {})."""
-    try:
-        state = json.loads(files["state"].read_text())
-        pid = int(state["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0, {}
-    if proc_start_time(pid) != state.get("start"):
-        return 0, {}
-    return pid, state
-
-
-def _sweep_dead(base: Path) -> None:
-    """What SIGKILLed keepers left here (any key); their servers are swept with their run dirs."""
-    for state in base.glob(f"{KEEPER_PREFIX}*.json"):
-        files = key_files(base, state.name.removeprefix(KEEPER_PREFIX).split(".")[0])
-        if _keeper_pid(files)[0]:
-            continue
-        shutil.rmtree(files["templates"], ignore_errors=True)
-        for name in ("state", "used", "log"):
-            with contextlib.suppress(OSError):
-                files[name].unlink()
-    with contextlib.suppress(OSError, ServerError):
-        sweep_orphans(run_base_dir())
-
-
-def _start_keeper(
-    base: Path, key: str, resources: RunResources, keep_warm: float, template: Path | None
-) -> dict[str, Any]:
-    """Start this key's keeper and wait for its server; its state, or a ServerError."""
-    files = key_files(base, key)
-    shutil.rmtree(files["templates"], ignore_errors=True)
-    files["templates"].mkdir(mode=0o700)
-    user = resources.server_user
-    spec = {
-        "dir": str(base),
-        "key": key,
-        "keep_warm": keep_warm,
-        "bindir": str(resources.binaries.bindir),
-        "bundled": resources.binaries.bundled,
-        "user": [user.uid, user.gid, user.name],
-        "template": str(template) if template is not None else None,
-    }
-    ready_r, ready_w = os.pipe()
-    try:
-        spec["ready_fd"] = ready_w
-        fd = os.open(files["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with open(fd, "ab") as log:
-            starter = subprocess.Popen(
-                [sys.executable, "-P", "-m", "migration_check.postgres.warm"],
-                # Not in argv: a command line names no directory of this user's.
-                env={**os.environ, SPEC_VARIABLE: json.dumps(spec)},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=base,
-                pass_fds=[ready_w],
-                start_new_session=True,
-            )
-        os.close(ready_w)
-        ready_w = -1
-        starter.wait(timeout=10)  # it forks the keeper and exits at once
-        said = b""
-        deadline = time.monotonic() + _START_TIMEOUT
-        while b"\n" not in said:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([ready_r], [], [], left)[0]:
-                raise ServerError("the warm server did not start in time")
-            chunk = os.read(ready_r, 4096)
-            if not chunk:
-                raise ServerError("the warm server's keeper exited during its start")
-            said += chunk
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"could not start the warm server: {exc}") from exc
-    finally:
-        os.close(ready_r)
-        if ready_w >= 0:
-            os.close(ready_w)
-    line = said.split(b"\n", 1)[0].decode(errors="replace")
-    if line != "ready":
-        raise ServerError(f"the warm server did not start: {line.removeprefix('error: ')}")
-    pid, state = _keeper_pid(files)
-    if not pid:
-        raise ServerError("the warm server's keeper left no state")
-    return state
+__all__ = ["WarmLease", "open_warm"]
 
 
 @dataclass
@@ -242,7 +86,8 @@ class WarmLease:
         self.lock = lock
         self.pid = pid
         self.run_dir = Path(state["run_dir"])
-        self.conn = WireConnection(str(self.run_dir), PORT, SUPERUSER, "postgres")
+        # A template's copy takes a while for a large schema (0.5 s for 800 tables, idle).
+        self.conn = WireConnection(str(self.run_dir), PORT, SUPERUSER, "postgres", timeout=120)
         self.baseline: dict[str, Any] = {}
         self.pick = _Pick()
 
@@ -261,8 +106,8 @@ class WarmLease:
         self._drop_leftovers()
         return same_cluster(self.baseline["fingerprint"], cluster_fingerprint(self.conn))
 
-    def _save_baseline(self) -> None:
-        self.baseline["fingerprint"] = cluster_fingerprint(self.conn)
+    def _save_baseline(self, fingerprint: dict[str, str] | None = None) -> None:
+        self.baseline["fingerprint"] = fingerprint or cluster_fingerprint(self.conn)
         tmp = self._baseline_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(self.baseline))
         tmp.rename(self._baseline_path())
@@ -360,17 +205,13 @@ class WarmLease:
                     self._register(name, store)
                     added.add(str(store["database"]))
             self._drop_leftovers()
-            why = same_cluster(
-                self.baseline["fingerprint"],
-                cluster_fingerprint(self.conn),
-                added=frozenset(added),
-            )
+            after = cluster_fingerprint(self.conn)
+            why = same_cluster(self.baseline["fingerprint"], after, added=frozenset(added))
             if why is None:
-                self._prune()
-                self._save_baseline()
+                self._save_baseline(None if self._prune() else after)
                 self.files["used"].write_text(f"{keep_warm}\n")
                 self._log("served check")
-                _signal(self.pid, signal.SIGUSR2)  # the keeper reads the idle time again
+                send_signal(self.pid, signal.SIGUSR2)  # the keeper reads the idle time again
                 return
             progress(f"keep-warm: the check changed the server ({why}); retiring it")
             self._log(f"retired: {why}")
@@ -398,8 +239,9 @@ class WarmLease:
             if name is not None and name not in held:
                 self.conn.query(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
-    def _prune(self) -> None:
-        """Keep as many templates as the cache keeps entries, the most recently used."""
+    def _prune(self) -> bool:
+        """Keep as many templates as the cache keeps entries, the most recently used; whether
+        any was dropped."""
         entries = sorted(
             self.files["templates"].glob("migrated-*/meta.json"),
             key=lambda p: p.stat().st_mtime,
@@ -409,6 +251,7 @@ class WarmLease:
             database = json.loads(meta.read_text())["database"]
             self.conn.query(f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE)")
             shutil.rmtree(meta.parent, ignore_errors=True)
+        return len(entries) > max_entries()
 
     def _retire_and_store(self, plan: CachePlan, store: dict[str, Any], progress: Any) -> None:
         """Keep this cluster (the history just migrated, with what it created) as an entry."""
@@ -424,7 +267,7 @@ class WarmLease:
         self.retired = True
         # This process owns the directory from here: a sweep must not take it for a dead run's.
         (self.run_dir / "owner").write_text(f"{os.getpid()} {proc_start_time(os.getpid())}\n")
-        _terminate(self.pid, signal.SIGUSR1, timeout=30.0)
+        terminate(self.pid, signal.SIGUSR1, timeout=30.0)
         try:
             if (self.run_dir / "kept").is_file() and store_entry(
                 self.run_dir / "data", store, plan.scope
@@ -437,7 +280,7 @@ class WarmLease:
         """Stop the warm server (its keeper removes its files); the next check starts another."""
         self.conn.close()
         self.retired = True
-        _terminate(self.pid, signal.SIGTERM)
+        terminate(self.pid, signal.SIGTERM)
 
     def release(self) -> None:
         """The end of this check's use; a retired server's lock file goes too (still held)."""
@@ -456,23 +299,46 @@ def open_warm(
     ini: Path,
     keep_warm: float,
     progress: Any,
+    database: str,
 ) -> WarmLease | None:
-    """This check's lease on the warm server (started when none is alive), or None: go cold."""
+    """This check's lease on the warm server (started when none is alive) with ``database``
+    ready on it (a template's copy, or none: the worker creates it), or None: go cold."""
+    lease = _open(resources, plan, ini, keep_warm, progress)
+    if lease is None:
+        return None
+    try:
+        lease.prepare(database, plan)
+    except (ServerError, OSError, KeyError) as exc:
+        progress(f"keep-warm: retiring the warm server ({exc}); starting a throwaway one")
+        lease.retire()
+        lease.release()
+        return None
+    return lease
+
+
+def _open(
+    resources: RunResources,
+    plan: CachePlan | None,
+    ini: Path,
+    keep_warm: float,
+    progress: Any,
+) -> WarmLease | None:
     base, why = warm_dir(name=SERVERS_DIR)
     if base is None:
         progress(f"keep-warm: no warm server ({why})")
         return None
     key = server_key(resources)
     files = key_files(base, key)
-    lock = _take_lock(files["lock"])
+    lock = take_lock(files["lock"])
     if lock is None:
         progress("keep-warm: the warm server is in use by another check; starting another")
         return None
     environ = resources.worker_environ()
     lease: WarmLease | None = None
     template: Path | None = None
+    started = 0
     try:
-        pid, state = _keeper_pid(files)
+        pid, state = keeper_pid(files)
         if pid:
             try:
                 lease = WarmLease(key, files, lock, pid, state)
@@ -490,12 +356,13 @@ def open_warm(
             if lease is not None:
                 lease.retire()
             else:
-                _terminate(pid, signal.SIGTERM)
+                terminate(pid, signal.SIGTERM)
         elif plan is not None and plan.entry is not None:
             template = plan.entry.data
-        _sweep_dead(base)
-        state = _start_keeper(base, key, resources, keep_warm, template)
+        sweep_dead(base)
+        state = start_keeper(base, key, resources, keep_warm, template)
         pid = int(state["pid"])
+        started = pid
         lease = WarmLease(key, files, lock, pid, state)
         lease.started(plan if template is not None else None, state)
         lease.pick = lease.choose(plan, ini, environ)
@@ -509,27 +376,8 @@ def open_warm(
             lease.retire()
             lease.release()
         else:
+            if started:  # it started but cannot be spoken to: it must not wait for its idle time
+                terminate(started, signal.SIGTERM)
             with contextlib.suppress(OSError):
                 os.close(lock)
         return None
-
-
-def stop_keepers(timeout: float = 10.0) -> int:
-    """Stop every warm server of this user (``--stop-warm``); return how many were running."""
-    base, _why = warm_dir(create=False, name=SERVERS_DIR)
-    if base is None:
-        return 0
-    stopped = 0
-    for state in sorted(base.glob(f"{KEEPER_PREFIX}*.json")):
-        files = key_files(base, state.name.removeprefix(KEEPER_PREFIX).split(".")[0])
-        pid, _state = _keeper_pid(files)
-        if pid:
-            stopped += 1
-            _terminate(pid, signal.SIGTERM, timeout)
-    _sweep_dead(base)
-    for lock in base.glob(f"{KEEPER_PREFIX}*.lock"):
-        key = lock.name.removeprefix(KEEPER_PREFIX).split(".")[0]
-        if not _keeper_pid(key_files(base, key))[0]:
-            with contextlib.suppress(OSError):
-                lock.unlink()
-    return stopped
