@@ -25,7 +25,7 @@ from migration_check.caches.dirs import run_base_dir
 from migration_check.errors import ServerError
 from migration_check.postgres.server import sweep_orphans
 from migration_check.postgres.warm import KEEPER_PREFIX, SPEC_VARIABLE, key_files
-from migration_check.processes import proc_start_time
+from migration_check.processes import exited, proc_start_time
 from migration_check.run.resident_client import warm_dir
 from migration_check.run.resources import RunResources
 
@@ -122,7 +122,7 @@ def keeper_pid(files: dict[str, Path]) -> tuple[int, dict[str, Any]]:
         pid = int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0, {}
-    if proc_start_time(pid) != state.get("start"):
+    if proc_start_time(pid) != state.get("start") or exited(pid):
         return 0, {}
     return pid, state
 
