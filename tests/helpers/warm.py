@@ -71,13 +71,19 @@ class Warm:
         return processes_mentioning(str(self.dir))
 
 
+# Where the scratch database's server came from: a throwaway one, or the warm server.
+_SERVER_LINE = re.compile(
+    r"^check-migrations: (starting a throwaway PostgreSQL|using the warm PostgreSQL .*"
+    r"|keep-warm: started a warm server .*)\n",
+    re.MULTILINE,
+)
+
+
 def same(result: Finished) -> tuple[int, str, str]:
-    """A check's verdict as a user sees it, without the elapsed time of each progress line."""
-    return (
-        result.returncode,
-        result.stdout,
-        re.sub(r" \(\d+\.\ds\)$", "", result.stderr, flags=re.MULTILINE),
-    )
+    """A check's verdict as a user sees it, without the elapsed time of each progress line
+    and without the line saying which server it used."""
+    stderr = re.sub(r" \(\d+\.\ds\)$", "", result.stderr, flags=re.MULTILINE)
+    return result.returncode, result.stdout, _SERVER_LINE.sub("", stderr)
 
 
 DRIFT = "    body: Mapped[str] = mapped_column(String(500))\n"

@@ -32,6 +32,7 @@ from tests.helpers.warm import (
     same,
     warm_state,
 )
+from tests.helpers.warm_server import keepers
 
 NOBODY = 65534
 Capsys = pytest.CaptureFixture[str]
@@ -60,6 +61,9 @@ def test_a_forked_worker_gives_the_fresh_workers_verdict(
     change(project)
     first = warm.check(project, "--keep-warm", "5m")  # starts the resident worker, runs fresh
     warm.wait_ready()
+    # The first check's migrated database went into the warm server only: this one stores it
+    # on disk, where the next finds it as the forked check finds the warm server's copy.
+    warm.check(project)
     ordinary = warm.check(project)
     served = warm.served()
     forked = warm.check(project, "--keep-warm", "5m")
@@ -92,10 +96,12 @@ def test_idle_exit_leaves_nothing(project: Path, warm: Warm) -> None:
     assert warm.check(project, "--keep-warm", "5m").returncode == EXIT_OK
     warm.wait_ready()
     [daemon] = warm.pids()
+    [keeper] = keepers(warm)
     # The latest check's duration is the one kept: 1 s after this check, it is gone.
     assert warm.check(project, "--keep-warm", "1s").returncode == EXIT_OK
     assert warm.served() == 1
     assert wait_pid_exit(daemon), "the resident worker outlived its idle time"
+    assert wait_pid_exit(keeper), "the warm server outlived its idle time"
     assert warm.files() == []
     assert warm.processes() == []
 
@@ -175,12 +181,18 @@ def test_stop_stops_it_and_leaves_nothing(project: Path, warm: Warm) -> None:
     warm.wait_ready()
     [daemon] = warm.pids()
     stopped = run_checker(["--stop"], project, warm.env())
-    assert (stopped.returncode, stopped.stdout) == (0, "stopped 1 resident worker(s)\n")
+    assert (stopped.returncode, stopped.stdout) == (
+        0,
+        "stopped 1 resident worker(s)\nstopped 1 warm server(s)\n",
+    )
     assert wait_pid_exit(daemon, timeout=0)  # --stop returned after it ended
     assert warm.files() == []
     assert warm.processes() == []
     again = run_checker(["--stop"], project, warm.env())
-    assert (again.returncode, again.stdout) == (0, "stopped 0 resident worker(s)\n")
+    assert (again.returncode, again.stdout) == (
+        0,
+        "stopped 0 resident worker(s)\nstopped 0 warm server(s)\n",
+    )
 
 
 def test_in_ci_only_the_flag_starts_one(project: Path, warm: Warm) -> None:
@@ -249,7 +261,9 @@ def test_clear_cache_stops_them_too(project: Path, warm: Warm, tmp_path: Path) -
     [daemon] = warm.pids()
     cleared = warm.check(project, "--clear-cache", **private)
     assert cleared.returncode == EXIT_OK, cleared.stderr
-    assert cleared.stdout.endswith("stopped 1 resident worker(s)\n"), cleared.stdout
+    assert cleared.stdout.endswith("stopped 1 resident worker(s)\nstopped 1 warm server(s)\n"), (
+        cleared.stdout
+    )
     assert wait_pid_exit(daemon, timeout=0)  # --clear-cache returned after it ended
     assert warm.files() == []
 

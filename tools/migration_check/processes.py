@@ -25,6 +25,7 @@ from typing import Any, Protocol
 __all__ = [
     "arm_parent_death",
     "child_setup",
+    "exited",
     "kill_group",
     "live_pid",
     "proc_start_time",
@@ -108,6 +109,16 @@ def writer_dead(name: str) -> bool:
     return match is not None and not _alive(int(match[1]), match[2])
 
 
+def exited(pid: int) -> bool:
+    """Whether ``pid`` has ended, if not yet reaped: a detached process (the warm server's
+    keeper) is reaped by init, which may take its time, and a zombie answers ``kill(pid, 0)``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def _alive(pid: int, start: str) -> bool:
     try:
         os.kill(pid, 0)
@@ -115,6 +126,8 @@ def _alive(pid: int, start: str) -> bool:
         return False
     except PermissionError:
         pass
+    if exited(pid):
+        return False
     return not start or proc_start_time(pid) in ("", start)
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "CachePlan",
     "Entry",
     "choose_entry",
+    "entry_name",
     "prune",
     "store_entry",
 ]
@@ -136,7 +137,12 @@ def _last_used(entry: Entry) -> float:
 
 
 def choose_entry(
-    scope: str, ini: Path, worker_environ: Mapping[str, str], notes: list[str] | None = None
+    scope: str,
+    ini: Path,
+    worker_environ: Mapping[str, str],
+    notes: list[str] | None = None,
+    *,
+    base: Path | None = None,
 ) -> Entry | None:
     """The entry whose recorded inputs all still hold, with the longest history.
 
@@ -149,7 +155,7 @@ def choose_entry(
 
     best: Entry | None = None
     startup = static_inputs(worker_environ)
-    base = _base()
+    base = _base() if base is None else base  # the warm server's templates (run/warm_client.py)
     sweep_dead_staging(base)
     for entry in _entries(base, scope):
         files = entry.meta.get("files", {})
@@ -185,16 +191,18 @@ def _note(entry: Entry, notes: list[str] | None, reason: object = None) -> None:
         notes[:] = notes or [reason]
 
 
+def entry_name(meta: Mapping[str, Any], scope: str) -> str:
+    """An entry's directory name: its scope and a hash of what it is keyed on."""
+    body = json.dumps({k: meta.get(k) for k in _KEYED}, sort_keys=True)
+    return f"{_PREFIX}{scope}-{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
 def store_entry(data_dir: Path, meta: dict[str, Any], scope: str) -> Path | None:
     """Copy a stopped data directory into the cache under its final name, atomically."""
     from migration_check.caches.dirs import copy_tree
 
     base = _base()
-    body = json.dumps(
-        {k: meta.get(k) for k in _KEYED},
-        sort_keys=True,
-    )
-    name = f"{_PREFIX}{scope}-{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+    name = entry_name(meta, scope)
     final = base / name
     if (final / "meta.json").is_file():
         with contextlib.suppress(OSError):

@@ -77,6 +77,11 @@ def _clear_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 
     if stopped := stop_all():
         click.echo(f"stopped {stopped} resident worker(s)")
+    # Warm servers hold templates of the migrated databases just removed: they go too.
+    from migration_check.run.warm_keeper import stop_keepers
+
+    if stopped := stop_keepers():
+        click.echo(f"stopped {stopped} warm server(s)")
     ctx.exit(EXIT_OK)
 
 
@@ -84,8 +89,10 @@ def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if not value or ctx.resilient_parsing:
         return
     from migration_check.run.resident_client import stop_all
+    from migration_check.run.warm_keeper import stop_keepers
 
     click.echo(f"stopped {stop_all()} resident worker(s)")
+    click.echo(f"stopped {stop_keepers()} warm server(s)")
     ctx.exit(EXIT_OK)
 
 
@@ -108,11 +115,13 @@ def _stop_resident(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 )
 @click.option(
     "--stop",
+    "--stop-warm",
     is_flag=True,
     is_eager=True,
     expose_value=False,
     callback=_stop_resident,
-    help="Stop this user's resident workers (--keep-warm), say how many, and exit.",
+    help="Stop this user's resident workers and warm servers (--keep-warm), say how many, "
+    "and exit.",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="check-migrations")
 def _command(**kwargs: Any) -> int:

@@ -104,6 +104,11 @@ class ThrowawayServer:
         return str(self.run_dir)
 
     @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs (the warm server's keeper waits on it)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def data_dir(self) -> Path:
         assert self.run_dir is not None
         return self.run_dir / "data"

@@ -6,7 +6,7 @@ import contextlib
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from migration_check.caches.migrated import CachePlan
@@ -19,11 +19,14 @@ from migration_check.postgres.server import (
     ThrowawayServer,
     signals_held,
 )
-from migration_check.run.project import DEFAULT_DRIVER
+from migration_check.run.project import DEFAULT_DRIVER, preflight
 from migration_check.run.resources import RunResources
 from migration_check.run.worker_process import Progress
 from migration_check.settings import Settings
 from migration_check.urls import DbUrl, mask_passwords, parse_url
+
+if TYPE_CHECKING:  # sockets and the keeper are imported only when keep-warm is on
+    from migration_check.run.warm_client import WarmLease
 
 __all__ = ["provision"]
 
@@ -93,6 +96,16 @@ def provision(
                     file=sys.stderr,
                 )
         return
+    if settings.keep_warm and plan is not None:
+        from migration_check.run.warm_client import open_warm
+
+        lease = open_warm(
+            resources, plan, preflight(settings), settings.keep_warm, progress, database
+        )
+        if lease is not None:
+            with _on_warm(lease, plan, settings.keep_warm, progress) as got:
+                yield got
+            return
     progress("starting a throwaway PostgreSQL")
     server = ThrowawayServer(
         resources.binaries, resources.server_user,
@@ -125,6 +138,30 @@ def provision(
             if plan is not None:
                 plan.save(server, progress)
             server.stop()
+
+
+@contextlib.contextmanager
+def _on_warm(
+    lease: WarmLease, plan: CachePlan, keep_warm: float, progress: Progress
+) -> Iterator[tuple[DbUrl, dict[str, Any], str, tuple[str, ...]]]:
+    """The scratch database on the warm server (run/warm_client.py), and its teardown."""
+    done = False
+    try:
+        target = DbUrl(
+            DEFAULT_DRIVER, SUPERUSER, None, None, PORT, "postgres",
+            (("host", str(lease.run_dir)),),
+        )  # fmt: skip
+        admin = {"host": str(lease.run_dir), "port": PORT, "user": SUPERUSER, "dbname": "postgres"}
+        yield target, admin, "the warm server", ()
+        done = True
+    except BaseException as exc:
+        add_cleanup_note(exc, "scratch database dropped on the warm server")
+        raise
+    finally:
+        with signals_held():
+            if not done:
+                plan.store = None  # a check that failed keeps no template
+            lease.finish(plan, keep_warm, progress)
 
 
 def _drop_note(owner: ScratchOwner, label: str, failed: str | None, hidden: tuple[str, ...]) -> str:

@@ -45,7 +45,7 @@ _CONNECT_TIMEOUT = 2.0
 _NAME = "w-"  # sockets, pid files and logs: w-<key>.sock / .pid / .log
 
 
-def warm_dir(*, create: bool = True) -> tuple[Path | None, str]:
+def warm_dir(*, create: bool = True, name: str = "check-migrations") -> tuple[Path | None, str]:
     """This user's private directory for resident workers, or (None, why it cannot be used).
 
     ``$XDG_RUNTIME_DIR/check-migrations`` (per-user, tmpfs, removed at logout), else
@@ -55,9 +55,9 @@ def warm_dir(*, create: bool = True) -> tuple[Path | None, str]:
     uid = os.geteuid()
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK | os.X_OK):
-        path = Path(runtime) / "check-migrations"
+        path = Path(runtime) / name
     else:
-        path = Path(tempfile.gettempdir()) / f"check-migrations-warm-{uid}"
+        path = Path(tempfile.gettempdir()) / f"{name}-warm-{uid}"
     if create:
         with contextlib.suppress(FileExistsError, OSError):
             path.mkdir(mode=0o700)
