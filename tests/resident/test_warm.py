@@ -169,7 +169,11 @@ def test_without_keep_warm_nothing_stays(project: Path, warm: Warm) -> None:
     # Other checks may run on this machine: only processes in this project's directory count.
     left = [
         pid
-        for needle in ("migration_check.resident.daemon", "migration_check.worker.main")
+        for needle in (
+            "migration_check.resident.daemon",
+            "migration_check.worker",
+            "migration_check.postgres.warm",
+        )
         for pid in processes_mentioning(needle)
         if cwd_of(pid) == str(project)
     ]
