@@ -19,6 +19,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "drop_databases",
+    "drop_history_roles",
     "recreate_database",
 ]
 
@@ -60,6 +61,30 @@ def recreate_database(admin: Any, name: str, *, throwaway: bool = False) -> None
     """Drop and create ``name``: an empty database under the same name."""
     drop_database(admin, name)
     create_database(admin, name, throwaway=throwaway)
+
+
+def drop_history_roles(admin: Any) -> None:
+    """Drop every role a fresh cluster lacks (all but the predefined ``pg_*`` and ourselves).
+
+    For a replay from empty in a cluster a history already ran in (a stale migrated-database
+    entry): its roles live outside any database, and a revision's CREATE ROLE would meet them
+    where a fresh server gives the verdict. Called once that history's database is dropped, so
+    the roles own nothing; one that still does is a Failure naming it.
+    """
+    from psycopg import sql
+
+    rows = admin.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user"
+    ).fetchall()
+    for (name,) in rows:
+        try:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        except Exception as exc:
+            raise Failure(
+                "server",
+                f"cannot reset the cached cluster for a replay from empty: role {name}: "
+                f"{one_line(exc)}; run check-migrations --clear-cache",
+            ) from exc
 
 
 def drop_databases(admin: Any, names: Iterable[str]) -> None:

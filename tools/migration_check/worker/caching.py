@@ -121,10 +121,17 @@ class WorkerCache:
         self.admin.execute(sql.SQL(statement).format(*(sql.Identifier(n) for n in names)))
 
     def recreate_empty(self) -> None:
-        from migration_check.worker.admin import recreate_database
+        from migration_check.worker.admin import (
+            create_database,
+            drop_database,
+            drop_history_roles,
+        )
 
-        # The cache serves the throwaway server only (runner._cache_plan).
-        recreate_database(self.admin, self.database, throwaway=True)
+        # The cache serves the throwaway server only (runner._cache_plan), whose cluster came
+        # from the entry: as fresh as a new one again, but for the databases of this run.
+        drop_database(self.admin, self.database)
+        drop_history_roles(self.admin)
+        create_database(self.admin, self.database, throwaway=True)
         self.used = False
         self.record.expected = None
 
