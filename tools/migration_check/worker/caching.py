@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,8 @@ class WorkerCache:
         self.database = database
         self.emit = emit
         self.used = False
+        # --start-from: reloads the dump into a database recreated empty (worker/main.py).
+        self.reload: Callable[[], None] | None = None
         self.snapshot: str | None = None
         self.env: dict[str, Any] = {}
         self.locations: list[str] = []
@@ -125,6 +128,8 @@ class WorkerCache:
 
         # The cache serves the throwaway server only (runner._cache_plan).
         recreate_database(self.admin, self.database, throwaway=True)
+        if self.reload is not None:
+            self.reload()
         self.used = False
         self.record.expected = None
 

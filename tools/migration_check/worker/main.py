@@ -11,6 +11,7 @@ Protocol (protocol.py): the request on stdin; events as JSON lines on CHECK_MIGR
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -93,6 +94,15 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
     return sorted(dirs)
 
 
+def _load_dump(req: WorkerRequest, emit: Emit, recorder: InputRecorder | None) -> None:
+    """--start-from's dump, loaded by psql: the CLI keys its content (caches/dump.py), so the
+    child is the checker's own read, not one that makes the run unstorable."""
+    assert req.start_from is not None
+    emit(ProgressEvent(f"loading {req.start_from.shown}"))
+    with recorder.paused() if recorder is not None else contextlib.nullcontext():
+        load_dump(req, req.start_from)
+
+
 def _open_cache(
     req: WorkerRequest, emit: Emit, recorder: InputRecorder | None
 ) -> WorkerCache | None:
@@ -100,7 +110,10 @@ def _open_cache(
     from migration_check.worker.caching import open_worker_cache
 
     # A refused connection: connect_admin's Failure.
-    return open_worker_cache(req, emit, recorder)
+    cache = open_worker_cache(req, emit, recorder)
+    if cache is not None and req.start_from is not None:
+        cache.reload = lambda: _load_dump(req, emit, recorder)  # a stale entry: from the dump
+    return cache
 
 
 def run(
@@ -114,9 +127,9 @@ def run(
     req.sync_url = sync_url(req.sync_url)
     if req.create_database:
         _create_scratch(req)
-    if req.start_from is not None:
-        emit(ProgressEvent(f"loading {req.start_from.shown}"))
-        load_dump(req, req.start_from)
+    # A cached migrated database was built from the same dump (its key holds the content).
+    if req.start_from is not None and not (req.cache or {}).get("entry"):
+        _load_dump(req, emit, recorder)
     cache = _open_cache(req, emit, recorder)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
