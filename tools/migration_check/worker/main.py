@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from migration_check.findings import CheckResult, Finding
 from migration_check.fingerprints.closure import record_closure
+from migration_check.fingerprints.digests import listing_digest
 from migration_check.fingerprints.inputs import merge_inputs, start_recording
 from migration_check.protocol import (
     CacheStoreEvent,
@@ -101,6 +102,27 @@ def _load_dump(req: WorkerRequest, emit: Emit, recorder: InputRecorder | None) -
     emit(ProgressEvent(f"loading {req.start_from.shown}"))
     with recorder.paused() if recorder is not None else contextlib.nullcontext():
         load_dump(req, req.start_from)
+
+
+def _version_listings(script: ScriptDirectory, dirs: list[str]) -> dict[str, str | None] | None:
+    """Each version directory's listing: a new revision file is a new verdict.
+
+    The input recorder skips listings under a library root (a package that ships its history,
+    as Apache Airflow does, is keyed by its version), yet a revision added there in place changes
+    the answer. Taken after the run, so a ``.py`` file the revision map Alembic read does not
+    hold (one added meanwhile) makes the run unstorable: None.
+    """
+    paths = {os.path.realpath(r.path) for r in script.walk_revisions() if r.path}
+    listings: dict[str, str | None] = {}
+    for found in dirs:
+        listings[found] = listing_digest(found)
+        with contextlib.suppress(OSError):
+            for name in os.listdir(found):
+                if not name.endswith(".py") or name == "__init__.py" or name.startswith(".#"):
+                    continue
+                if os.path.realpath(os.path.join(found, name)) not in paths:
+                    return None
+    return listings
 
 
 def _open_cache(
@@ -251,6 +273,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
+    result.version_listings = _version_listings(script, result.version_dirs)
     result.findings.extend(problems)
     if len(heads) > 1 and problems:
         return result
@@ -383,6 +406,12 @@ def _serve(events: TextIO) -> int:
         emit(ErrorEvent("unsafe", refused_message(), ""))
         return 0
     inputs = recorder.snapshot() if recorder is not None else None
+    unrecorded = recorder.refused if recorder is not None else ""
+    if inputs is not None and result.version_listings is None:
+        inputs = None
+        unrecorded = "found a file in a version location the revision map does not hold"
+    elif inputs is not None and result.version_listings:
+        inputs = {**inputs, "dirs": {**result.version_listings, **inputs["dirs"]}}
     if inputs is not None and cache is not None and cache.used:
         # The cached revisions' upgrade() did not run here: what it read is the entry's record,
         # found unchanged when the entry was chosen, and this verdict rests on it too.
@@ -400,7 +429,7 @@ def _serve(events: TextIO) -> int:
             warnings=result.warnings,  # the safety observation's advice, or safety = "warn"
             safety=result.safety,  # what each new revision's statements were seen to do
             inputs=inputs,
-            inputs_refused=recorder.refused if recorder is not None else "",
+            inputs_refused=unrecorded,
             closure=record_closure(Path.cwd())
             if recorder is not None and req.record_inputs
             else None,
