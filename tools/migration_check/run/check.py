@@ -116,6 +116,8 @@ def run_check(
         target, admin, label, secrets_ = stack.enter_context(
             provision(settings, database, progress, resources, plan)
         )
+        if settings.verbose and not settings.database_url:  # the server's copy and start end
+            progress("the throwaway server is up")
         if plan is not None and plan.entry is not None:
             database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)

@@ -260,6 +260,7 @@ class WorkerCache:
             kept = {p: d for p, d in inputs["files"].items() if p not in models}
             inputs = {**inputs, "files": kept}
         name = f"check_migrations_tpl_{secrets.token_hex(6)}"
+        self._progress("copying the migrated database for the cache")
         try:
             self._sql("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.database)
         except psycopg.Error as exc:  # env.py left a connection open: no entry, same verdict

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,14 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
         return result
     emit(ProgressEvent("comparing the database with the models"))
     seen: dict[str, Any] = {}
+    build = models_db.builder(req.sync_url) if models_db is not None and multi is None else None
+
+    def configured(opts: dict[str, Any]) -> None:
+        if req.progress_each:  # the second run's cost up to here is env.py's, run twice
+            emit(ProgressEvent("env.py configured again; autogenerate compares"))
+        if build is not None:  # the models' database is built while autogenerate compares
+            build(opts)
+
     result.findings.extend(
         compare_autogenerate(
             cfg,
@@ -286,10 +295,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             req.sync_url,
             seen,
             per_database=multi is not None,
-            # The models' database is built while autogenerate compares (one database only).
-            on_configured=(
-                models_db.builder(req.sync_url) if models_db is not None and multi is None else None
-            ),
+            on_configured=configured,
         )
     )
     if models_db is not None and multi is not None:
@@ -370,12 +376,34 @@ def preload() -> None:
             continue
 
 
+def _since_start() -> float | None:
+    """Seconds since this process started (Linux's /proc), None where that cannot be read."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time, in ticks
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _serve(events: TextIO) -> int:
     def emit(event: Event) -> None:
         events.write(encode(event) + "\n")
 
     preload()
+    imported, since_start = time.perf_counter(), _since_start()
     req = decode(WorkerRequest, sys.stdin.read())
+    if req.progress_each and since_start is not None:
+        # The stamps the CLI prints are its own; the interpreter's start and the imports
+        # overlap its server start, so only the worker can say what they cost.
+        waited = time.perf_counter() - imported
+        emit(
+            ProgressEvent(
+                f"worker ready: interpreter start and imports {since_start:.2f}s, then "
+                f"{waited:.2f}s waiting for the request"
+            )
+        )
     for key, value in req.environ.items():
         if value is None:
             os.environ.pop(key, None)

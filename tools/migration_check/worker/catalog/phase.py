@@ -103,6 +103,7 @@ class PendingModelsDatabase:
         emit(ProgressEvent("comparing the catalogs (models built by create_all)"))
         try:
             db = self.get()
+            db.say = lambda message: emit(ProgressEvent(message))
             found = compare_catalog(db, url, seen, list(result.findings))
             if db.note:  # some objects could not be built: the rest was compared
                 result.catalog_skipped = db.note
