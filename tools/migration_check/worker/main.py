@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from migration_check.findings import CheckResult, Finding
 from migration_check.fingerprints.closure import record_closure
-from migration_check.fingerprints.digests import listing_digest
 from migration_check.fingerprints.inputs import merge_inputs, start_recording
 from migration_check.protocol import (
     CacheStoreEvent,
@@ -46,11 +44,12 @@ from migration_check.worker.envpy import (
     no_script_location,
     toml_file_name,
 )
+from migration_check.worker.facts import Ready, version_listings
 from migration_check.worker.guard import install_guard, refused, refused_message
 from migration_check.worker.history import BaseCatch, round_trip_scratch
 from migration_check.worker.layouts.flaskapp import FlaskApp
 from migration_check.worker.layouts.multidb import MultiDb
-from migration_check.worker.layouts.startfrom import load_dump
+from migration_check.worker.layouts.startfrom import load_dump_unrecorded
 from migration_check.worker.upgrade import upgrade_to_head
 
 if TYPE_CHECKING:
@@ -96,36 +95,6 @@ def _version_dirs(script: ScriptDirectory) -> list[str]:
     return sorted(dirs)
 
 
-def _load_dump(req: WorkerRequest, emit: Emit, recorder: InputRecorder | None) -> None:
-    """--start-from's dump, loaded by psql: the CLI keys its content (caches/dump.py), so the
-    child is the checker's own read, not one that makes the run unstorable."""
-    assert req.start_from is not None
-    emit(ProgressEvent(f"loading {req.start_from.shown}"))
-    with recorder.paused() if recorder is not None else contextlib.nullcontext():
-        load_dump(req, req.start_from)
-
-
-def _version_listings(script: ScriptDirectory, dirs: list[str]) -> dict[str, str | None] | None:
-    """Each version directory's listing: a new revision file is a new verdict.
-
-    The input recorder skips listings under a library root (a package that ships its history,
-    as Apache Airflow does, is keyed by its version), yet a revision added there in place changes
-    the answer. Taken after the run, so a ``.py`` file the revision map Alembic read does not
-    hold (one added meanwhile) makes the run unstorable: None.
-    """
-    paths = {os.path.realpath(r.path) for r in script.walk_revisions() if r.path}
-    listings: dict[str, str | None] = {}
-    for found in dirs:
-        listings[found] = listing_digest(found)
-        with contextlib.suppress(OSError):
-            for name in os.listdir(found):
-                if not name.endswith(".py") or name == "__init__.py" or name.startswith(".#"):
-                    continue
-                if os.path.realpath(os.path.join(found, name)) not in paths:
-                    return None
-    return listings
-
-
 def _open_cache(
     req: WorkerRequest, emit: Emit, recorder: InputRecorder | None
 ) -> WorkerCache | None:
@@ -135,7 +104,8 @@ def _open_cache(
     # A refused connection: connect_admin's Failure.
     cache = open_worker_cache(req, emit, recorder)
     if cache is not None and req.start_from is not None:
-        cache.reload = lambda: _load_dump(req, emit, recorder)  # a stale entry: from the dump
+        # A stale entry is recreated empty, then from the dump.
+        cache.reload = lambda: load_dump_unrecorded(req, emit, recorder)
     return cache
 
 
@@ -152,7 +122,7 @@ def run(
         _create_scratch(req)
     # A cached migrated database was built from the same dump (its key holds the content).
     if req.start_from is not None and not (req.cache or {}).get("entry"):
-        _load_dump(req, emit, recorder)
+        load_dump_unrecorded(req, emit, recorder)
     cache = _open_cache(req, emit, recorder)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
@@ -274,7 +244,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
-    result.version_listings = _version_listings(script, result.version_dirs)
+    result.version_listings = version_listings(script, result.version_dirs)
     result.findings.extend(problems)
     if len(heads) > 1 and problems:
         return result
@@ -349,7 +319,6 @@ def exit_now(code: int) -> NoReturn:
     handlers (logging's flush among them) and the standard streams' flush.
     """
     import atexit
-    import contextlib
 
     try:
         with contextlib.suppress(BaseException):
@@ -376,34 +345,15 @@ def preload() -> None:
             continue
 
 
-def _since_start() -> float | None:
-    """Seconds since this process started (Linux's /proc), None where that cannot be read."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time, in ticks
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
 def _serve(events: TextIO) -> int:
     def emit(event: Event) -> None:
         events.write(encode(event) + "\n")
 
     preload()
-    imported, since_start = time.perf_counter(), _since_start()
+    ready = Ready()
     req = decode(WorkerRequest, sys.stdin.read())
-    if req.progress_each and since_start is not None:
-        # The stamps the CLI prints are its own; the interpreter's start and the imports
-        # overlap its server start, so only the worker can say what they cost.
-        waited = time.perf_counter() - imported
-        emit(
-            ProgressEvent(
-                f"worker ready: interpreter start and imports {since_start:.2f}s, then "
-                f"{waited:.2f}s waiting for the request"
-            )
-        )
+    if req.progress_each:
+        ready.say(emit)
     for key, value in req.environ.items():
         if value is None:
             os.environ.pop(key, None)
