@@ -178,6 +178,8 @@ class CheckResult:
     revision_command: str = ""
     # Where Alembic found revisions once env.py ran: the git check looks there for untracked files.
     version_dirs: list[str] = field(default_factory=list)
+    # The worker's: their listings, for the verdict's key (None: one holds a file not in the map).
+    version_listings: dict[str, str | None] | None = None
     # The revision writer's files (``check-migrations revision``), absolute paths.
     written: list[str] = field(default_factory=list)
     # Every revision id in the history: the writer's --rev-id convention is read from them.

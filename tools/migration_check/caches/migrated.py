@@ -76,9 +76,13 @@ def max_entries() -> int:
     return env_number("CHECK_MIGRATIONS_CACHE_ENTRIES", _DEFAULT_ENTRIES, minimum=1)
 
 
-def scope_key(*, pg_fingerprint: str, uid: int, ini: Path, name: str) -> str:
-    """Names a project's entries, so a run only considers its own."""
-    raw = f"{FORMAT}|{pg_fingerprint}|{uid}|{ini}|{name}"
+def scope_key(*, pg_fingerprint: str, uid: int, ini: Path, name: str, start_from: str = "") -> str:
+    """Names a project's entries, so a run only considers its own.
+
+    ``start_from``: --start-from's dump (caches/dump.py: its path and content), which the
+    database was built from before the first revision: another dump is another scope.
+    """
+    raw = f"{FORMAT}|{pg_fingerprint}|{uid}|{ini}|{name}" + (f"|{start_from}" if start_from else "")
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -96,6 +96,7 @@ def static_key(
     pg_fingerprint: str,
     worker_environ: Mapping[str, str],
     history: str = "",
+    start_from: str = "",
 ) -> str:
     """Everything the CLI knows before the worker runs that can change the worker's answer.
 
@@ -103,6 +104,7 @@ def static_key(
     or below Python's ``os.environ`` (fingerprints/startup.py) is keyed here, the rest by what the
     worker recorded. ``history``: the git base of the change and the revisions it adds, when the
     worker's round trips are part of the answer (their result depends on which are new).
+    ``start_from``: --start-from's dump (caches/dump.py), which psql, not Python, reads.
     """
     fields = {
         f.name: getattr(settings, f.name)
@@ -130,6 +132,7 @@ def static_key(
             "driver": drivername,
             "pg": pg_fingerprint,
             "history": history,
+            "start_from": start_from,
             "startup": static_inputs(worker_environ),
         },
         sort_keys=True,

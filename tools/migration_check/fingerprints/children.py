@@ -6,7 +6,10 @@ is everywhere in real projects and reads nothing the key cannot hold: ``platform
 ``file -b <the interpreter>``. Its answer depends on the interpreter binary, which the start-up
 key already holds (fingerprints/startup.py), on the ``file`` program found on the child's PATH
 (and the magic database beside it), and on ``MAGIC``. Those are recorded as the run's inputs, so a
-different ``file`` or PATH is a different key; any other child is still refused.
+different ``file`` or PATH is a different key. The other: ``platform.uname().processor`` (or
+``platform.processor()``, called at import by MLflow) runs ``uname -p``, whose answer is the
+machine the kernel reports, fixed for a given interpreter binary (keyed), and the ``uname``
+program found on PATH (keyed, with PATH). Any other child is still refused.
 """
 
 from __future__ import annotations
@@ -47,13 +50,18 @@ def known_child(event: str, args: tuple[Any, ...]) -> KnownChild | None:
         words = [os.fsdecode(a) for a in argv]
     except TypeError:
         return None
+    env: Mapping[Any, Any] = child_env if child_env is not None else os.environ
+    path = _get(env, "PATH")
+    if words == ["uname", "-p"]:
+        if path != os.environ.get("PATH"):
+            return None
+        program = shutil.which("uname", path=path) if path is not None else None
+        return KnownChild([program] if program is not None else [], {"PATH": path})
     if len(words) != 3 or words[:2] != ["file", "-b"]:
         return None
     if os.path.realpath(words[2]) != os.path.realpath(sys.executable):
         return None
-    env: Mapping[Any, Any] = child_env if child_env is not None else os.environ
-    path = _text(env.get("PATH", env.get(b"PATH")))
-    magic = _text(env.get("MAGIC", env.get(b"MAGIC")))
+    magic = _get(env, "MAGIC")
     # Keyed as the worker's own variables, which the CLI compares with the next worker's: a child
     # given other values than the worker has is not one whose inputs the key can hold.
     if (path, magic) != (os.environ.get("PATH"), os.environ.get("MAGIC")):
@@ -67,3 +75,12 @@ def _text(value: object) -> str | None:
     if isinstance(value, str | bytes):
         return os.fsdecode(value)
     return None
+
+
+def _get(env: Mapping[Any, Any], name: str) -> str | None:
+    """``name`` from a child's environment, given as text or bytes (os.environ takes no bytes)."""
+    if name in env:
+        return _text(env[name])
+    if env is os.environ:
+        return None
+    return _text(env.get(os.fsencode(name)))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migration_check.caches.dump import DumpKey, dump_key
 from migration_check.caches.migrated import CachePlan, choose_entry, scope_key
 from migration_check.caches.verdict import VerdictCache, holds_any, static_key
 from migration_check.findings import CheckResult, Finding
@@ -70,8 +71,15 @@ def run_check(
     resources = RunResources(settings)
     start_from = start_from_request(settings, resources)
     database = f"check_migrations_{secrets.token_hex(6)}"
-    # Not for the writer (it must write), nor with a schema dump (the key does not cover it).
-    keep_verdicts = write_revision is None and not start_from and _verdicts_on(settings)
+    # The dump's content is in both caches' keys; one the key cannot hold turns both off.
+    dump = dump_key(start_from.file, start_from.shown, os.environ) if start_from else None
+    off = _caches_off(settings, dump)
+    if off and settings.verbose:
+        progress(off)
+    # Not for the writer (it must write).
+    keep_verdicts = (
+        write_revision is None and (dump is None or bool(dump.key)) and _verdicts_on(settings)
+    )
     with contextlib.ExitStack() as stack:
 
         def start_worker() -> Worker:
@@ -90,7 +98,9 @@ def run_check(
         )
         # Before any server: an unchanged check is answered from the verdict cache.
         verdicts = (
-            _verdict_cache(settings, ini, drivername, verdicts_dir, resources, _history_key(base))
+            _verdict_cache(
+                settings, ini, drivername, verdicts_dir, resources, _history_key(base), dump
+            )
             if verdicts_dir is not None
             else None
         )
@@ -98,7 +108,7 @@ def run_check(
         cached = verdicts.lookup(progress) if verdicts is not None else None
         if cached is not None:
             return _result(settings, ini, cached, history_ctx)
-        plan = _cache_plan(settings, ini, resources)
+        plan = None if off else _cache_plan(settings, ini, resources, dump)
         # Started before the server: the worker imports SQLAlchemy and Alembic (0.4 s, more
         # without bytecode) while this process starts the server, then waits on stdin.
         if worker is None:
@@ -106,6 +116,8 @@ def run_check(
         target, admin, label, secrets_ = stack.enter_context(
             provision(settings, database, progress, resources, plan)
         )
+        if settings.verbose and not settings.database_url:  # the server's copy and start end
+            progress("the throwaway server is up")
         if plan is not None and plan.entry is not None:
             database = plan.entry.database  # the copied cluster holds it, migrated
         url = target.with_database(database, drivername=drivername)
@@ -143,8 +155,16 @@ def run_check(
             environ=worker_env(url, sync_url, settings),
         )
         event, cache_store = run_worker(request, worker, settings, progress, secrets_)
-        if plan is not None:
+        # A dump edited while the worker loaded it: what was built is not the key's.
+        moved = (
+            start_from is not None
+            and dump is not None
+            and (dump_key(start_from.file, start_from.shown, os.environ).key != dump.key)
+        )
+        if plan is not None and not moved:
             plan.store = cache_store
+    if moved:
+        verdicts = None
     if verdicts is not None and not verdicts.store(event) and settings.verbose:
         why = event.inputs_refused or "its inputs could not all be recorded"
         progress(f"not storing the verdict: the project's code {why}; every check of it runs")
@@ -206,6 +226,7 @@ def _verdict_cache(
     base: Path,
     resources: RunResources,
     history: str = "",
+    dump: DumpKey | None = None,
 ) -> VerdictCache:
     fingerprint = resources.pg_fingerprint
     environ = resources.worker_environ()
@@ -216,6 +237,7 @@ def _verdict_cache(
         pg_fingerprint=fingerprint,
         worker_environ=environ,
         history=history,
+        start_from=dump.key if dump is not None else "",
     )
     return VerdictCache(base, key, environ)
 
@@ -233,16 +255,33 @@ def _verdicts_dir() -> Path | None:
         return None  # an unwritable cache directory costs speed, never the verdict
 
 
-def _cache_plan(settings: Settings, ini: Path, resources: RunResources) -> CachePlan | None:
+def _caches_off(settings: Settings, dump: DumpKey | None) -> str:
+    """Why a cache the settings leave on stays off for this check ("": none does)."""
+    if settings.database_url or not settings.use_cache:
+        return ""
+    if dump is not None and not dump.key:
+        return f"no cached verdict or migrated database: {dump.why_not}"
+    if settings.flask_app:
+        # The app's configuration is read in the worker, by code the key does not see.
+        return "no cached migrated database with --flask-app: its key does not cover the app"
+    return ""
+
+
+def _cache_plan(
+    settings: Settings, ini: Path, resources: RunResources, dump: DumpKey | None
+) -> CachePlan | None:
     """The migrated-database cache (caches/migrated.py) serves the throwaway server only."""
     if settings.database_url or not settings.use_cache:
         return None
-    if settings.start_from or settings.flask_app:
-        # The key covers neither the dump nor the app's configuration: replay in full.
-        return None
     fingerprint = resources.pg_fingerprint
     uid = resources.server_user.uid
-    scope = scope_key(pg_fingerprint=fingerprint, uid=uid, ini=ini, name=settings.name)
+    scope = scope_key(
+        pg_fingerprint=fingerprint,
+        uid=uid,
+        ini=ini,
+        name=settings.name,
+        start_from=dump.key if dump is not None else "",
+    )
     environ = resources.worker_environ()
     notes: list[str] = []
     entry = choose_entry(scope, ini, environ, notes)

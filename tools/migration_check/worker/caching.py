@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,8 @@ class WorkerCache:
         self.database = database
         self.emit = emit
         self.used = False
+        # --start-from: reloads the dump into a database recreated empty (worker/main.py).
+        self.reload: Callable[[], None] | None = None
         self.snapshot: str | None = None
         self.env: dict[str, Any] = {}
         self.locations: list[str] = []
@@ -132,6 +135,8 @@ class WorkerCache:
         drop_database(self.admin, self.database)
         drop_history_roles(self.admin)
         create_database(self.admin, self.database, throwaway=True)
+        if self.reload is not None:
+            self.reload()
         self.used = False
         self.record.expected = None
 
@@ -262,6 +267,7 @@ class WorkerCache:
             kept = {p: d for p, d in inputs["files"].items() if p not in models}
             inputs = {**inputs, "files": kept}
         name = f"check_migrations_tpl_{secrets.token_hex(6)}"
+        self._progress("copying the migrated database for the cache")
         try:
             self._sql("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.database)
         except psycopg.Error as exc:  # env.py left a connection open: no entry, same verdict

@@ -33,11 +33,12 @@ from migration_check.worker.envpy import (
     no_script_location,
     toml_file_name,
 )
+from migration_check.worker.facts import version_listings
 from migration_check.worker.guard import install_guard
 from migration_check.worker.history import BaseCatch, round_trip_scratch
 from migration_check.worker.layouts.flaskapp import FlaskApp
 from migration_check.worker.layouts.multidb import MultiDb
-from migration_check.worker.layouts.startfrom import load_dump
+from migration_check.worker.layouts.startfrom import load_dump_unrecorded
 from migration_check.worker.safety.in_transaction import in_transaction_result
 from migration_check.worker.upgrade import upgrade_to_head
 
@@ -91,7 +92,11 @@ def _open_cache(
     from migration_check.worker.caching import open_worker_cache
 
     # A refused connection: connect_admin's Failure.
-    return open_worker_cache(req, emit, recorder)
+    cache = open_worker_cache(req, emit, recorder)
+    if cache is not None and req.start_from is not None:
+        # A stale entry is recreated empty, then from the dump.
+        cache.reload = lambda: load_dump_unrecorded(req, emit, recorder)
+    return cache
 
 
 def run(
@@ -105,9 +110,9 @@ def run(
     req.sync_url = sync_url(req.sync_url)
     if req.create_database:
         _create_scratch(req)
-    if req.start_from is not None:
-        emit(ProgressEvent(f"loading {req.start_from.shown}"))
-        load_dump(req, req.start_from)
+    # A cached migrated database was built from the same dump (its key holds the content).
+    if req.start_from is not None and not (req.cache or {}).get("entry"):
+        load_dump_unrecorded(req, emit, recorder)
     cache = _open_cache(req, emit, recorder)
     # Started before the guard, as the cache's connection is opened: env.py stays confined to
     # the scratch database while the checker builds and reads the models' database.
@@ -236,11 +241,20 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
+    result.version_listings = version_listings(script, result.version_dirs)
     result.findings.extend(problems)
     if len(heads) > 1 and problems:
         return result
     emit(ProgressEvent("comparing the database with the models"))
     seen: dict[str, Any] = {}
+    build = models_db.builder(req.sync_url) if models_db is not None and multi is None else None
+
+    def configured(opts: dict[str, Any]) -> None:
+        if req.progress_each:  # the second run's cost up to here is env.py's, run twice
+            emit(ProgressEvent("env.py configured again; autogenerate compares"))
+        if build is not None:  # the models' database is built while autogenerate compares
+            build(opts)
+
     result.findings.extend(
         compare_autogenerate(
             cfg,
@@ -248,10 +262,7 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             req.sync_url,
             seen,
             per_database=multi is not None,
-            # The models' database is built while autogenerate compares (one database only).
-            on_configured=(
-                models_db.builder(req.sync_url) if models_db is not None and multi is None else None
-            ),
+            on_configured=configured,
         )
     )
     if models_db is not None and multi is not None:

@@ -17,6 +17,7 @@ from migration_check.fingerprints.inputs import merge_inputs, start_recording
 from migration_check.protocol import ErrorEvent, Event, ResultEvent, WorkerRequest, decode, encode
 from migration_check.worker.bytecode import validate_project_bytecode_by_content
 from migration_check.worker.diagnose import Failure, one_line
+from migration_check.worker.facts import Ready
 from migration_check.worker.guard import refused, refused_message
 from migration_check.worker.main import run
 
@@ -74,7 +75,10 @@ def _serve(events: TextIO) -> int:
         events.write(encode(event) + "\n")
 
     preload()
+    ready = Ready()
     req = decode(WorkerRequest, sys.stdin.read())
+    if req.progress_each:
+        ready.say(emit)
     for key, value in req.environ.items():
         if value is None:
             os.environ.pop(key, None)
@@ -105,6 +109,12 @@ def _serve(events: TextIO) -> int:
         emit(ErrorEvent("unsafe", refused_message(), ""))
         return 0
     inputs = recorder.snapshot() if recorder is not None else None
+    unrecorded = recorder.refused if recorder is not None else ""
+    if inputs is not None and result.version_listings is None:
+        inputs = None
+        unrecorded = "found a file in a version location the revision map does not hold"
+    elif inputs is not None and result.version_listings:
+        inputs = {**inputs, "dirs": {**result.version_listings, **inputs["dirs"]}}
     if inputs is not None and cache is not None and cache.used:
         # The cached revisions' upgrade() did not run here: what it read is the entry's record,
         # found unchanged when the entry was chosen, and this verdict rests on it too.
@@ -123,7 +133,7 @@ def _serve(events: TextIO) -> int:
             safety=result.safety,  # what each new revision's statements were seen to do
             unchecked=result.unchecked,  # why the drift comparison did not run
             inputs=inputs,
-            inputs_refused=recorder.refused if recorder is not None else "",
+            inputs_refused=unrecorded,
             closure=record_closure(Path.cwd())
             if recorder is not None and req.record_inputs
             else None,

@@ -86,6 +86,8 @@ def upgrade_to_head(
             step.migration_fn = _tracked(step, step.migration_fn, state, before)
         return steps
 
+    if each:  # to "upgrading N revision(s)": env.py's import of the project, to its migrations
+        emit(ProgressEvent("running env.py"))
     with record.upgrade_window() if record is not None else contextlib.nullcontext():
         run_env(
             cfg,

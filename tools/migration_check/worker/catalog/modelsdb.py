@@ -45,6 +45,8 @@ class ModelsDatabase:
     # so.
     skipped: list[Skipped] = field(default_factory=list)
     note: str = ""
+    # A progress line per build step (catalog/phase.py): a failed build retried is a cost.
+    say: Callable[[str], None] = field(default=lambda _m: None, repr=False)
 
     _engine: Any = None
     _early: _EarlyBuild | None = None
@@ -128,10 +130,14 @@ class ModelsDatabase:
         self.skipped, self.note = [], ""
         first = self._finish_early_build(metadatas, migrated)
         if first is None:
+            self.say("the models' database is built")
             return "models"
+        self.say("create_all() on the models failed; retrying with the migrated types copied")
         copy_foreign_objects(migrated, self.conn, created_names(metadatas))
         if self._create_all(metadatas) is None:
+            self.say("the retry built the models' database")
             return "models+copied types"
+        self.say("the retry failed too; building the models statement by statement")
         skipped = self._build_partially(metadatas)
         if skipped is None:
             raise SkipCatalog(

@@ -33,6 +33,7 @@ class PendingModelsDatabase:
 
         self._db: ModelsDatabase | None = None
         self._error = ""
+        self._stamps = req.progress_each  # the build's steps, with -v (or on a terminal)
         if sqlalchemy_major() < 2:
             # The build wraps the checker's psycopg 3 connection in an engine, a dialect that
             # arrived in SQLAlchemy 2.0: an older one gets autogenerate's opinion alone.
@@ -103,6 +104,8 @@ class PendingModelsDatabase:
         emit(ProgressEvent("comparing the catalogs (models built by create_all)"))
         try:
             db = self.get()
+            if self._stamps:
+                db.say = lambda message: emit(ProgressEvent(message))
             found = compare_catalog(db, url, seen, list(result.findings))
             if db.note:  # some objects could not be built: the rest was compared
                 result.catalog_skipped = db.note

@@ -9,14 +9,19 @@ worker, before the connection guard, with the server's own psql.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+from typing import TYPE_CHECKING
 
-from migration_check.protocol import StartFrom, WorkerRequest
+from migration_check.protocol import Emit, ProgressEvent, StartFrom, WorkerRequest
 from migration_check.worker.diagnose import Failure
 
-__all__ = ["NO_VERSION_ROWS", "load_dump"]
+if TYPE_CHECKING:
+    from migration_check.fingerprints.inputs import InputRecorder
+
+__all__ = ["NO_VERSION_ROWS", "load_dump", "load_dump_unrecorded"]
 
 # psql's error lines: "psql:/path/schema.sql:42: ERROR:  relation ... does not exist".
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<msg>(?:ERROR|FATAL):\s+.*)$")
@@ -26,6 +31,15 @@ NO_VERSION_ROWS = (
     "from empty (pg_dump --schema-only leaves out rows): append them with "
     "`pg_dump --data-only --table=alembic_version DB >> {shown}`"
 )
+
+
+def load_dump_unrecorded(req: WorkerRequest, emit: Emit, recorder: InputRecorder | None) -> None:
+    """The dump, loaded by psql: the CLI keys its content (caches/dump.py), so the child is the
+    checker's own read, not one that makes the run unstorable."""
+    assert req.start_from is not None
+    emit(ProgressEvent(f"loading {req.start_from.shown}"))
+    with recorder.paused() if recorder is not None else contextlib.nullcontext():
+        load_dump(req, req.start_from)
 
 
 def load_dump(req: WorkerRequest, spec: StartFrom) -> None:
