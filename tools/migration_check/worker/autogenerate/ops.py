@@ -197,8 +197,15 @@ def _add_constraint(op: Any, table: str | None, *_: Any) -> list[Finding]:
         getattr(op, "constraint_type", "") or "", "add_constraint"
     )
     name = getattr(op, "constraint_name", None)
-    text = f"constraint {name} in the models, no revision creates it"
-    return [Finding(kind, table, text, name=name)]
+    cols = [str(c) for c in getattr(op, "columns", None) or []]
+    what = {"add_unique": "unique constraint", "add_pk": "primary key"}.get(kind, "constraint")
+    named = f" {name}" if name else ""
+    listed = f" ({', '.join(cols)})" if cols else ""
+    text = f"{what}{named}{listed} in the models, no revision creates it"
+    # Unnamed, on one column: that column, as for a foreign key; the catalog's finding for the
+    # same constraint (under the name PostgreSQL gives it) is then known for the same change.
+    column = cols[0] if not name and len(cols) == 1 else None
+    return [Finding(kind, table, text, name=name, column=column)]
 
 
 def _drop_constraint(op: Any, table: str | None, *_: Any) -> list[Finding]:
