@@ -193,6 +193,10 @@ def write_revision(
     if "command_error" in state:
         raise _command_failure(state["command_error"], script)
     scripts = revision_context.generated_revisions
+    if scripts:
+        from migration_check.worker.unnamed import name_unnamed_uniques
+
+        name_unnamed_uniques(scripts, notes if notes is not None else [])
     second: list[Any] = []
     if scripts and not options.get("plain"):
         from migration_check.worker import safe_forms
