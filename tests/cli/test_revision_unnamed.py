@@ -25,7 +25,8 @@ def test_an_unnamed_unique_is_written_under_postgresqls_name_and_passes(
     out, err = capsys.readouterr()
     (path,) = out.split()
     text = (project / path).read_text()
-    assert "constraint(None" not in text and "create_unique_constraint(None" not in text, text
+    assert "constraint(None" not in text, text
+    assert "create_unique_constraint(None" not in text, text
     assert "ADD CONSTRAINT users_name_key UNIQUE USING INDEX users_name_key" in text
     assert "op.drop_constraint('users_name_key', 'users', type_='unique')" in text
     assert "as users_name_key, the name PostgreSQL gives it" in err
