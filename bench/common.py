@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from migration_check.postgres import reach as postgres_reach  # noqa: E402
 from migration_check.postgres.server import (  # noqa: E402
     SUPERUSER,
     ThrowawayServer,
@@ -264,8 +265,7 @@ def workspace() -> Iterator[Path]:
 
 def reachable_bindir() -> Path:
     """The bundled binaries, where the server user can run them (as the checker does)."""
-    server = ThrowawayServer(find_binaries(None), resolve_server_user(None))
-    return server._reachable_bindir()
+    return postgres_reach.reachable_bindir(find_binaries(None), resolve_server_user(None))
 
 
 Agreement = list[tuple[str, bool, str]]

