@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,7 @@ __all__ = [
     "signals_held",
     "staging_tag",
     "sweep_orphans",
+    "terminate",
     "writer_dead",
 ]
 
@@ -209,3 +211,20 @@ def live_pid(pidfile: Path) -> int:
     if proc_start_time(pid) != start:
         return 0
     return pid
+
+
+def terminate(pid: int, sig: int, timeout: float = 10.0) -> None:
+    """Signal ``pid`` and wait for its end (SIGKILL after ``timeout``): it is nobody's child."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        signal.pidfd_send_signal(fd, sig)
+        if not select.select([fd], [], [], timeout)[0]:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            select.select([fd], [], [], timeout)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

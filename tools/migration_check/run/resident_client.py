@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from migration_check.processes import live_pid
+from migration_check.processes import live_pid, terminate
 
 __all__ = ["WarmChild", "daemon_key", "spawn_warm", "stop_all", "warm_dir"]
 
@@ -297,7 +297,7 @@ def stop_all(timeout: float = 10.0) -> int:
         pid = live_pid(pidfile)
         if pid:
             stopped += 1
-            _terminate(pid, timeout)
+            terminate(pid, signal.SIGTERM, timeout)
         for suffix in (".sock", ".pid", ".log"):
             with contextlib.suppress(OSError):
                 pidfile.with_suffix(suffix).unlink()
@@ -305,19 +305,3 @@ def stop_all(timeout: float = 10.0) -> int:
         with contextlib.suppress(OSError):
             sock.unlink()
     return stopped
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        signal.pidfd_send_signal(fd, signal.SIGTERM)
-        if not select.select([fd], [], [], timeout)[0]:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            select.select([fd], [], [], timeout)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

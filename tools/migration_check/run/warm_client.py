@@ -47,7 +47,7 @@ from migration_check.postgres.cluster_state import cluster_fingerprint, same_clu
 from migration_check.postgres.server import PORT, SUPERUSER
 from migration_check.postgres.warm import key_files
 from migration_check.postgres.wire import WireConnection, quote_ident
-from migration_check.processes import proc_start_time
+from migration_check.processes import proc_start_time, terminate
 from migration_check.run.resident_client import warm_dir
 from migration_check.run.resources import RunResources
 from migration_check.run.warm_keeper import (
@@ -58,7 +58,6 @@ from migration_check.run.warm_keeper import (
     start_keeper,
     sweep_dead,
     take_lock,
-    terminate,
 )
 
 __all__ = ["WarmLease", "open_warm"]

@@ -25,7 +25,7 @@ from migration_check.caches.dirs import run_base_dir
 from migration_check.errors import ServerError
 from migration_check.postgres.server import sweep_orphans
 from migration_check.postgres.warm import KEEPER_PREFIX, SPEC_VARIABLE, key_files
-from migration_check.processes import exited, proc_start_time
+from migration_check.processes import exited, proc_start_time, terminate
 from migration_check.run.resident_client import warm_dir
 from migration_check.run.resources import RunResources
 
@@ -87,23 +87,6 @@ def take_lock(path: Path) -> int | None:
             return None
         os.close(fd)
     return None
-
-
-def terminate(pid: int, sig: int, timeout: float = 10.0) -> None:
-    """Signal ``pid`` and wait for its end (SIGKILL after ``timeout``): it is nobody's child."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        signal.pidfd_send_signal(fd, sig)
-        if not select.select([fd], [], [], timeout)[0]:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            select.select([fd], [], [], timeout)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def send_signal(pid: int, sig: int) -> None:
