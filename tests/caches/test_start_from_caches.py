@@ -15,29 +15,12 @@ import pytest
 
 from migration_check.cli.app import EXIT_FINDINGS, EXIT_OK
 from tests.helpers.caches import HIT, STORED, USING, migrated_entries, verdict_files
+from tests.helpers.production_dump import PRODUCTION_AT_0001
 from tests.helpers.reports import run_main
 from tests.helpers.scenarios import ScenarioFactory
 
 Capsys = pytest.CaptureFixture[str]
 
-# The database as production has it (bad_not_from_empty: 0002 widens a table no revision makes).
-DUMP = """
-CREATE TABLE users (
-    id SERIAL, email VARCHAR(200) NOT NULL, name VARCHAR(100),
-    status VARCHAR(20) DEFAULT 'active' NOT NULL,
-    CONSTRAINT pk_users PRIMARY KEY (id), CONSTRAINT uq_users_email UNIQUE (email));
-CREATE TABLE notes (
-    id SERIAL, user_id INTEGER NOT NULL, body VARCHAR(500) NOT NULL,
-    CONSTRAINT pk_notes PRIMARY KEY (id),
-    CONSTRAINT fk_notes_user_id_users FOREIGN KEY (user_id) REFERENCES users (id)
-        ON DELETE CASCADE);
-CREATE TABLE legacy_accounts (
-    id SERIAL, code VARCHAR(10), CONSTRAINT pk_legacy_accounts PRIMARY KEY (id));
-CREATE TABLE alembic_version (
-    version_num VARCHAR(32) NOT NULL,
-    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-INSERT INTO alembic_version VALUES ('0001');
-"""
 LEGACY = "id SERIAL, code VARCHAR(10),"
 EDITED = "id SERIAL, code VARCHAR(10), extra INTEGER,"
 DRIFT = "legacy_accounts.extra"
@@ -48,7 +31,7 @@ ARGS = ("--start-from", "schema.sql", "-v")
 def project(scenario: ScenarioFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHECK_MIGRATIONS_CACHE_DIR", str(tmp_path / "cache"))
     path = scenario("bad_not_from_empty")
-    (path / "schema.sql").write_text(DUMP)
+    (path / "schema.sql").write_text(PRODUCTION_AT_0001)
     return path
 
 
@@ -120,7 +103,7 @@ def test_a_dump_psql_could_include_from_keeps_the_caches_off_and_says_so(
     project: Path, tmp_path: Path, capsys: Capsys
 ) -> None:
     (project / "more.sql").write_text("SELECT 1;\n")
-    (project / "schema.sql").write_text(DUMP + "\\i more.sql\n")
+    (project / "schema.sql").write_text(PRODUCTION_AT_0001 + "\\i more.sql\n")
     for _ in range(2):
         rc, _, err = run_main(capsys, *ARGS)
         assert rc == EXIT_OK, err

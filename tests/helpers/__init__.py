@@ -5,5 +5,6 @@ and revision edits, settings), git, reports (``main([...])`` in this process), c
 checker as a process, its environment), procfs (what /proc says is left), fs_events (inotify
 waits), second_server ("the developer's real database"), prereq (skip here, fail under CI),
 plain_alembic (the truth), caches, soundness, history, bad_input, warm, expense_schema,
-schema_dump and untouched_projects (each suite's own parts). Fixtures are in tests/conftest.py.
+schema_dump, production_dump and untouched_projects (each suite's own parts). Fixtures are in
+tests/conftest.py.
 """
