@@ -36,6 +36,7 @@ _FAMILY_KINDS = {
     "unique": {"add_unique", "remove_unique", "modify_unique"},
     "index": {"add_index", "remove_index", "modify_index"},
 }
+_UNIQUE = _FAMILY_KINDS["unique"]
 
 
 def compare_catalog(
@@ -345,7 +346,10 @@ def _admitted(found: list[_Found], filters: EnvFilters) -> list[tuple[Finding, s
 def _new_only(found: list[_Found], first: list[Finding]) -> list[_Found]:
     """Drop what autogenerate already reported for the same table, column or object."""
     tables = {f.table for f in first if f.kind in ("add_table", "remove_table")}
-    columns = {(f.table, f.column) for f in first if f.column}
+    # A unique constraint's column says only which one it is on (an unnamed one has no other
+    # name): it matches the catalog's finding for that constraint below, not every finding of
+    # the column.
+    columns = {(f.table, f.column) for f in first if f.column and f.kind not in _UNIQUE}
     names = {(f.table, f.name) for f in first if f.name}
     kinds = {(f.table, f.kind) for f in first}
     family_cols = {(f.table, f.kind, f.column) for f in first if f.column}
