@@ -3,10 +3,16 @@
 Each project is a pinned package whose wheel ships its Alembic history, installed into a venv
 of its own under bench/.work/ (kept between runs: a second run reuses it), with the checker's
 own dependencies beside it (the checker runs from this checkout with the venv's interpreter,
-as `python tools/check_migrations.py`, so an edit of the checker is measured at once). The
-project directory holds what a user adopting the checker writes: a minimal alembic.ini (and,
-for mlflow, whose env.py imports only the declarative base, a three-line env.py around the
-upstream one).
+as `python tools/check_migrations.py`, so an edit of the checker is measured at once).
+
+The one who edits a model is the upstream's developer, whose checkout holds the package's
+source, installed editable. So the package's own directory is moved out of site-packages once
+(into the venv's ``.bench-src``), and each run copies it into the project directory's ``src/``,
+in git, reached through a ``.pth`` file, which is what an editable install amounts to: the
+models, the revisions and env.py are the project's files, not an installed library's. The
+project directory also holds what a user adopting the checker writes: a minimal alembic.ini
+(and, for mlflow, whose env.py imports only the declarative base, a three-line env.py around
+the upstream one).
 
 - apache-airflow-core 3.3.2: 124 revisions, from empty (airflow's env.py takes the handed
   connection; the peer's goes through AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). psycopg2, as
@@ -41,7 +47,7 @@ CHECKER_SHIM = REPO / "tools" / "check_migrations.py"
 
 @dataclass(frozen=True)
 class Mutation:
-    """A model-only edit: ``line`` added after ``anchor`` in ``module`` (under site-packages)."""
+    """A model-only edit: ``line`` added after ``anchor`` in ``module`` (under the source)."""
 
     module: str
     anchor: str
@@ -54,9 +60,10 @@ class Mutation:
 class RealProject:
     name: str
     pins: tuple[str, ...]
+    packages: tuple[str, ...]  # the top-level packages that are the project's source
     min_revisions: int
     mutation: Mutation
-    ini: str  # {site} is the venv's site-packages
+    ini: str  # {src} is the project's source directory
     env_py: str = ""  # the project's own env.py, when the upstream's needs one around it
     extra_env: dict[str, str] = field(default_factory=dict)  # {work} is this project's dir
     # The peer's database: each variable gets its URL on that dialect+driver.
@@ -75,6 +82,7 @@ _SCHEMA_PINS = ("sqlalchemy==2.1.9", "alembic==1.20.1", "psycopg2-binary==2.9.13
 AIRFLOW = RealProject(
     name="airflow-core-3.3.2",
     pins=("apache-airflow-core==3.3.2", *_SCHEMA_PINS),
+    packages=("airflow",),
     min_revisions=100,
     mutation=Mutation(
         "airflow/models/log.py",
@@ -84,7 +92,7 @@ AIRFLOW = RealProject(
         "bench_note",
     ),
     ini=(
-        "[alembic]\nscript_location = {site}/airflow/migrations\n"
+        "[alembic]\nscript_location = {src}/airflow/migrations\n"
         "sqlalchemy.url = postgresql+psycopg2://\n"
     ),
     extra_env={"AIRFLOW_HOME": "{work}/airflow-home"},
@@ -98,6 +106,7 @@ AIRFLOW = RealProject(
 MLFLOW = RealProject(
     name="mlflow-skinny-3.17.2",
     pins=("mlflow-skinny==3.17.2", *_SCHEMA_PINS),
+    packages=("mlflow",),
     min_revisions=60,
     mutation=Mutation(
         "mlflow/store/tracking/dbmodels/models.py",
@@ -108,7 +117,7 @@ MLFLOW = RealProject(
     ),
     ini=(
         "[alembic]\nscript_location = migrations\n"
-        "version_locations = {site}/mlflow/store/db_migrations/versions\n"
+        "version_locations = {src}/mlflow/store/db_migrations/versions\n"
         "sqlalchemy.url = postgresql+psycopg2://\n"
     ),
     env_py='''"""mlflow's env.py, the models its target metadata is made of imported first."""
@@ -162,12 +171,20 @@ class Installed:
         return Path(out.stdout.strip())
 
     @property
+    def sources(self) -> Path:
+        """The package's source, moved out of site-packages (a run copies it into its project)."""
+        return self.venv / ".bench-src"
+
+    @property
     def checker(self) -> list[str]:
         return [str(self.python), str(CHECKER_SHIM)]
 
-    @property
-    def model(self) -> Path:
-        return self.site / self.project.mutation.module
+    def model(self, project: Path) -> Path:
+        return src_dir(project) / self.project.mutation.module
+
+
+def src_dir(project: Path) -> Path:
+    return project / "src"
 
 
 def install(project: RealProject, progress: object = None) -> Installed:
@@ -185,8 +202,8 @@ def install(project: RealProject, progress: object = None) -> Installed:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         for argv in (
             [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            # Copies, not uv's hardlinks into its cache: a row edits an installed model in place,
-            # which would otherwise edit every venv linked to that file (tests/realworld's too).
+            # Copies, not uv's hardlinks into its cache: the package's files are moved out and
+            # copied per run, and a stray edit must not reach every venv linked to that file.
             [
                 uv,
                 "pip",
@@ -204,8 +221,21 @@ def install(project: RealProject, progress: object = None) -> Installed:
                 raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
         done.write_text("\n".join(reqs) + "\n")
     installed = Installed(project, venv)
-    restore(installed.model)
+    _take_sources(installed)
     return installed
+
+
+def _take_sources(installed: Installed) -> None:
+    """Move the project's packages out of site-packages, once (a venv of an older bench too)."""
+    site = installed.site
+    for package in installed.project.packages:
+        target = installed.sources / package
+        if target.is_dir():
+            continue
+        # An edit a killed run of the older bench left in site-packages.
+        restore(site / installed.project.mutation.module)
+        installed.sources.mkdir(exist_ok=True)
+        shutil.move(str(site / package), str(target))
 
 
 def restore(path: Path) -> None:
@@ -218,7 +248,7 @@ def restore(path: Path) -> None:
 
 @contextmanager
 def edited(path: Path, old: str, new: str) -> Iterator[None]:
-    """``old`` replaced by ``new`` in ``path`` (an installed module), undone afterwards."""
+    """``old`` replaced by ``new`` in ``path`` (a model module), undone afterwards."""
     text = path.read_text()
     if text.count(old) != 1:
         raise RuntimeError(f"{old!r} is not in {path} exactly once: the pin changed")
@@ -240,11 +270,22 @@ def project_env(installed: Installed, work: Path, base: dict[str, str]) -> dict[
 
 
 def write_project(installed: Installed, work: Path, env: dict[str, str]) -> Path:
-    """The directory a user adopting the checker has: alembic.ini (and env.py), in git."""
+    """The upstream developer's checkout: the source in ``src/``, installed editable (a
+    ``.pth``), and what adopting the checker adds: alembic.ini (and env.py); all in git."""
     project = work / "project"
     project.mkdir(parents=True)
     (work / "airflow-home").mkdir(exist_ok=True)
-    (project / "alembic.ini").write_text(installed.project.ini.format(site=installed.site))
+    src = src_dir(project)
+    for package in installed.project.packages:
+        shutil.copytree(
+            installed.sources / package,
+            src / package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    # The venv is the bench's own: its one project is this run's.
+    (installed.site / "_bench_project_src.pth").write_text(f"{src}\n")
+    (project / ".gitignore").write_text("__pycache__/\n*.bench-pristine\n")
+    (project / "alembic.ini").write_text(installed.project.ini.format(src=src))
     if installed.project.env_py:
         (project / "migrations").mkdir()
         (project / "migrations" / "env.py").write_text(installed.project.env_py)
@@ -297,7 +338,7 @@ def revision_on_top(installed: Installed, head: str, n: int) -> str:
 
 def versions_dir(installed: Installed, project: Path) -> Path:
     """Where the upstream's revisions are (a revision on top goes there, removed after)."""
-    ini = installed.project.ini.format(site=installed.site)
+    ini = installed.project.ini.format(src=src_dir(project))
     for line in ini.splitlines():
         if line.startswith("version_locations = "):
             return Path(line.split(" = ", 1)[1])

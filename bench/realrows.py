@@ -12,8 +12,9 @@ migrated to head on its own server:
   target, the key changes with both. The peer runs with that revision out of the way (its
   database is at the upstream head).
 
-The peer sees the same installed models, so with the mutation in it finds the new column and
-exits non-zero: the same work as at head, plus reporting one diff.
+The peer sees the same models (the project's source, installed editable), so with the mutation
+in it finds the new column and exits non-zero: the same work as at head, plus reporting one
+diff.
 
 Then one ``-v`` check of each kind, whose time stamps split the check into phases, and every
 scenario both ways (the caches, then ``--no-cache``; exit code and findings compared).
@@ -149,7 +150,7 @@ def _peer(s: RealProjectSetup, *, drift: bool = False) -> float:
 
 def _mutation(s: RealProjectSetup) -> tuple[Path, str, str]:
     m = s.installed.project.mutation
-    return s.installed.model, m.anchor, m.anchor + m.line
+    return s.installed.model(s.project), m.anchor, m.anchor + m.line
 
 
 class _OnTop:
@@ -163,9 +164,15 @@ class _OnTop:
     def write(self) -> None:
         self.n += 1
         self.path.write_text(revision_on_top(self.s.installed, self.s.head, self.n))
+        # Staged, as in the commit that adds it (the history is the project's, in git).
+        self._git("add", str(self.path))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._git("rm", "-q", "--cached", "--ignore-unmatch", str(self.path))
+
+    def _git(self, *args: str) -> None:
+        run(["git", *args], cwd=self.s.project, env=self.s.env)
 
 
 def _expect(s: RealProjectSetup, args: list[str], env: dict[str, str], rc: int) -> float:
