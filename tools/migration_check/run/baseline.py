@@ -12,6 +12,7 @@ diff in review.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -165,10 +166,11 @@ def split_findings(
     new: list[Finding] = []
     baselined: list[Finding] = []
     for finding in findings:
-        ident = _identity(entry_for(finding, key))
-        if available[ident] > 0:
-            available[ident] -= 1
-            baselined.append(finding)
+        for ident in _identities(finding, key):
+            if available[ident] > 0:
+                available[ident] -= 1
+                baselined.append(finding)
+                break
         else:
             new.append(finding)
     fixed: list[Entry] = []
@@ -181,6 +183,26 @@ def split_findings(
 
 
 _CONFIG_FIELDS = ("config", "section")
+_CONSTRAINT_ADDS = frozenset(["add_unique", "add_check", "add_pk", "add_constraint"])
+
+
+def _identities(finding: Finding, key: dict[str, str]) -> list[tuple[str | None, ...]]:
+    """The finding's identity, then the one an earlier version stored for the same finding.
+
+    A baseline holds autogenerate's message, so rewording a finding would turn every entry of
+    it into a new finding and fail the projects that baselined it when they update the checker.
+    Until commit 752d555 an added constraint read ``constraint <name> in the models, no
+    revision creates it`` (``constraint None`` when unnamed), with no column.
+    """
+    found = [_identity(entry_for(finding, key))]
+    if finding.kind in _CONSTRAINT_ADDS and finding.source == "autogenerate":
+        earlier = dataclasses.replace(
+            finding,
+            column=None,
+            message=f"constraint {finding.name} in the models, no revision creates it",
+        )
+        found.append(_identity(entry_for(earlier, key)))
+    return found
 
 
 def render_baseline(
