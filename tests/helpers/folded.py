@@ -36,7 +36,9 @@ class Outcome:
     @property
     def errors(self) -> list[str]:
         """The one-line errors on stderr (a failure's; -v's traceback differs by design)."""
-        return [line for line in self.stderr.splitlines() if line.startswith("check-migrations: error")]
+        return [
+            line for line in self.stderr.splitlines() if line.startswith("check-migrations: error")
+        ]
 
     @property
     def envpy_runs(self) -> int:
@@ -107,5 +109,6 @@ def folded_agrees(check: FoldCheck, *args: str, twin: FoldCheck | None = None) -
         f"{fresh.envpy_runs} with --no-cache:\n{reused.describe()}"
     )
     positions = [reused.stderr.find(stamp) for stamp in STAMPS]
-    assert -1 not in positions and positions == sorted(positions), reused.describe()
+    assert -1 not in positions, reused.describe()
+    assert positions == sorted(positions), reused.describe()
     return reused

@@ -52,7 +52,11 @@ def test_include_object_and_include_name_filter_the_folded_comparison(
     stored(check)
     drift_in_notes(check.project)  # a table include_object leaves out
     # A reflected column include_name leaves out, gone from the models.
-    edit(check.project / "models.py", "    name: Mapped[str | None] = mapped_column(String(100))\n", "")
+    edit(
+        check.project / "models.py",
+        "    name: Mapped[str | None] = mapped_column(String(100))\n",
+        "",
+    )
     add_user_column(check.project, "nickname: Mapped[str | None] = mapped_column(String(50))")
     assert folded_agrees(check).exit == 0
     add_user_column(check.project, "nick: Mapped[str | None] = mapped_column(String(50))")
