@@ -316,7 +316,8 @@ def run_env(
     except Failure:
         raise
     except BaseException as exc:
-        failure = classify(exc, state, script, phase=phase)
+        # A phase may hand over to another within one run (a folded comparison).
+        failure = classify(exc, state, script, phase=state.get("phase", phase))
         if "outside of application context" in failure.message:
             failure.message += (
                 "; this env.py reads the Flask app (Flask-Migrate): pass --flask-app "

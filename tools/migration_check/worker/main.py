@@ -25,6 +25,7 @@ from migration_check.protocol import (
 )
 from migration_check.worker.admin import connect_admin, create_database
 from migration_check.worker.autogenerate.compare import compare_autogenerate
+from migration_check.worker.autogenerate.folded import Fold, folding
 from migration_check.worker.compat import sync_url
 from migration_check.worker.diagnose import Failure, one_line
 from migration_check.worker.envpy import (
@@ -210,7 +211,20 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
     start_from = req.start_from.shown if req.start_from is not None else None
     catch = BaseCatch(req.history_added or []) if admin is not None else None
 
-    def upgrade() -> tuple[int, list[str]]:
+    seen: dict[str, Any] = {}
+    build = models_db.builder(req.sync_url) if models_db is not None and multi is None else None
+
+    def configured(opts: dict[str, Any]) -> None:
+        if req.progress_each:  # the second run's cost up to here is env.py's, run twice
+            # (folded into the upgrade's run, the comparison starts here all the same)
+            emit(ProgressEvent("env.py configured again; autogenerate compares"))
+        if build is not None:  # the models' database is built while autogenerate compares
+            build(opts)
+
+    fold = folding(cfg, script, emit, seen, configured, multidb=multi is not None,
+                   cache=(cache.used, cache.record) if cache is not None else None)  # fmt: skip
+
+    def upgrade(fold: Fold | None) -> tuple[int, list[str]]:
         return upgrade_to_head(
             cfg,
             script,
@@ -223,10 +237,11 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
             catch=catch,
             each=req.progress_each,
             record=cache.record if cache is not None else None,
+            fold=fold,
         )
 
     try:
-        applied, heads = upgrade()
+        applied, heads = upgrade(fold)
     except Failure as exc:  # a new revision's CONCURRENTLY in a transaction: a safety finding
         stopped = in_transaction_result(exc, req, script) if admin is not None else None
         if stopped is None:
@@ -235,9 +250,13 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
         return stopped
     if cache is not None:
         if not cache.after_upgrade(script, heads):
+            if fold is not None and fold.ran:
+                fold.discard()  # compared a stale database: compared again below
+                if models_db is not None:
+                    models_db.discard_build()
             cache.recreate_empty()
             problems.clear()
-            applied, heads = upgrade()
+            applied, heads = upgrade(None)
         cache.take_snapshot(script, heads, applied)
         applied += cache.cached_revisions
     result = CheckResult(revisions_applied=applied, heads=heads, version_dirs=_version_dirs(script))
@@ -245,26 +264,20 @@ def _check(req: WorkerRequest, emit: Emit, cfg: Config, phases: _Phases) -> Chec
     result.findings.extend(problems)
     if len(heads) > 1 and problems:
         return result
-    emit(ProgressEvent("comparing the database with the models"))
-    seen: dict[str, Any] = {}
-    build = models_db.builder(req.sync_url) if models_db is not None and multi is None else None
-
-    def configured(opts: dict[str, Any]) -> None:
-        if req.progress_each:  # the second run's cost up to here is env.py's, run twice
-            emit(ProgressEvent("env.py configured again; autogenerate compares"))
-        if build is not None:  # the models' database is built while autogenerate compares
-            build(opts)
-
-    result.findings.extend(
-        compare_autogenerate(
-            cfg,
-            script,
-            req.sync_url,
-            seen,
-            per_database=multi is not None,
-            on_configured=configured,
+    if fold is not None and fold.used:
+        result.findings.extend(fold.findings())
+    else:
+        emit(ProgressEvent("comparing the database with the models"))
+        result.findings.extend(
+            compare_autogenerate(
+                cfg,
+                script,
+                req.sync_url,
+                seen,
+                per_database=multi is not None,
+                on_configured=configured,
+            )
         )
-    )
     if models_db is not None and multi is not None:
         # One models database and one set of opts per run; a multidb env.py has several.
         result.catalog_skipped = (

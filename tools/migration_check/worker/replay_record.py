@@ -51,6 +51,7 @@ _RUN_OPTS = frozenset(
         "tag",
         "as_sql",
         "template_args",
+        "revision_context",
     ]
 )
 _CHECKER = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
@@ -113,6 +114,10 @@ class ReplayRecord:
         self._recording = False
         self._swapped: list[tuple[Any, type]] = []
         self.stale = None
+        # The checker's own work inside the window (a folded comparison), and the threads it
+        # started: their SQL is not env.py's (``outside``).
+        self._outside = False
+        self._checker_threads: set[threading.Thread] = set()
 
     def project(self, filename: str) -> bool:
         """Is ``filename`` the project's code (not the stdlib, a library or the checker)?"""
@@ -195,7 +200,9 @@ class ReplayRecord:
                 record._in_alembic -= 1
 
         def statement(conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
-            if not record._in_alembic:
+            if record._in_alembic or record._outside:
+                return
+            if threading.current_thread() not in record._checker_threads:
                 record.sql.append(hashlib.sha256(f"{sql}\0{params!r}".encode()).hexdigest())
 
         MigrationContext.run_migrations = counted  # type: ignore[method-assign,assignment]
@@ -206,6 +213,26 @@ class ReplayRecord:
             self._stop()
             event.remove(Engine, "before_cursor_execute", statement)
             MigrationContext.run_migrations = run_migrations  # type: ignore[method-assign]
+
+    @contextlib.contextmanager
+    def outside(self) -> Iterator[None]:
+        """The checker's own work inside the window: the comparison folded into the upgrade's
+        run of env.py (worker/autogenerate/folded.py).
+
+        Tracing ends first (and the target metadata gets its class back): a reused entry's
+        record is only compared (``begin``, ``sql_changed``), never recorded again, and a trace
+        would slow the comparison. No SQL run meanwhile is env.py's, nor, until the window
+        ends, any of a thread started meanwhile (the models' database build's), whatever
+        ``_in_alembic`` says: it counts for every thread.
+        """
+        self._stop()
+        before = set(threading.enumerate())
+        self._outside = True
+        try:
+            yield
+        finally:
+            self._outside = False
+            self._checker_threads |= set(threading.enumerate()) - before
 
     def begin(self, context: Any) -> str | None:
         """env.py reached the migrations: check the entry's record, start tracing.

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
+    from migration_check.worker.autogenerate.folded import Fold
 
 __all__ = ["upgrade_to_head"]
 
@@ -39,6 +40,7 @@ def upgrade_to_head(
     catch: BaseCatch | None = None,
     each: bool = False,
     record: Any = None,
+    fold: Fold | None = None,
 ) -> tuple[int, list[str]]:
     """Upgrade the empty scratch database to head through env.py; return (applied, heads).
 
@@ -47,6 +49,8 @@ def upgrade_to_head(
     databases whose version table must hold head afterwards (a multidb project has several).
     ``each``: a progress event per revision (count and id), for a long replay on a terminal.
     ``record``: the migrated-database cache's ReplayRecord (worker/replay_record.py), if any.
+    ``fold``: the comparison, run in this same run of env.py if nothing is to be applied
+    (worker/autogenerate/folded.py); ``fold.ran`` says whether it was.
     """
     from migration_check.worker.history import heads_problem
 
@@ -84,22 +88,29 @@ def upgrade_to_head(
             before = _announcing(len(steps), emit, before)
         for step in steps:
             step.migration_fn = _tracked(step, step.migration_fn, state, before)
+        if not steps and fold is not None:
+            fold.compare(rev, context, state)
         return steps
 
     if each:  # to "upgrading N revision(s)": env.py's import of the project, to its migrations
         emit(ProgressEvent("running env.py"))
     with record.upgrade_window() if record is not None else contextlib.nullcontext():
-        run_env(
-            cfg,
-            script,
-            url,
-            upgrade_fn,
-            phase="upgrade",
-            state=state,
-            starting_rev=None,
-            destination_rev="head",
-            tag=None,
-        )
+        try:
+            run_env(
+                cfg,
+                script,
+                url,
+                upgrade_fn,
+                phase="upgrade",
+                state=state,
+                starting_rev=None,
+                destination_rev="head",
+                tag=None,
+                **(fold.context_kw() if fold is not None else {}),
+            )
+        except Failure as exc:
+            if fold is None or not fold.caught(exc, state):
+                raise
     if record is not None:
         record.applied = [str(script.get_revision(r).path) for r in state.get("done", ())]
     for target in [] if state.get("stale") else verify or [url]:

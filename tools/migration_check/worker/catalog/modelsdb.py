@@ -203,6 +203,13 @@ class ModelsDatabase:
         self._prepare(migrated, metadatas)
         return self._create_all(metadatas, now)
 
+    def discard_early_build(self) -> None:
+        """Undo ``start_build``: what it copied came from a migrated database since replaced."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.join()
+            self.reset()
+
     def reset(self) -> None:
         """Drop and recreate this database (empty), reconnecting as before the guard."""
         self.conn.close()

@@ -89,6 +89,13 @@ class PendingModelsDatabase:
 
         return start
 
+    def discard_build(self) -> None:
+        """The build ``builder`` started is of a comparison the check discarded (a folded one
+        whose reused database turned out stale): the next starts from an empty database."""
+        self._thread.join()
+        if self._db is not None:
+            self._db.discard_early_build()
+
     def compare(
         self,
         url: str,
