@@ -241,10 +241,11 @@ _COSTS = (
     ("replaying the history", "cache validation, config"),
     ("cached migrated database is stale", "cache validation, config"),
     ("running env.py", "env.py's first run: its import of the project"),
-    ("upgrading 0 revision(s)", "env.py run twice: the no-op upgrade's end"),
+    ("upgrading 0 revision(s)", "env.py at head: the no-op upgrade's end"),
     ("upgrading ", "the upgrade (the history replayed)"),
     ("copying the migrated database for the cache", "the snapshot for the cache"),
-    ("comparing the database with the models", "env.py run twice: its second run to configure"),
+    # After a replay, env.py's second run; at head, the comparison folded into the first.
+    ("comparing the database with the models", "env.py configured for the comparison"),
     ("env.py configured again", "autogenerate's comparison"),
     ("comparing the catalogs", "catalog build (waiting for it)"),
     ("create_all() on the models failed", "catalog build: the retry (a failed build)"),
@@ -274,7 +275,7 @@ def phases(s: RealProjectSetup, what: str, args: list[str], env: dict[str, str])
     twice = 0.0
     for (text, t), (_, t_next) in zip(stamps, ends, strict=True):
         result.append((name, _cost(text), t_next - t))
-        if _cost(text).startswith("env.py run twice"):
+        if _cost(text).startswith(("env.py at head", "env.py configured")):
             twice += t_next - t
         if found := _IMPORTS.match(text):
             result.append(
@@ -282,7 +283,7 @@ def phases(s: RealProjectSetup, what: str, args: list[str], env: dict[str, str])
             )
     texts = [text for text, _ in stamps]
     if any(t.startswith("upgrading 0 revision(s)") for t in texts):
-        result.append((name, "env.py run twice: what folding the two runs could save", twice))
+        result.append((name, "env.py at head: no-op upgrade to comparison (one run)", twice))
     result.append((name, "total (wall clock, one -v run)", out.seconds))
     if any(t.startswith("using cached migrated database") for t in texts):
         result.append((name, "the migrated database was reused", None))
